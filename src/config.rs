@@ -1,0 +1,144 @@
+//! Every limit and timeout, with its default and the attack it guards against.
+
+use std::time::Duration;
+
+/// What happens when a connection's outbound queue would exceed
+/// [`Config::max_outbound_bytes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BackpressurePolicy {
+    /// Close the slow consumer with close code 1008 and reason `"slow consumer"`; the frames
+    /// already queued are still flushed first if the peer reads them. The default: nothing
+    /// queued for a connection is ever silently lost.
+    Close,
+    /// Drop the message that does not fit, for this connection only (counted in
+    /// [`Stats::dropped_messages`](crate::Stats)); the connection stays open. Suits tickers and
+    /// game state, where the next update supersedes the missed one.
+    Drop,
+}
+
+/// How accepted sockets reach the worker threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AcceptMode {
+    /// Every worker owns a listener bound with `SO_REUSEPORT`; the kernel spreads connections.
+    /// Falls back to [`AcceptMode::Acceptor`] where the platform lacks it.
+    ReusePort,
+    /// One acceptor thread accepts and hands sockets to workers round-robin.
+    Acceptor,
+}
+
+/// Server configuration. Build it with [`Config::default`] and the chainable setters, or set the
+/// public fields directly.
+///
+/// ```
+/// use std::time::Duration;
+/// let cfg = volley::Config::default()
+///     .workers(2)
+///     .max_message_size(1 << 20)
+///     .ping_interval(Some(Duration::from_secs(15)));
+/// assert_eq!(cfg.workers, 2);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Worker threads, each with its own event loop. Default: the available parallelism.
+    pub workers: usize,
+    /// How accepted sockets reach workers. Default: [`AcceptMode::ReusePort`] (measured faster;
+    /// see docs/BENCHMARKS.md).
+    pub accept_mode: AcceptMode,
+    /// Largest frame payload accepted, in bytes; a larger declared length is answered with close
+    /// 1009 before its payload is read. Default: 16 MiB. Guards against memory exhaustion.
+    pub max_frame_size: usize,
+    /// Largest message accepted (all fragments together, after inflating), in bytes; over it the
+    /// connection is closed with 1009. Default: 16 MiB.
+    pub max_message_size: usize,
+    /// Largest HTTP upgrade request head, in bytes; over it the answer is 431. Default: 16 KiB.
+    /// Guards against header floods.
+    pub max_handshake_bytes: usize,
+    /// Most headers in an upgrade request; over it the answer is 431. Default: 64.
+    pub max_headers: usize,
+    /// Size of each worker's shared read buffer (one per worker, not per connection), in bytes;
+    /// also the most read from one socket per read call. Default: 64 KiB.
+    pub read_buffer_size: usize,
+    /// Most bytes queued for one connection and not yet accepted by its socket. Over it,
+    /// [`Config::backpressure`] applies. Default: 16 MiB. Guards against slow readers growing the
+    /// server's memory without bound.
+    pub max_outbound_bytes: usize,
+    /// What happens at [`Config::max_outbound_bytes`]. Default: [`BackpressurePolicy::Close`].
+    pub backpressure: BackpressurePolicy,
+    /// Most open connections (WebSocket and pending handshakes) in the whole server; a connection
+    /// over it is answered `503 Service Unavailable` and closed. Default: 100,000.
+    pub max_connections: usize,
+    /// Time allowed from accept to a complete upgrade request; then the socket is dropped.
+    /// `None` disables. Default: 10 s. Guards against slowloris clients.
+    pub handshake_timeout: Option<Duration>,
+    /// After we send a close frame, how long the peer has to answer before the TCP connection is
+    /// dropped. Also bounds graceful shutdown. Default: 5 s.
+    pub close_timeout: Duration,
+    /// Set `TCP_NODELAY` on accepted sockets (volley batches writes itself). Default: true.
+    pub tcp_nodelay: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            accept_mode: AcceptMode::ReusePort,
+            max_frame_size: 16 << 20,
+            max_message_size: 16 << 20,
+            max_handshake_bytes: 16 << 10,
+            max_headers: 64,
+            read_buffer_size: 64 << 10,
+            max_outbound_bytes: 16 << 20,
+            backpressure: BackpressurePolicy::Close,
+            max_connections: 100_000,
+            handshake_timeout: Some(Duration::from_secs(10)),
+            close_timeout: Duration::from_secs(5),
+            tcp_nodelay: true,
+        }
+    }
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty),* $(,)?) => {
+        impl Config {
+            $(
+                $(#[$doc])*
+                pub fn $name(mut self, value: $ty) -> Self {
+                    self.$name = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    /// Set [`Config::workers`] (at least 1 is used).
+    workers: usize,
+    /// Set [`Config::accept_mode`].
+    accept_mode: AcceptMode,
+    /// Set [`Config::max_frame_size`].
+    max_frame_size: usize,
+    /// Set [`Config::max_message_size`].
+    max_message_size: usize,
+    /// Set [`Config::max_handshake_bytes`].
+    max_handshake_bytes: usize,
+    /// Set [`Config::max_headers`].
+    max_headers: usize,
+    /// Set [`Config::read_buffer_size`].
+    read_buffer_size: usize,
+    /// Set [`Config::max_outbound_bytes`].
+    max_outbound_bytes: usize,
+    /// Set [`Config::backpressure`].
+    backpressure: BackpressurePolicy,
+    /// Set [`Config::max_connections`].
+    max_connections: usize,
+    /// Set [`Config::handshake_timeout`].
+    handshake_timeout: Option<Duration>,
+    /// Set [`Config::close_timeout`].
+    close_timeout: Duration,
+    /// Set [`Config::tcp_nodelay`].
+    tcp_nodelay: bool,
+}

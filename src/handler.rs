@@ -1,0 +1,222 @@
+//! The traits an application implements: a [`Factory`] that sees every HTTP request, and the
+//! per-connection [`Handler`] it creates.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use crate::error::Error;
+use crate::message::{CloseFrame, Message};
+use crate::protocol::handshake::RequestHead;
+use crate::runtime::context::Context;
+
+/// A per-connection WebSocket handler. It owns the connection's state (`&mut self`) and lives on
+/// one worker thread for the connection's whole life, so it needs neither `Send` nor locks.
+///
+/// Every callback has a default, so an echo server overrides only [`Handler::on_message`]:
+///
+/// ```
+/// use volley::{Context, Handler, Message};
+/// struct Echo;
+/// impl Handler for Echo {
+///     fn on_message(&mut self, ctx: &mut Context<'_>, msg: Message) {
+///         let _ = ctx.send(msg);
+///     }
+/// }
+/// ```
+pub trait Handler: 'static {
+    /// The upgrade completed; the connection is open.
+    fn on_open(&mut self, ctx: &mut Context<'_>) {
+        let _ = ctx;
+    }
+
+    /// A complete text or binary message arrived (reassembled, inflated, UTF-8 checked).
+    fn on_message(&mut self, ctx: &mut Context<'_>, msg: Message) {
+        let _ = (ctx, msg);
+    }
+
+    /// A ping arrived. volley has already queued the pong; this is for observation only.
+    fn on_ping(&mut self, ctx: &mut Context<'_>, payload: Bytes) {
+        let _ = (ctx, payload);
+    }
+
+    /// A pong arrived (an answer to our ping, or an unsolicited heartbeat).
+    fn on_pong(&mut self, ctx: &mut Context<'_>, payload: Bytes) {
+        let _ = (ctx, payload);
+    }
+
+    /// The connection has ended; called exactly once per opened connection. `frame` is the peer's
+    /// close frame, [`CloseCode::NO_STATUS`](crate::CloseCode::NO_STATUS) if it carried no code,
+    /// or [`CloseCode::ABNORMAL`](crate::CloseCode::ABNORMAL) (1006) when the connection ended
+    /// without a close handshake; `frame.reason` then says why. Sending is no longer possible.
+    fn on_close(&mut self, ctx: &mut Context<'_>, frame: CloseFrame) {
+        let _ = (ctx, frame);
+    }
+
+    /// Something went wrong on this connection: a protocol violation by the peer (already
+    /// answered with its close code), or a socket error. [`Handler::on_close`] follows.
+    fn on_error(&mut self, ctx: &mut Context<'_>, err: Error) {
+        let _ = (ctx, err);
+    }
+
+    /// The outbound queue, after having been over half of `Config::max_outbound_bytes`, has been
+    /// fully written to the socket: a good moment to resume sending.
+    fn on_drain(&mut self, ctx: &mut Context<'_>) {
+        let _ = ctx;
+    }
+}
+
+/// The application: sees every HTTP request on the server's port and decides what to do with it.
+///
+/// It is shared by all worker threads, so it is `Send + Sync`; per-connection state belongs in
+/// the [`Handler`] it returns. Any `Fn(&Request<'_>) -> Upgrade<H>` closure is a `Factory` too.
+pub trait Factory: Send + Sync + 'static {
+    /// The per-connection handler type.
+    type Handler: Handler;
+
+    /// A valid WebSocket upgrade request arrived: accept it with a handler (optionally choosing
+    /// one of [`Request::protocols`]), or reject it with an HTTP response (Origin check, auth).
+    fn upgrade(&self, req: &Request<'_>) -> Upgrade<Self::Handler>;
+
+    /// A plain HTTP request (no WebSocket upgrade) arrived: answer it. The connection is closed
+    /// after the response. Default: `426 Upgrade Required`.
+    fn http(&self, req: &Request<'_>) -> Response {
+        let _ = req;
+        Response::new(426)
+            .header("Sec-WebSocket-Version", "13")
+            .header("Upgrade", "websocket")
+            .body("this endpoint speaks WebSocket\n")
+    }
+}
+
+impl<H, F> Factory for F
+where
+    H: Handler,
+    F: Fn(&Request<'_>) -> Upgrade<H> + Send + Sync + 'static,
+{
+    type Handler = H;
+    fn upgrade(&self, req: &Request<'_>) -> Upgrade<H> {
+        self(req)
+    }
+}
+
+/// An HTTP request as the [`Factory`] sees it: method, path, query, headers, peer address, and
+/// for upgrades the offered subprotocols.
+#[derive(Debug)]
+pub struct Request<'a> {
+    pub(crate) head: &'a RequestHead<'a>,
+    pub(crate) peer: SocketAddr,
+    pub(crate) protocols: &'a [&'a str],
+}
+
+impl<'a> Request<'a> {
+    /// The method (`GET` for upgrades).
+    pub fn method(&self) -> &'a str {
+        self.head.method
+    }
+    /// The path, without the query.
+    pub fn path(&self) -> &'a str {
+        self.head.path()
+    }
+    /// The query string after `?`, if any.
+    pub fn query(&self) -> Option<&'a str> {
+        self.head.query()
+    }
+    /// The value of a query parameter (`?token=abc` → `query_param("token") == Some("abc")`),
+    /// not percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<&'a str> {
+        self.query()?.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k == name).then_some(v)
+        })
+    }
+    /// The first header with this name (case-insensitive), if it is valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        std::str::from_utf8(self.head.header(name)?).ok().map(str::trim)
+    }
+    /// All headers as (name, raw value) pairs, in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + '_ {
+        self.head.headers.iter().map(|h| (h.name, h.value))
+    }
+    /// The `Origin` header: check it against an allowlist to stop cross-site WebSocket hijacking.
+    pub fn origin(&self) -> Option<&'a str> {
+        self.header("origin")
+    }
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+    /// Subprotocols offered in `Sec-WebSocket-Protocol`, in the client's order of preference
+    /// (empty for plain HTTP requests).
+    pub fn protocols(&self) -> &'a [&'a str] {
+        self.protocols
+    }
+}
+
+/// The [`Factory`]'s answer to an upgrade request.
+#[derive(Debug)]
+pub enum Upgrade<H> {
+    /// Complete the upgrade and hand the connection to `handler`.
+    Accept {
+        /// The connection's handler.
+        handler: H,
+        /// The chosen subprotocol; must be one the client offered.
+        protocol: Option<String>,
+        /// Extra response headers (e.g. `Set-Cookie`).
+        headers: Vec<(String, String)>,
+    },
+    /// Refuse with this HTTP response, then close.
+    Reject(Response),
+}
+
+impl<H> Upgrade<H> {
+    /// Accept with `handler`, no subprotocol.
+    pub fn accept(handler: H) -> Self {
+        Upgrade::Accept { handler, protocol: None, headers: Vec::new() }
+    }
+    /// Accept with `handler` and the chosen subprotocol.
+    pub fn accept_protocol(handler: H, protocol: impl Into<String>) -> Self {
+        Upgrade::Accept { handler, protocol: Some(protocol.into()), headers: Vec::new() }
+    }
+    /// Reject with a status code and a short text body.
+    pub fn reject(status: u16, body: impl Into<Bytes>) -> Self {
+        Upgrade::Reject(Response::new(status).body(body))
+    }
+}
+
+/// A small HTTP response: a page, a health check, a rejection.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Bytes,
+}
+
+impl Response {
+    /// A response with this status, no headers and an empty body.
+    pub fn new(status: u16) -> Self {
+        Response { status, headers: Vec::new(), body: Bytes::new() }
+    }
+    /// `200 OK` with a body and its content type.
+    pub fn ok(content_type: &str, body: impl Into<Bytes>) -> Self {
+        Response::new(200).header("Content-Type", content_type).body(body)
+    }
+    /// `404 Not Found`.
+    pub fn not_found() -> Self {
+        Response::new(404).header("Content-Type", "text/plain").body("not found\n")
+    }
+    /// Add a header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+    /// Set the body.
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+}

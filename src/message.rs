@@ -1,0 +1,298 @@
+//! What handlers send and receive: [`Message`], [`Utf8Bytes`], [`CloseCode`], [`CloseFrame`].
+
+use std::fmt;
+
+use bytes::Bytes;
+
+/// A complete WebSocket data message (RFC 6455 §5.6).
+///
+/// Payloads are reference-counted [`Bytes`]: an inbound message handed to a handler is a view into
+/// the buffer the frame was read into (no copy), and an outbound message can be sent to many
+/// connections without copying.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A text message; its payload is always valid UTF-8.
+    Text(Utf8Bytes),
+    /// A binary message.
+    Binary(Bytes),
+}
+
+impl Message {
+    /// A text message from anything that converts into [`Utf8Bytes`] (`&str`, `String`, ...).
+    pub fn text(text: impl Into<Utf8Bytes>) -> Self {
+        Message::Text(text.into())
+    }
+
+    /// A binary message from anything that converts into [`Bytes`].
+    pub fn binary(data: impl Into<Bytes>) -> Self {
+        Message::Binary(data.into())
+    }
+
+    /// The payload bytes, whatever the kind.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Message::Text(t) => t.as_bytes(),
+            Message::Binary(b) => b,
+        }
+    }
+
+    /// The payload as `&str` for a text message, `None` for a binary one.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Message::Text(t) => Some(t.as_str()),
+            Message::Binary(_) => None,
+        }
+    }
+
+    /// Payload length in bytes.
+    pub fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether this is a text message.
+    pub fn is_text(&self) -> bool {
+        matches!(self, Message::Text(_))
+    }
+
+    /// The payload as [`Bytes`] (a cheap reference-count increment, no copy).
+    pub fn into_bytes(self) -> Bytes {
+        match self {
+            Message::Text(t) => t.into_bytes(),
+            Message::Binary(b) => b,
+        }
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Message::Text(t) => f.debug_tuple("Text").field(&t.as_str()).finish(),
+            Message::Binary(b) => f.debug_tuple("Binary").field(&b.len()).finish(),
+        }
+    }
+}
+
+impl From<&str> for Message {
+    fn from(s: &str) -> Self {
+        Message::text(s)
+    }
+}
+
+impl From<String> for Message {
+    fn from(s: String) -> Self {
+        Message::text(s)
+    }
+}
+
+impl From<Vec<u8>> for Message {
+    fn from(v: Vec<u8>) -> Self {
+        Message::Binary(v.into())
+    }
+}
+
+impl From<Bytes> for Message {
+    fn from(b: Bytes) -> Self {
+        Message::Binary(b)
+    }
+}
+
+/// Reference-counted bytes that are known to be valid UTF-8.
+///
+/// The only ways to build one validate the contents (or start from a `str`), so
+/// [`Utf8Bytes::as_str`] never needs to check again.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct Utf8Bytes(Bytes);
+
+impl Utf8Bytes {
+    /// An empty string.
+    pub const fn new() -> Self {
+        Utf8Bytes(Bytes::new())
+    }
+
+    /// A `'static` string, without allocating.
+    pub const fn from_static(s: &'static str) -> Self {
+        Utf8Bytes(Bytes::from_static(s.as_bytes()))
+    }
+
+    /// Wrap bytes after checking they are valid UTF-8.
+    pub fn try_from_bytes(bytes: Bytes) -> Result<Self, std::str::Utf8Error> {
+        std::str::from_utf8(&bytes)?;
+        Ok(Utf8Bytes(bytes))
+    }
+
+    /// Wrap bytes that the caller has already validated as UTF-8 (the frame reader's incremental
+    /// validator). Checked again in debug builds.
+    pub(crate) fn from_validated(bytes: Bytes) -> Self {
+        debug_assert!(std::str::from_utf8(&bytes).is_ok());
+        if std::str::from_utf8(&bytes).is_err() {
+            // Unreachable when the reader is correct; degrade safely rather than hold invalid text.
+            return Utf8Bytes(Bytes::from(String::from_utf8_lossy(&bytes).into_owned()));
+        }
+        Utf8Bytes(bytes)
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Every constructor validated (or started from `str`), so this cannot fail; falling back to
+        // "" keeps the code free of `unsafe` and of panics.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// The underlying bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The underlying [`Bytes`] (no copy).
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the string is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::ops::Deref for Utf8Bytes {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for Utf8Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Utf8Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for Utf8Bytes {
+    fn from(s: &str) -> Self {
+        Utf8Bytes(Bytes::copy_from_slice(s.as_bytes()))
+    }
+}
+
+impl From<String> for Utf8Bytes {
+    fn from(s: String) -> Self {
+        Utf8Bytes(Bytes::from(s))
+    }
+}
+
+impl TryFrom<Bytes> for Utf8Bytes {
+    type Error = std::str::Utf8Error;
+    fn try_from(b: Bytes) -> Result<Self, Self::Error> {
+        Utf8Bytes::try_from_bytes(b)
+    }
+}
+
+/// A close status code (RFC 6455 §7.4).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CloseCode(pub u16);
+
+impl CloseCode {
+    /// 1000: normal closure.
+    pub const NORMAL: CloseCode = CloseCode(1000);
+    /// 1001: the endpoint is going away (server shutdown, page navigation).
+    pub const GOING_AWAY: CloseCode = CloseCode(1001);
+    /// 1002: protocol error.
+    pub const PROTOCOL: CloseCode = CloseCode(1002);
+    /// 1003: a data type the endpoint cannot accept.
+    pub const UNSUPPORTED: CloseCode = CloseCode(1003);
+    /// 1005: no status code was present (never sent on the wire).
+    pub const NO_STATUS: CloseCode = CloseCode(1005);
+    /// 1006: the connection ended without a close frame (never sent on the wire).
+    pub const ABNORMAL: CloseCode = CloseCode(1006);
+    /// 1007: a text message (or close reason) was not valid UTF-8.
+    pub const INVALID_PAYLOAD: CloseCode = CloseCode(1007);
+    /// 1008: a policy violation (rate limit, slow consumer, auth).
+    pub const POLICY: CloseCode = CloseCode(1008);
+    /// 1009: a frame or message exceeded a configured size limit.
+    pub const TOO_BIG: CloseCode = CloseCode(1009);
+    /// 1010: the client expected an extension the server did not negotiate.
+    pub const EXTENSION: CloseCode = CloseCode(1010);
+    /// 1011: the server hit an unexpected condition.
+    pub const INTERNAL: CloseCode = CloseCode(1011);
+
+    /// Whether this code may appear in a close frame received from a peer (RFC 6455 §7.4.1 and
+    /// the IANA registry as the Autobahn TestSuite reads it).
+    pub fn is_valid_on_wire(self) -> bool {
+        crate::protocol::close::is_valid_code(self.0)
+    }
+}
+
+impl fmt::Debug for CloseCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CloseCode({})", self.0)
+    }
+}
+
+impl fmt::Display for CloseCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl From<u16> for CloseCode {
+    fn from(c: u16) -> Self {
+        CloseCode(c)
+    }
+}
+
+/// Why a connection closed: the code and the reason text.
+///
+/// A handler's [`on_close`](crate::Handler::on_close) receives the peer's close frame, or
+/// [`CloseCode::NO_STATUS`] when the peer's close frame had no code, or [`CloseCode::ABNORMAL`]
+/// (1006) when the connection ended without a close handshake (reset, dead peer, timeout); the
+/// reason then says why (e.g. `"timeout"`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloseFrame {
+    /// The status code.
+    pub code: CloseCode,
+    /// The reason (at most 123 bytes on the wire).
+    pub reason: String,
+}
+
+impl CloseFrame {
+    /// A close frame with a code and a reason.
+    pub fn new(code: CloseCode, reason: impl Into<String>) -> Self {
+        CloseFrame { code, reason: reason.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8bytes_rejects_invalid() {
+        assert!(Utf8Bytes::try_from_bytes(Bytes::from_static(b"\xff")).is_err());
+        assert_eq!(Utf8Bytes::from("héllo").as_str(), "héllo");
+    }
+
+    #[test]
+    fn message_accessors() {
+        let m = Message::text("hi");
+        assert_eq!(m.as_text(), Some("hi"));
+        assert_eq!(m.len(), 2);
+        let b = Message::binary(vec![1u8, 2, 3]);
+        assert!(b.as_text().is_none());
+        assert_eq!(b.into_bytes().as_ref(), &[1, 2, 3]);
+    }
+}

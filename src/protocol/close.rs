@@ -1,0 +1,87 @@
+//! Close frame rules (RFC 6455 §5.5.1, §7.4): which codes may appear on the wire, and parsing and
+//! encoding of close payloads.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::error::ProtocolError;
+use crate::message::{CloseCode, CloseFrame};
+
+/// Longest close reason that fits a control frame (125 − 2 bytes of code).
+pub const MAX_REASON_LEN: usize = 123;
+
+/// Whether `code` may be carried by a close frame: 1000–1003, 1007–1011 (RFC 6455 §7.4.1) and
+/// 3000–4999 (registered and private use). 1004–1006 and 1015 are reserved and never sent; 1012–1014
+/// are treated as invalid, as the Autobahn TestSuite expects.
+pub fn is_valid_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999)
+}
+
+/// Parse a received close payload: `Ok(None)` for an empty payload, the code and reason otherwise.
+pub fn parse_payload(payload: &[u8]) -> Result<Option<CloseFrame>, ProtocolError> {
+    match payload.len() {
+        0 => Ok(None),
+        1 => Err(ProtocolError::InvalidClosePayload),
+        _ => {
+            let code = u16::from_be_bytes([payload[0], payload[1]]);
+            if !is_valid_code(code) {
+                return Err(ProtocolError::InvalidCloseCode(code));
+            }
+            let reason =
+                std::str::from_utf8(&payload[2..]).map_err(|_| ProtocolError::InvalidUtf8)?;
+            Ok(Some(CloseFrame { code: CloseCode(code), reason: reason.to_owned() }))
+        }
+    }
+}
+
+/// Encode a close payload: the code, then the reason cut to at most [`MAX_REASON_LEN`] bytes on a
+/// character boundary. Codes that must not be sent (1005, 1006, 1015) produce an empty payload.
+pub fn encode_payload(code: CloseCode, reason: &str) -> Bytes {
+    if matches!(code.0, 1005 | 1006 | 1015) || code.0 < 1000 {
+        return Bytes::new();
+    }
+    let mut end = reason.len().min(MAX_REASON_LEN);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut buf = BytesMut::with_capacity(2 + end);
+    buf.put_u16(code.0);
+    buf.put_slice(&reason.as_bytes()[..end]);
+    buf.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_codes() {
+        for c in [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999] {
+            assert!(is_valid_code(c), "{c}");
+        }
+        for c in [0, 999, 1004, 1005, 1006, 1012, 1013, 1014, 1015, 1016, 1100, 2000, 2999, 5000] {
+            assert!(!is_valid_code(c), "{c}");
+        }
+    }
+
+    #[test]
+    fn parse_rules() {
+        assert_eq!(parse_payload(b""), Ok(None));
+        assert_eq!(parse_payload(b"\x03"), Err(ProtocolError::InvalidClosePayload));
+        assert_eq!(parse_payload(b"\x03\xe8"), Ok(Some(CloseFrame::new(CloseCode::NORMAL, ""))));
+        assert_eq!(parse_payload(b"\x03\xedx"), Err(ProtocolError::InvalidCloseCode(1005)));
+        assert_eq!(parse_payload(b"\x03\xe8\xff"), Err(ProtocolError::InvalidUtf8));
+        assert_eq!(
+            parse_payload(b"\x03\xe8bye").unwrap().unwrap().reason,
+            "bye".to_string()
+        );
+    }
+
+    #[test]
+    fn encode_truncates_on_char_boundary() {
+        let long = "é".repeat(100); // 200 bytes
+        let p = encode_payload(CloseCode::NORMAL, &long);
+        assert!(p.len() <= 125);
+        assert!(std::str::from_utf8(&p[2..]).is_ok());
+        assert!(encode_payload(CloseCode::ABNORMAL, "x").is_empty());
+    }
+}

@@ -1,0 +1,10 @@
+//! The sans-I/O protocol core: RFC 6455 (and RFC 7692) over byte slices, with no sockets and no
+//! threads. The server runtime drives it; the loadtest client reuses it (masking, framing, the
+//! client side of the handshake). Everything here can be unit-tested and fuzzed on plain bytes.
+
+pub mod close;
+pub mod frame;
+pub mod handshake;
+pub mod mask;
+pub mod reader;
+pub mod utf8;

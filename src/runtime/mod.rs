@@ -1,0 +1,3 @@
+//! Everything that touches sockets and threads.
+
+pub(crate) mod context;
