@@ -59,10 +59,16 @@ pub trait Handler: 'static {
         let _ = (ctx, err);
     }
 
-    /// The outbound queue, after having been over half of `Config::max_outbound_bytes`, has been
-    /// fully written to the socket: a good moment to resume sending.
+    /// The socket could not take everything queued at some point (the peer reads slower than we
+    /// send), and now the whole queue has been written: a good moment to resume sending. Watch
+    /// [`Context::buffered_amount`] to decide when to pause.
     fn on_drain(&mut self, ctx: &mut Context<'_>) {
         let _ = ctx;
+    }
+
+    /// A timer set with [`Context::set_timer`] fired.
+    fn on_timer(&mut self, ctx: &mut Context<'_>, id: u64) {
+        let _ = (ctx, id);
     }
 }
 
@@ -86,6 +92,13 @@ pub trait Factory: Send + Sync + 'static {
             .header("Sec-WebSocket-Version", "13")
             .header("Upgrade", "websocket")
             .body("this endpoint speaks WebSocket\n")
+    }
+
+    /// A topic gained its first subscriber on the server (`active == true`) or lost its last one
+    /// (`false`): what a bridge to other nodes needs to subscribe upstream per topic. Called on
+    /// the worker thread that made the change.
+    fn on_topic(&self, topic: &str, active: bool) {
+        let _ = (topic, active);
     }
 }
 
