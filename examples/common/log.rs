@@ -1,7 +1,7 @@
 //! A minimal stderr logger for the examples: level from `VOLLEY_LOG` (error, warn, info, debug,
 //! trace; default info). Applications use whatever `log` backend they like.
 
-use log::{Level, LevelFilter, Log, Metadata, Record};
+use log::{Level, Log, Metadata, Record};
 
 struct Stderr(Level);
 
@@ -29,6 +29,6 @@ pub fn init() {
     };
     let logger: &'static Stderr = Box::leak(Box::new(Stderr(level)));
     if log::set_logger(logger).is_ok() {
-        log::set_max_level(LevelFilter::from(level).max(LevelFilter::Error));
+        log::set_max_level(level.to_level_filter());
     }
 }
