@@ -107,6 +107,13 @@ fn origin_form(target: &str) -> &str {
 /// Parse a request head from the front of `buf`. `Ok(None)`: incomplete. `Ok(Some((head, n)))`:
 /// `n` bytes form the head; bytes after it (early frames) are the caller's to keep.
 /// More than `max_headers` headers → `HeadersTooLarge`. (The byte limit is the caller's.)
+///
+/// # Errors
+///
+/// [`HandshakeError::HeadersTooLarge`] for too many headers (reported as soon as seen, even
+/// before the head is complete); [`HandshakeError::Malformed`] for bytes that are not an
+/// HTTP/1.x request head (TLS hellos, HTTP/2 prefaces, invalid header names, bare LF...).
+/// Header values may hold any byte but controls (obs-text is kept as is).
 pub fn parse_request(
     buf: &[u8],
     max_headers: usize,
@@ -213,6 +220,11 @@ pub struct UpgradeRequest<'a> {
 /// `Sec-WebSocket-Version` (426; a repeated header also fails, RFC 6455 §11.3.5),
 /// `Sec-WebSocket-Key` (400; a repeated header also fails, §11.3.1), then the subprotocol and
 /// extension headers, which must be UTF-8 (400).
+///
+/// # Errors
+///
+/// The first failing check above, as the [`HandshakeError`] variant named there; answer it
+/// with [`write_rejection`].
 pub fn validate_upgrade<'a>(head: &RequestHead<'a>) -> Result<UpgradeRequest<'a>, HandshakeError> {
     if head.method != "GET" {
         return Err(HandshakeError::MethodNotAllowed);
@@ -290,26 +302,9 @@ pub fn accept_key(key: &[u8]) -> String {
 /// Whether `name` is an HTTP token (RFC 7230 §3.2.6).
 fn is_token(name: &str) -> bool {
     !name.is_empty()
-        && name.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'!' | b'#'
-                        | b'$'
-                        | b'%'
-                        | b'&'
-                        | b'\''
-                        | b'*'
-                        | b'+'
-                        | b'-'
-                        | b'.'
-                        | b'^'
-                        | b'_'
-                        | b'`'
-                        | b'|'
-                        | b'~'
-                )
-        })
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Whether `value` is safe to send as a header value: no CR, LF or other control bytes except
@@ -537,7 +532,7 @@ fn push_escaped(out: &mut Vec<u8>, s: &str) {
 
 /// Append a client upgrade request (client side).
 ///
-/// An empty `path` is sent as `/`; control bytes and spaces in `path` are percent-encoded.
+/// A `path` not starting with `/` gets one (`""` → `/`); control bytes and spaces in `path` are percent-encoded.
 /// `host` and `extra_headers` pass the same injection guard as the server's responses (an
 /// unsafe `host` is dropped, which the server then refuses).
 pub fn write_client_request(
@@ -569,6 +564,12 @@ pub fn write_client_request(
 ///
 /// Several `Sec-WebSocket-Extensions` headers are joined with `, `. `Upgrade`/`Connection`
 /// not naming websocket/upgrade → `NotWebSocket`; more than 64 headers → `HeadersTooLarge`.
+///
+/// # Errors
+///
+/// [`HandshakeError::BadResponse`] with the status when it is not 101,
+/// [`HandshakeError::NotWebSocket`], [`HandshakeError::BadAccept`] when the accept header is
+/// missing, repeated or wrong, [`HandshakeError::Malformed`] for bytes that are not HTTP.
 pub fn parse_response(
     buf: &[u8],
     key: &str,
