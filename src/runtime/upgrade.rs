@@ -24,12 +24,8 @@ pub(crate) enum Outcome<H> {
 
 fn reject<H>(peer: SocketAddr, err: &HandshakeError) -> Outcome<H> {
     log::info!("{peer}: rejecting upgrade with {}: {err}", err.status());
-    let mut headers = Vec::new();
-    if matches!(err, HandshakeError::UnsupportedVersion) {
-        headers.push(("Sec-WebSocket-Version".to_string(), "13".to_string()));
-    }
     let mut bytes = Vec::with_capacity(160);
-    write_response(&mut bytes, err.status(), &headers, format!("{err}\n").as_bytes(), true);
+    handshake::write_rejection(&mut bytes, err);
     Outcome::Respond { bytes, upgraded: None, rejected: true }
 }
 
