@@ -112,7 +112,7 @@ fn bad_requests_get_their_status() {
         (upgrade_request("/", "").replace("GET", "POST"), "HTTP/1.1 405"),
         (upgrade_request("/", "").replace("HTTP/1.1", "HTTP/1.0"), "HTTP/1.1 400"),
         (upgrade_request("/", "").replace("Connection: Upgrade", "Connection: keep-alive"), "HTTP/1.1 400"),
-        ("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n".to_string(), "HTTP/1.1 400"),
+        ("\x16\x03\x01\x02\x00\x01\x00\x01\x7c\x03\x03garbage\r\n\r\n".to_string(), "HTTP/1.1 400"),
         ("GET / HTTP/1.1\r\nHost x\r\n\r\n".to_string(), "HTTP/1.1 400"),
     ];
     for (req, want) in cases {

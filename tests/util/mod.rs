@@ -245,3 +245,27 @@ impl Client {
         r && self.buf.is_empty()
     }
 }
+
+impl Client {
+    /// Like [`Client::next`], but `None` if the read timeout passes first.
+    pub fn next_timeout(&mut self) -> Option<Got> {
+        let mut chunk = vec![0u8; 16 * 1024];
+        loop {
+            match self.reader.read(&mut self.buf, &self.cfg) {
+                Ok(Some(Event::Message(m))) => return Some(Got::Msg(m)),
+                Ok(Some(Event::Ping(p))) => return Some(Got::Ping(p.to_vec())),
+                Ok(Some(Event::Pong(p))) => return Some(Got::Pong(p.to_vec())),
+                Ok(Some(Event::Close(c))) => return Some(Got::Close(c)),
+                Ok(Some(Event::Compressed { .. })) => panic!("unexpected compressed message"),
+                Ok(None) => {}
+                Err(e) => panic!("server sent an invalid frame: {e}"),
+            }
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Some(Got::Eof),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => return None,
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+    }
+}
