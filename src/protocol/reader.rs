@@ -161,6 +161,11 @@ impl Reader {
             if !complete && !is_text {
                 return Ok(None);
             }
+            // A single-frame text message that arrived whole is validated in one pass at the end
+            // (by `complete_frame`); any other text goes through the incremental validator.
+            let whole_text =
+                complete && self.checked == 0 && header.fin && header.opcode == OpCode::Text;
+            let feed_utf8 = is_text && !whole_text;
 
             // Unmask (and, for text, validate) the payload bytes not processed yet: the whole
             // payload, or what has arrived of a text frame. `min`s keep this in bounds even if the
@@ -171,7 +176,7 @@ impl Reader {
             if let Some(key) = header.mask {
                 apply_mask(fresh, key, (start - header_len) & 3);
             }
-            if is_text {
+            if feed_utf8 {
                 self.utf8
                     .feed(fresh)
                     .map_err(|_| ProtocolError::InvalidUtf8)?;
@@ -184,7 +189,7 @@ impl Reader {
 
             buf.advance(header_len);
             let payload = buf.split_to(payload_len);
-            if let Some(event) = self.complete_frame(&header, payload)? {
+            if let Some(event) = self.complete_frame(&header, payload, feed_utf8)? {
                 return Ok(Some(event));
             }
         }
@@ -251,11 +256,13 @@ impl Reader {
         }
     }
 
-    /// A whole frame, unmasked (and its text fed to the validator): the event it completes, if any.
+    /// A whole frame, unmasked (and its text fed to the validator if `fed_utf8`): the event it
+    /// completes, if any.
     fn complete_frame(
         &mut self,
         header: &FrameHeader,
         payload: BytesMut,
+        fed_utf8: bool,
     ) -> Result<Option<Event>, ProtocolError> {
         let text = header.opcode == OpCode::Text;
         let event = match header.opcode {
@@ -267,8 +274,12 @@ impl Reader {
                 let payload = payload.freeze();
                 if header.rsv1 {
                     Event::Compressed { text, payload }
-                } else if text {
+                } else if text && fed_utf8 {
                     self.finish_text(payload)?
+                } else if text {
+                    let text = Utf8Bytes::try_from_bytes(payload)
+                        .map_err(|_| ProtocolError::InvalidUtf8)?;
+                    Event::Message(Message::Text(text))
                 } else {
                     Event::Message(Message::Binary(payload))
                 }
