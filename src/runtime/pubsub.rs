@@ -19,8 +19,6 @@ use crate::protocol::frame::{encode_frame, OpCode};
 pub(crate) struct SharedFrame {
     /// The whole frame (header + payload), uncompressed.
     pub plain: Bytes,
-    /// Payload length of the message (for statistics).
-    pub len: usize,
 }
 
 impl SharedFrame {
@@ -33,7 +31,6 @@ impl SharedFrame {
         };
         SharedFrame {
             plain: encode_frame(opcode, true, false, msg.as_bytes(), None),
-            len: msg.len(),
         }
     }
 }

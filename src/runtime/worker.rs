@@ -460,11 +460,15 @@ impl<F: Factory> Worker<F> {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
-        let mut next = self.ws.timers.next_deadline();
-        if let Some(d) = self.shutdown_deadline {
-            next = Some(next.map_or(d, |n| n.min(d)));
+        let now = Instant::now();
+        let timers = self.ws.timers.timeout(now);
+        match self.shutdown_deadline {
+            Some(d) => {
+                let d = d.saturating_duration_since(now);
+                Some(timers.map_or(d, |t| t.min(d)))
+            }
+            None => timers,
         }
-        next.map(|d| d.saturating_duration_since(Instant::now()))
     }
 
     /// Flush dirty connections and forward commands to other workers.
