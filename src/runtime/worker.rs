@@ -673,7 +673,7 @@ impl<F: Factory> Worker<F> {
                 match a {
                     Action::Publish { topic, frame, skip } => {
                         self.fan_out_local(&topic, &frame, skip);
-                        self.to_others(|| Command::Publish {
+                        self.queue_for_others(|| Command::Publish {
                             topic: topic.clone(),
                             frame: frame.clone(),
                             skip,
@@ -681,7 +681,7 @@ impl<F: Factory> Worker<F> {
                     }
                     Action::Broadcast { frame, skip } => {
                         self.broadcast_local(&frame, skip);
-                        self.to_others(|| Command::Broadcast {
+                        self.queue_for_others(|| Command::Broadcast {
                             frame: frame.clone(),
                             skip,
                         });
@@ -695,7 +695,7 @@ impl<F: Factory> Worker<F> {
         }
     }
 
-    fn to_others(&mut self, make: impl Fn() -> Command) {
+    fn queue_for_others(&mut self, make: impl Fn() -> Command) {
         let me = self.ws.id as usize;
         for (i, out) in self.outbox.iter_mut().enumerate() {
             if i != me {
@@ -858,7 +858,7 @@ impl<F: Factory> Worker<F> {
                 upgraded: Some((handler, protocol, consumed)),
                 ..
             } => {
-                let _ = bytes::Buf::advance(buf, consumed);
+                bytes::Buf::advance(buf, consumed);
                 conn.core.push(Bytes::from(bytes));
                 conn.core.phase = Phase::Open;
                 if let Some(p) = protocol {
