@@ -20,8 +20,11 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 step "cargo test"
 cargo test --workspace
 
-step "conformance (Autobahn TestSuite via kosoku)"
+step "conformance: Autobahn TestSuite (kosoku), all cases, deflate shared"
 scripts/conformance.sh
+
+step "conformance: compression cases, deflate dedicated"
+DEFLATE=dedicated scripts/conformance.sh '12.*' '13.*'
 
 for extra in scripts/interop.sh scripts/browser.sh; do
   if [ -x "$extra" ]; then
