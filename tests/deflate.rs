@@ -53,8 +53,9 @@ impl Dc {
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let key = handshake::generate_key();
         let mut req = Vec::new();
-        let extra: Vec<(String, String)> =
-            offer.map(|o| vec![("Sec-WebSocket-Extensions".into(), o.into())]).unwrap_or_default();
+        let extra: Vec<(String, String)> = offer
+            .map(|o| vec![("Sec-WebSocket-Extensions".into(), o.into())])
+            .unwrap_or_default();
         handshake::write_client_request(&mut req, "localhost", "/", &key, &extra);
         s.write_all(&req).unwrap();
         let mut buf = BytesMut::new();
@@ -70,15 +71,23 @@ impl Dc {
         let _ = buf.split_to(n);
         let mut reader = Reader::new();
         reader.set_compression(ext.is_some());
-        let server_nct = ext.as_deref().is_some_and(|e| e.contains("server_no_context_takeover"));
-        let client_nct = ext.as_deref().is_some_and(|e| e.contains("client_no_context_takeover"));
+        let server_nct = ext
+            .as_deref()
+            .is_some_and(|e| e.contains("server_no_context_takeover"));
+        let client_nct = ext
+            .as_deref()
+            .is_some_and(|e| e.contains("client_no_context_takeover"));
         let mut cc = CompressorConfig::default();
         cc.no_context_takeover = client_nct;
         Dc {
             s,
             buf,
             reader,
-            cfg: ReaderConfig { role: Role::Client, max_frame_size: 1 << 30, max_message_size: 1 << 30 },
+            cfg: ReaderConfig {
+                role: Role::Client,
+                max_frame_size: 1 << 30,
+                max_message_size: 1 << 30,
+            },
             ext,
             comp: Compressor::new(cc),
             decomp: Decompressor::new(15, server_nct),
@@ -89,11 +98,27 @@ impl Dc {
     fn send(&mut self, text: &str) {
         let mut out = Vec::new();
         self.comp.compress(text.as_bytes(), &mut out);
-        self.s.write_all(&encode_frame(OpCode::Text, true, true, &out, Some([1, 2, 3, 4]))).unwrap();
+        self.s
+            .write_all(&encode_frame(
+                OpCode::Text,
+                true,
+                true,
+                &out,
+                Some([1, 2, 3, 4]),
+            ))
+            .unwrap();
     }
 
     fn send_raw_compressed(&mut self, payload: &[u8]) {
-        self.s.write_all(&encode_frame(OpCode::Binary, true, true, payload, Some([5, 6, 7, 8]))).unwrap();
+        self.s
+            .write_all(&encode_frame(
+                OpCode::Binary,
+                true,
+                true,
+                payload,
+                Some([5, 6, 7, 8]),
+            ))
+            .unwrap();
     }
 
     fn next(&mut self) -> Event {
@@ -114,7 +139,10 @@ impl Dc {
                 self.last_compressed = false;
                 m.as_text().unwrap().to_string()
             }
-            Event::Compressed { text: true, payload } => {
+            Event::Compressed {
+                text: true,
+                payload,
+            } => {
                 self.last_compressed = true;
                 let b = self.decomp.decompress(&payload, 1 << 30).unwrap();
                 String::from_utf8(b.to_vec()).unwrap()
@@ -161,7 +189,13 @@ fn round_trips(mode: DeflateMode) {
     let s = server(config().deflate(mode).compression_threshold(100));
     let mut c = Dc::connect(s.addr, Some(OFFER));
     assert!(c.ext.is_some());
-    for (len, compressed) in [(10, false), (99, false), (100, true), (5000, true), (70_000, true)] {
+    for (len, compressed) in [
+        (10, false),
+        (99, false),
+        (100, true),
+        (5000, true),
+        (70_000, true),
+    ] {
         for _ in 0..3 {
             let text = chatty(len);
             c.send(&text);
@@ -185,7 +219,11 @@ fn shared_mode_round_trips_and_respects_threshold() {
 fn dedicated_mode_round_trips_with_context_takeover() {
     let s = server(config().deflate(DeflateMode::Dedicated));
     let c = Dc::connect(s.addr, Some(OFFER));
-    assert!(!c.ext.as_deref().unwrap().contains("no_context_takeover"), "{:?}", c.ext);
+    assert!(
+        !c.ext.as_deref().unwrap().contains("no_context_takeover"),
+        "{:?}",
+        c.ext
+    );
     drop(c);
     round_trips(DeflateMode::Dedicated);
 }
@@ -231,7 +269,10 @@ fn deflate_bomb_is_cut_at_the_message_limit() {
         other => panic!("{other:?}"),
     }
     let grew = rss_kib().saturating_sub(rss_before);
-    assert!(grew < 64 << 10, "server memory grew by {grew} KiB inflating a bomb");
+    assert!(
+        grew < 64 << 10,
+        "server memory grew by {grew} KiB inflating a bomb"
+    );
     wait_until(5, "1009 counted", || s.handle.stats().closed_too_big == 1);
 }
 
@@ -256,7 +297,14 @@ fn corrupt_compressed_data_is_1002_and_bad_utf8_is_1007() {
     let mut c = Dc::connect(s.addr, Some(OFFER));
     let mut out = Vec::new();
     c.comp.compress(b"\xff\xfe invalid", &mut out);
-    c.s.write_all(&encode_frame(OpCode::Text, true, true, &out, Some([1, 2, 3, 4]))).unwrap();
+    c.s.write_all(&encode_frame(
+        OpCode::Text,
+        true,
+        true,
+        &out,
+        Some([1, 2, 3, 4]),
+    ))
+    .unwrap();
     match c.next() {
         Event::Close(Some(f)) => assert_eq!(f.code, CloseCode::INVALID_PAYLOAD),
         other => panic!("{other:?}"),
