@@ -286,3 +286,16 @@ mod tests {
         assert_eq!(pa, frame.as_ptr());
     }
 }
+
+#[cfg(test)]
+mod size {
+    use super::*;
+
+    /// Every idle connection pays for its `ConnCore`; keep it small (docs/ARCHITECTURE.md).
+    #[test]
+    fn conn_core_stays_small() {
+        let n = std::mem::size_of::<ConnCore>();
+        eprintln!("ConnCore: {n} bytes, Reader: {}", std::mem::size_of::<Reader>());
+        assert!(n <= 200, "ConnCore grew to {n} bytes");
+    }
+}

@@ -887,7 +887,18 @@ impl<F: Factory> Worker<F> {
                 ..
             } => {
                 bytes::Buf::advance(buf, up.consumed);
-                conn.core.push(Bytes::from(bytes));
+                // Write the 101 straight away: an idle connection then never allocates its
+                // outbound ring buffer. Whatever the socket does not take is queued.
+                let written = match std::io::Write::write(&mut conn.core.stream, &bytes) {
+                    Ok(n) => n,
+                    Err(_) => 0, // queued; the flush reports real errors
+                };
+                if written < bytes.len() {
+                    let mut rest = Bytes::from(bytes);
+                    bytes::Buf::advance(&mut rest, written);
+                    conn.core.push(rest);
+                }
+                bump(&self.ws.stats().bytes_out, written as u64);
                 conn.core.phase = Phase::Open;
                 if let Some(p) = up.protocol {
                     conn.core.extra().protocol = Some(p.into_boxed_str());
