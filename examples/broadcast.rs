@@ -40,7 +40,10 @@ fn main() {
             eprintln!("broadcast: cannot start: {e}");
             std::process::exit(1);
         });
-    println!("broadcast server on ws://{}/ ({workers} workers)", server.local_addr());
+    println!(
+        "broadcast server on ws://{}/ ({workers} workers)",
+        server.local_addr()
+    );
     if let Err(e) = server.run() {
         eprintln!("broadcast: {e}");
         std::process::exit(1);

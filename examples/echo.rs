@@ -39,7 +39,10 @@ fn main() {
             eprintln!("echo: cannot start: {e}");
             std::process::exit(1);
         });
-    println!("echo server on ws://{}/ ({workers} workers)", server.local_addr());
+    println!(
+        "echo server on ws://{}/ ({workers} workers)",
+        server.local_addr()
+    );
     if let Err(e) = server.run() {
         eprintln!("echo: {e}");
         std::process::exit(1);

@@ -93,7 +93,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             accept_mode: AcceptMode::ReusePort,
             max_frame_size: 16 << 20,
             max_message_size: 16 << 20,

@@ -32,7 +32,11 @@ pub struct ConnId {
 
 impl ConnId {
     pub(crate) fn new(worker: u16, slot: u32, generation: u32) -> Self {
-        ConnId { worker, slot, generation }
+        ConnId {
+            worker,
+            slot,
+            generation,
+        }
     }
     pub(crate) fn worker(self) -> u16 {
         self.worker
@@ -47,7 +51,11 @@ impl ConnId {
 
 impl fmt::Debug for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ConnId({}.{}.{})", self.worker, self.slot, self.generation)
+        write!(
+            f,
+            "ConnId({}.{}.{})",
+            self.worker, self.slot, self.generation
+        )
     }
 }
 
@@ -111,7 +119,9 @@ pub struct ServerHandle {
 
 impl fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerHandle").field("local_addr", &self.shared.local_addr).finish()
+        f.debug_struct("ServerHandle")
+            .field("local_addr", &self.shared.local_addr)
+            .finish()
     }
 }
 
@@ -135,7 +145,10 @@ impl ServerHandle {
     pub fn broadcast(&self, msg: impl Into<Message>) {
         let frame = SharedFrame::encode(&msg.into());
         for r in &self.shared.remotes {
-            r.send(Command::Broadcast { frame: frame.clone(), skip: None });
+            r.send(Command::Broadcast {
+                frame: frame.clone(),
+                skip: None,
+            });
         }
     }
 
@@ -238,7 +251,10 @@ pub struct Server {
 impl Server {
     /// A builder with the default [`Config`].
     pub fn builder() -> ServerBuilder {
-        ServerBuilder { config: Config::default(), addr: "127.0.0.1:8080".to_string() }
+        ServerBuilder {
+            config: Config::default(),
+            addr: "127.0.0.1:8080".to_string(),
+        }
     }
 
     fn start<F: Factory>(config: Config, addr: &str, factory: F) -> Result<Server, Error> {
@@ -270,7 +286,11 @@ impl Server {
             remotes.push(Remote { tx, waker });
             receivers.push(rx);
         }
-        let acceptor = if reuse { None } else { Some(accept::acceptor_poll()?) };
+        let acceptor = if reuse {
+            None
+        } else {
+            Some(accept::acceptor_poll()?)
+        };
         let shared = Arc::new(Shared {
             config,
             remotes,
@@ -288,16 +308,20 @@ impl Server {
             let (factory, sh) = (factory.clone(), shared.clone());
             // The worker is built on its own thread: handlers never cross threads, so they need
             // not be `Send`.
-            let t = std::thread::Builder::new().name(format!("volley-worker-{i}")).spawn(
-                move || match Worker::new(i as u16, poll, listener, rx, factory, sh) {
-                    Ok(w) => w.run(),
-                    Err(e) => log::error!("worker {i} failed to start: {e}"),
-                },
-            )?;
+            let t = std::thread::Builder::new()
+                .name(format!("volley-worker-{i}"))
+                .spawn(
+                    move || match Worker::new(i as u16, poll, listener, rx, factory, sh) {
+                        Ok(w) => w.run(),
+                        Err(e) => log::error!("worker {i} failed to start: {e}"),
+                    },
+                )?;
             threads.push(t);
         }
         if let Some((poll, _)) = acceptor {
-            let listener = listeners[0].take().expect("the first listener is bound above");
+            let listener = listeners[0]
+                .take()
+                .expect("the first listener is bound above");
             let sh = shared.clone();
             let t = std::thread::Builder::new()
                 .name("volley-acceptor".into())
@@ -305,7 +329,10 @@ impl Server {
             threads.push(t);
         }
         log::info!("volley listening on {local_addr} with {n} worker(s)");
-        Ok(Server { handle: ServerHandle { shared }, threads })
+        Ok(Server {
+            handle: ServerHandle { shared },
+            threads,
+        })
     }
 
     /// The address the server listens on.

@@ -57,11 +57,16 @@ fn publish_shares_one_allocation_across_recipients() {
     let before = BIG_ALLOCS.load(Ordering::SeqCst);
     s.handle.publish("big", Message::binary(payload.clone()));
     // Wait until every recipient's copy is queued (and mostly written) before any client reads.
-    wait_until(10, "queued", || s.handle.stats().messages_out == before_out + 50);
+    wait_until(10, "queued", || {
+        s.handle.stats().messages_out == before_out + 50
+    });
     std::thread::sleep(Duration::from_millis(50));
     let during = BIG_ALLOCS.load(Ordering::SeqCst) - before;
     // One for the caller's payload copy into the frame; nothing per recipient.
-    assert!(during <= 2, "{during} allocations of >= 250 KiB for one publish to 50 subscribers");
+    assert!(
+        during <= 2,
+        "{during} allocations of >= 250 KiB for one publish to 50 subscribers"
+    );
     for c in &mut clients {
         assert_eq!(c.recv().as_bytes(), &payload[..]);
     }

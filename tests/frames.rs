@@ -42,7 +42,9 @@ impl Handler for Rec {
 fn server_with(cfg: volley::Config) -> (TestServer, mpsc::Receiver<Seen>) {
     let (tx, rx) = mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
-    let s = TestServer::start(cfg, move |_r: &Request<'_>| Upgrade::accept(Rec(tx.lock().unwrap().clone())));
+    let s = TestServer::start(cfg, move |_r: &Request<'_>| {
+        Upgrade::accept(Rec(tx.lock().unwrap().clone()))
+    });
     (s, rx)
 }
 
@@ -208,7 +210,13 @@ fn masked_frame_split_at_every_byte_boundary() {
     let mut c = Client::connect(s.addr);
     c.stream.set_nodelay(true).unwrap();
     let payload: Vec<u8> = (0..300u32).map(|i| (i * 7) as u8).collect();
-    let f = volley::protocol::frame::encode_frame(OpCode::Binary, true, false, &payload, Some([9, 8, 7, 6]));
+    let f = volley::protocol::frame::encode_frame(
+        OpCode::Binary,
+        true,
+        false,
+        &payload,
+        Some([9, 8, 7, 6]),
+    );
     for split in [1usize, 2, 3, 5, 7, 13, 150] {
         for chunk in f.chunks(split) {
             c.send_raw(chunk);
@@ -238,7 +246,10 @@ fn garbage_does_not_disturb_others() {
         assert_eq!(good.recv_text(), "ping-pong");
     }
     // Garbage before any handshake.
-    let r = raw_request(s.addr, &[0xde, 0xad, 0xbe, 0xef, b'\r', b'\n', b'\r', b'\n']);
+    let r = raw_request(
+        s.addr,
+        &[0xde, 0xad, 0xbe, 0xef, b'\r', b'\n', b'\r', b'\n'],
+    );
     assert!(r.starts_with("HTTP/1.1 400"), "{r}");
     good.send_text("still fine");
     assert_eq!(good.recv_text(), "still fine");
@@ -250,7 +261,11 @@ fn large_fragmented_message_round_trips() {
     let mut c = Client::connect(s.addr);
     let text = "x".repeat(3 << 20);
     for (i, chunk) in text.as_bytes().chunks(100_000).enumerate() {
-        let op = if i == 0 { OpCode::Text } else { OpCode::Continuation };
+        let op = if i == 0 {
+            OpCode::Text
+        } else {
+            OpCode::Continuation
+        };
         let last = (i + 1) * 100_000 >= text.len();
         c.send_frame(op, last, chunk);
     }

@@ -61,28 +61,49 @@ fn accept_key_matches_rfc_example() {
     let s = server();
     let resp = raw_request(s.addr, upgrade_request("/", "").as_bytes());
     assert!(resp.starts_with("HTTP/1.1 101"), "{resp}");
-    assert!(resp.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"), "{resp}");
+    assert!(
+        resp.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"),
+        "{resp}"
+    );
 }
 
 #[test]
 fn subprotocol_is_chosen_from_offers() {
     let s = server();
-    let c = Client::connect_with(s.addr, "/", &[("Sec-WebSocket-Protocol", "chat.v1, chat.v2")]).unwrap();
-    assert!(c.response.contains("Sec-WebSocket-Protocol: chat.v2\r\n"), "{}", c.response);
+    let c = Client::connect_with(
+        s.addr,
+        "/",
+        &[("Sec-WebSocket-Protocol", "chat.v1, chat.v2")],
+    )
+    .unwrap();
+    assert!(
+        c.response.contains("Sec-WebSocket-Protocol: chat.v2\r\n"),
+        "{}",
+        c.response
+    );
     let c = Client::connect_with(s.addr, "/", &[("Sec-WebSocket-Protocol", "other")]).unwrap();
-    assert!(!c.response.to_ascii_lowercase().contains("sec-websocket-protocol"));
+    assert!(!c
+        .response
+        .to_ascii_lowercase()
+        .contains("sec-websocket-protocol"));
 }
 
 #[test]
 fn origin_and_token_checks_reject() {
     let s = server();
-    let r = Client::connect_with(s.addr, "/", &[("Origin", "http://evil.example")]).err().unwrap();
+    let r = Client::connect_with(s.addr, "/", &[("Origin", "http://evil.example")])
+        .err()
+        .unwrap();
     assert!(r.starts_with("HTTP/1.1 403"), "{r}");
     assert!(Client::connect_with(s.addr, "/", &[("Origin", "http://good.example")]).is_ok());
-    let r = Client::connect_with(s.addr, "/private?token=nope", &[]).err().unwrap();
+    let r = Client::connect_with(s.addr, "/private?token=nope", &[])
+        .err()
+        .unwrap();
     assert!(r.starts_with("HTTP/1.1 401"), "{r}");
     assert!(Client::connect_with(s.addr, "/private?token=s3cret", &[]).is_ok());
-    util::wait_until(5, "rejections counted", || s.handle.stats().handshakes_rejected == 2);
+    util::wait_until(5, "rejections counted", || {
+        s.handle.stats().handshakes_rejected == 2
+    });
 }
 
 #[test]
@@ -106,20 +127,49 @@ fn default_http_answer_is_426() {
 fn bad_requests_get_their_status() {
     let s = server();
     let cases: Vec<(String, &str)> = vec![
-        (upgrade_request("/", "").replace("Version: 13", "Version: 8"), "HTTP/1.1 426"),
-        (upgrade_request("/", "").replace("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ="), "HTTP/1.1 400"),
-        (upgrade_request("/", "").replace("dGhlIHNhbXBsZSBub25jZQ==", "not base64!!"), "HTTP/1.1 400"),
-        (upgrade_request("/", "").replace("GET", "POST"), "HTTP/1.1 405"),
-        (upgrade_request("/", "").replace("HTTP/1.1", "HTTP/1.0"), "HTTP/1.1 400"),
-        (upgrade_request("/", "").replace("Connection: Upgrade", "Connection: keep-alive"), "HTTP/1.1 400"),
-        ("\x16\x03\x01\x02\x00\x01\x00\x01\x7c\x03\x03garbage\r\n\r\n".to_string(), "HTTP/1.1 400"),
-        ("GET / HTTP/1.1\r\nHost x\r\n\r\n".to_string(), "HTTP/1.1 400"),
+        (
+            upgrade_request("/", "").replace("Version: 13", "Version: 8"),
+            "HTTP/1.1 426",
+        ),
+        (
+            upgrade_request("/", "").replace("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ="),
+            "HTTP/1.1 400",
+        ),
+        (
+            upgrade_request("/", "").replace("dGhlIHNhbXBsZSBub25jZQ==", "not base64!!"),
+            "HTTP/1.1 400",
+        ),
+        (
+            upgrade_request("/", "").replace("GET", "POST"),
+            "HTTP/1.1 405",
+        ),
+        (
+            upgrade_request("/", "").replace("HTTP/1.1", "HTTP/1.0"),
+            "HTTP/1.1 400",
+        ),
+        (
+            upgrade_request("/", "").replace("Connection: Upgrade", "Connection: keep-alive"),
+            "HTTP/1.1 400",
+        ),
+        (
+            "\x16\x03\x01\x02\x00\x01\x00\x01\x7c\x03\x03garbage\r\n\r\n".to_string(),
+            "HTTP/1.1 400",
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost x\r\n\r\n".to_string(),
+            "HTTP/1.1 400",
+        ),
     ];
     for (req, want) in cases {
         let r = raw_request(s.addr, req.as_bytes());
         assert!(r.starts_with(want), "{req:?} -> {r:?}");
     }
-    let r = raw_request(s.addr, upgrade_request("/", "").replace("Version: 13", "Version: 8").as_bytes());
+    let r = raw_request(
+        s.addr,
+        upgrade_request("/", "")
+            .replace("Version: 13", "Version: 8")
+            .as_bytes(),
+    );
     assert!(r.contains("Sec-WebSocket-Version: 13\r\n"), "{r}");
 }
 
@@ -144,14 +194,20 @@ fn oversized_headers_get_431() {
     st.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     st.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
     for _ in 0..100 {
-        if st.write_all(b"X-Dribble: aaaaaaaaaaaaaaaaaaaa\r\n").is_err() {
+        if st
+            .write_all(b"X-Dribble: aaaaaaaaaaaaaaaaaaaa\r\n")
+            .is_err()
+        {
             break;
         }
     }
     let mut out = Vec::new();
     let _ = st.read_to_end(&mut out);
     assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 431"));
-    let r = raw_request(s.addr, upgrade_request("/", &"X-H: v\r\n".repeat(100)).as_bytes());
+    let r = raw_request(
+        s.addr,
+        upgrade_request("/", &"X-H: v\r\n".repeat(100)).as_bytes(),
+    );
     assert!(r.starts_with("HTTP/1.1 431"), "too many headers: {r}");
 }
 
@@ -197,12 +253,17 @@ fn over_max_connections_gets_503() {
     let r = raw_request(s.addr, upgrade_request("/", "").as_bytes());
     assert!(r.starts_with("HTTP/1.1 503"), "{r}");
     drop(_a);
-    util::wait_until(5, "slot freed", || Client::connect_with(s.addr, "/", &[]).is_ok());
+    util::wait_until(5, "slot freed", || {
+        Client::connect_with(s.addr, "/", &[]).is_ok()
+    });
 }
 
 #[test]
 fn half_sent_handshake_is_dropped_at_the_timeout() {
-    let s = TestServer::start(config().handshake_timeout(Some(Duration::from_millis(300))), App);
+    let s = TestServer::start(
+        config().handshake_timeout(Some(Duration::from_millis(300))),
+        App,
+    );
     let mut st = TcpStream::connect(s.addr).unwrap();
     st.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
     st.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -211,6 +272,9 @@ fn half_sent_handshake_is_dropped_at_the_timeout() {
     let n = st.read(&mut b).unwrap_or(0);
     assert_eq!(n, 0, "expected the server to drop the socket");
     let e = t.elapsed();
-    assert!(e >= Duration::from_millis(250) && e < Duration::from_secs(3), "{e:?}");
+    assert!(
+        e >= Duration::from_millis(250) && e < Duration::from_secs(3),
+        "{e:?}"
+    );
     util::wait_until(5, "timeout counted", || s.handle.stats().timeouts >= 1);
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use util::*;
 use volley::{
-    BackpressurePolicy, CloseCode, CloseFrame, ConnHandle, Context, Handler, Message, Request, Upgrade,
+    BackpressurePolicy, CloseCode, CloseFrame, ConnHandle, Context, Handler, Message, Request,
+    Upgrade,
 };
 
 /// Hands each connection's handle to the test; echoes; panics on "panic".
@@ -39,13 +40,22 @@ impl Handler for H {
     }
 }
 
-fn start(cfg: volley::Config) -> (TestServer, mpsc::Receiver<ConnHandle>, mpsc::Receiver<CloseFrame>) {
+fn start(
+    cfg: volley::Config,
+) -> (
+    TestServer,
+    mpsc::Receiver<ConnHandle>,
+    mpsc::Receiver<CloseFrame>,
+) {
     let (htx, hrx) = mpsc::channel();
     let (ctx, crx) = mpsc::channel();
     let f = Mutex::new((htx, ctx));
     let s = TestServer::start(cfg, move |_r: &Request<'_>| {
         let g = f.lock().unwrap();
-        Upgrade::accept(H { handles: g.0.clone(), closes: g.1.clone() })
+        Upgrade::accept(H {
+            handles: g.0.clone(),
+            closes: g.1.clone(),
+        })
     });
     (s, hrx, crx)
 }
@@ -90,7 +100,10 @@ fn handle_can_close_with_code() {
     assert_eq!((f.code, f.reason.as_str()), (CloseCode(4000), "kicked"));
     c.send_close(4000, "");
     c.expect_eof();
-    assert_eq!(crx.recv_timeout(Duration::from_secs(5)).unwrap().code, CloseCode(4000));
+    assert_eq!(
+        crx.recv_timeout(Duration::from_secs(5)).unwrap().code,
+        CloseCode(4000)
+    );
 }
 
 #[test]
@@ -114,7 +127,10 @@ fn graceful_shutdown_closes_everyone_with_1001() {
         assert_eq!(f.code, CloseCode::GOING_AWAY);
     }
     assert_eq!(handle.stats().connections_open, 0);
-    assert!(std::net::TcpStream::connect(handle.local_addr()).is_err(), "still accepting");
+    assert!(
+        std::net::TcpStream::connect(handle.local_addr()).is_err(),
+        "still accepting"
+    );
 }
 
 #[test]
@@ -130,14 +146,22 @@ fn shutdown_is_bounded_when_peers_never_answer() {
 
 #[test]
 fn slow_consumer_is_closed_and_others_unaffected() {
-    let cfg = config().max_outbound_bytes(1 << 20).backpressure(BackpressurePolicy::Close);
+    let cfg = config()
+        .max_outbound_bytes(1 << 20)
+        .backpressure(BackpressurePolicy::Close);
     let (s, _hrx, crx) = start(cfg);
     let mut slow = Client::connect(s.addr);
     let mut fast = Client::connect(s.addr);
     slow.send_text("flood 200"); // 12.5 MiB, far over the 1 MiB limit; never read
     let f = crx.recv_timeout(Duration::from_secs(10)).unwrap();
-    assert_eq!(f.code, CloseCode::ABNORMAL, "the close frame cannot get through a full socket");
-    util::wait_until(5, "slow consumer counted", || s.handle.stats().slow_consumers_closed == 1);
+    assert_eq!(
+        f.code,
+        CloseCode::ABNORMAL,
+        "the close frame cannot get through a full socket"
+    );
+    util::wait_until(5, "slow consumer counted", || {
+        s.handle.stats().slow_consumers_closed == 1
+    });
     fast.send_text("hello");
     assert_eq!(fast.recv_text(), "hello");
     drop(slow);
@@ -145,7 +169,9 @@ fn slow_consumer_is_closed_and_others_unaffected() {
 
 #[test]
 fn drop_policy_drops_and_counts() {
-    let cfg = config().max_outbound_bytes(1 << 20).backpressure(BackpressurePolicy::Drop);
+    let cfg = config()
+        .max_outbound_bytes(1 << 20)
+        .backpressure(BackpressurePolicy::Drop);
     let (s, _hrx, _crx) = start(cfg);
     let mut c = Client::connect(s.addr);
     c.send_text("flood 200");
@@ -164,7 +190,11 @@ fn drop_policy_drops_and_counts() {
         }
     }
     let st = s.handle.stats();
-    assert!(got as u64 + st.dropped_messages >= 200, "{got} + {}", st.dropped_messages);
+    assert!(
+        got as u64 + st.dropped_messages >= 200,
+        "{got} + {}",
+        st.dropped_messages
+    );
 }
 
 #[test]
@@ -188,7 +218,10 @@ fn stats_count_traffic() {
     }
     util::wait_until(5, "stats", || {
         let st = s.handle.stats();
-        st.messages_in == 10 && st.messages_out == 10 && st.bytes_in == 20 && st.connections_open == 1
+        st.messages_in == 10
+            && st.messages_out == 10
+            && st.bytes_in == 20
+            && st.connections_open == 1
     });
     let st = s.handle.stats();
     assert_eq!(st.connections_total, 1);

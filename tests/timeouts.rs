@@ -40,7 +40,10 @@ fn start(cfg: volley::Config, auth: bool) -> (TestServer, mpsc::Receiver<(CloseF
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
     let s = TestServer::start(cfg, move |_r: &Request<'_>| {
-        Upgrade::accept(H { closes: tx.lock().unwrap().clone(), auth })
+        Upgrade::accept(H {
+            closes: tx.lock().unwrap().clone(),
+            auth,
+        })
     });
     (s, rx)
 }
@@ -59,7 +62,10 @@ fn silent_peer_is_pinged_then_dropped_with_1006() {
     assert_eq!(f.reason, "timeout");
     let took = at - t0;
     assert!(took >= iv + pong - Duration::from_millis(20), "{took:?}");
-    assert!(took <= iv + pong + Duration::from_millis(150), "dropped late: {took:?}");
+    assert!(
+        took <= iv + pong + Duration::from_millis(150),
+        "dropped late: {took:?}"
+    );
     assert_eq!(c.next(), Got::Eof);
     wait_until(5, "timeout counted", || s.handle.stats().timeouts == 1);
 }
@@ -67,14 +73,18 @@ fn silent_peer_is_pinged_then_dropped_with_1006() {
 #[test]
 fn peer_answering_pings_stays() {
     let (s, rx) = start(
-        config().ping_interval(Some(Duration::from_millis(100))).pong_timeout(Duration::from_millis(100)),
+        config()
+            .ping_interval(Some(Duration::from_millis(100)))
+            .pong_timeout(Duration::from_millis(100)),
         false,
     );
     let mut c = Client::connect(s.addr);
     let end = Instant::now() + Duration::from_millis(1000);
     let mut pings = 0;
     while Instant::now() < end {
-        c.stream.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        c.stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
         match c.next_timeout() {
             Some(Got::Ping(p)) => {
                 pings += 1;
@@ -91,7 +101,9 @@ fn peer_answering_pings_stays() {
 #[test]
 fn busy_peer_is_never_pinged_or_dropped() {
     let (s, rx) = start(
-        config().ping_interval(Some(Duration::from_millis(150))).pong_timeout(Duration::from_millis(100)),
+        config()
+            .ping_interval(Some(Duration::from_millis(150)))
+            .pong_timeout(Duration::from_millis(100)),
         false,
     );
     let mut c = Client::connect(s.addr);
@@ -109,12 +121,23 @@ fn busy_peer_is_never_pinged_or_dropped() {
 
 #[test]
 fn idle_timeout_closes_with_1000() {
-    let (s, rx) = start(config().ping_interval(None).idle_timeout(Some(Duration::from_millis(300))), false);
+    let (s, rx) = start(
+        config()
+            .ping_interval(None)
+            .idle_timeout(Some(Duration::from_millis(300))),
+        false,
+    );
     let mut c = Client::connect(s.addr);
     let f = c.expect_close().unwrap();
-    assert_eq!((f.code, f.reason.as_str()), (CloseCode::NORMAL, "idle timeout"));
+    assert_eq!(
+        (f.code, f.reason.as_str()),
+        (CloseCode::NORMAL, "idle timeout")
+    );
     c.send_close(1000, "");
-    assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap().0.code, CloseCode::NORMAL);
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)).unwrap().0.code,
+        CloseCode::NORMAL
+    );
 }
 
 #[test]

@@ -16,11 +16,17 @@ use crate::runtime::{upgrade, Command, Shared};
 pub(crate) fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
-    #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))))]
+    #[cfg(all(
+        unix,
+        not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+    ))]
     if reuse_port {
         socket.set_reuse_port(true)?;
     }
-    #[cfg(not(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin")))))]
+    #[cfg(not(all(
+        unix,
+        not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+    )))]
     let _ = reuse_port;
     socket.bind(&addr.into())?;
     socket.listen(4096)?;
@@ -29,8 +35,14 @@ pub(crate) fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener
 }
 
 /// Whether this platform can spread one port over several listeners.
-pub(crate) const HAS_REUSE_PORT: bool =
-    cfg!(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))));
+pub(crate) const HAS_REUSE_PORT: bool = cfg!(all(
+    unix,
+    not(any(
+        target_os = "solaris",
+        target_os = "illumos",
+        target_os = "cygwin"
+    ))
+));
 
 const LISTEN: Token = Token(0);
 const WAKE: Token = Token(1);
@@ -44,7 +56,10 @@ pub(crate) fn acceptor_poll() -> io::Result<(Poll, Arc<Waker>)> {
 
 /// The acceptor thread's loop: accept, hand out round-robin, stop when the server stops.
 pub(crate) fn run_acceptor(mut poll: Poll, mut listener: TcpListener, shared: Arc<Shared>) {
-    if let Err(e) = poll.registry().register(&mut listener, LISTEN, Interest::READABLE) {
+    if let Err(e) = poll
+        .registry()
+        .register(&mut listener, LISTEN, Interest::READABLE)
+    {
         log::error!("acceptor: register failed: {e}");
         return;
     }

@@ -80,7 +80,13 @@ pub(crate) struct ConnCore {
 const MAX_IOVECS: usize = 64;
 
 impl ConnCore {
-    pub fn new(stream: TcpStream, peer: SocketAddr, slot: u32, generation: u32, now_ms: u32) -> Self {
+    pub fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        slot: u32,
+        generation: u32,
+        now_ms: u32,
+    ) -> Self {
         ConnCore {
             stream,
             peer,
@@ -157,7 +163,9 @@ impl ConnCore {
             self.out_bytes -= n;
             let mut left = n;
             while left > 0 {
-                let Some(front) = self.out.front_mut() else { break };
+                let Some(front) = self.out.front_mut() else {
+                    break;
+                };
                 if front.len() <= left {
                     left -= front.len();
                     self.out.pop_front();

@@ -6,8 +6,8 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::message::{CloseCode, Message};
 use crate::runtime::connection::{ConnCore, Phase};
-use crate::runtime::worker::{Action, WorkerState};
 use crate::runtime::pubsub::SharedFrame;
+use crate::runtime::worker::{Action, WorkerState};
 use crate::server::{ConnHandle, ConnId, ServerHandle};
 
 /// Passed to every [`Handler`](crate::Handler) callback: everything a handler can do to its
@@ -22,7 +22,10 @@ pub struct Context<'a> {
 
 impl std::fmt::Debug for Context<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context").field("id", &self.id()).field("peer", &self.core.peer).finish()
+        f.debug_struct("Context")
+            .field("id", &self.id())
+            .field("peer", &self.core.peer)
+            .finish()
     }
 }
 
@@ -107,12 +110,19 @@ impl Context<'_> {
 
     /// Whether this connection is subscribed to `topic`.
     pub fn is_subscribed(&self, topic: &str) -> bool {
-        self.core.extra.as_ref().is_some_and(|e| self.ws.topics.contains(&e.topics, topic))
+        self.core
+            .extra
+            .as_ref()
+            .is_some_and(|e| self.ws.topics.contains(&e.topics, topic))
     }
 
     /// The topics this connection is subscribed to.
     pub fn topics(&self) -> Vec<String> {
-        self.core.extra.as_ref().map(|e| self.ws.topics.names(&e.topics)).unwrap_or_default()
+        self.core
+            .extra
+            .as_ref()
+            .map(|e| self.ws.topics.names(&e.topics))
+            .unwrap_or_default()
     }
 
     /// Subscribers of `topic` across the whole server.
@@ -124,20 +134,30 @@ impl Context<'_> {
     /// is subscribed. The message is encoded once and shared by every recipient.
     pub fn publish(&mut self, topic: &str, msg: impl Into<Message>) {
         let frame = SharedFrame::encode(&msg.into());
-        self.ws.actions.push(Action::Publish { topic: topic.into(), frame, skip: None });
+        self.ws.actions.push(Action::Publish {
+            topic: topic.into(),
+            frame,
+            skip: None,
+        });
     }
 
     /// Like [`Context::publish`], but skips this connection ("broadcast to everyone but me").
     pub fn publish_others(&mut self, topic: &str, msg: impl Into<Message>) {
         let frame = SharedFrame::encode(&msg.into());
         let skip = Some(self.id());
-        self.ws.actions.push(Action::Publish { topic: topic.into(), frame, skip });
+        self.ws.actions.push(Action::Publish {
+            topic: topic.into(),
+            frame,
+            skip,
+        });
     }
 
     /// Send `msg` to every open connection of the server, this one included.
     pub fn broadcast(&mut self, msg: impl Into<Message>) {
         let frame = SharedFrame::encode(&msg.into());
-        self.ws.actions.push(Action::Broadcast { frame, skip: None });
+        self.ws
+            .actions
+            .push(Action::Broadcast { frame, skip: None });
     }
 
     /// Send `msg` to every open connection of the server except this one.

@@ -34,9 +34,16 @@ pub(crate) enum Command {
     /// Close one connection.
     Close(ConnId, CloseCode, String),
     /// Deliver a pre-encoded frame to every local subscriber of a topic.
-    Publish { topic: Arc<str>, frame: SharedFrame, skip: Option<ConnId> },
+    Publish {
+        topic: Arc<str>,
+        frame: SharedFrame,
+        skip: Option<ConnId>,
+    },
     /// Deliver a pre-encoded frame to every local open connection.
-    Broadcast { frame: SharedFrame, skip: Option<ConnId> },
+    Broadcast {
+        frame: SharedFrame,
+        skip: Option<ConnId>,
+    },
     /// Several commands sent with one wake-up.
     Batch(Vec<Command>),
     /// Stop accepting, close every connection with 1001, exit when done.
@@ -78,10 +85,18 @@ pub(crate) struct Shared {
 }
 
 /// Deliver `frame` to every worker's subscribers of `topic` (used off-worker).
-pub(crate) fn publish_remote(shared: &Shared, topic: &str, frame: SharedFrame, skip: Option<ConnId>) {
+pub(crate) fn publish_remote(
+    shared: &Shared,
+    topic: &str,
+    frame: SharedFrame,
+    skip: Option<ConnId>,
+) {
     let topic: Arc<str> = Arc::from(topic);
     for r in &shared.remotes {
-        r.send(Command::Publish { topic: topic.clone(), frame: frame.clone(), skip });
+        r.send(Command::Publish {
+            topic: topic.clone(),
+            frame: frame.clone(),
+            skip,
+        });
     }
 }
-

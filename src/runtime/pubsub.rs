@@ -26,8 +26,15 @@ pub(crate) struct SharedFrame {
 impl SharedFrame {
     /// Encode `msg` into one frame.
     pub fn encode(msg: &Message) -> Self {
-        let opcode = if msg.is_text() { OpCode::Text } else { OpCode::Binary };
-        SharedFrame { plain: encode_frame(opcode, true, false, msg.as_bytes(), None), len: msg.len() }
+        let opcode = if msg.is_text() {
+            OpCode::Text
+        } else {
+            OpCode::Binary
+        };
+        SharedFrame {
+            plain: encode_frame(opcode, true, false, msg.as_bytes(), None),
+            len: msg.len(),
+        }
     }
 }
 
@@ -68,14 +75,21 @@ impl Topics {
         let name: Arc<str> = Arc::from(name);
         let mut subs = Slab::with_capacity(1);
         let key = subs.insert(slot);
-        let t = self.topics.insert(Topic { name: name.clone(), subs });
+        let t = self.topics.insert(Topic {
+            name: name.clone(),
+            subs,
+        });
         self.by_name.insert(name.clone(), t);
         memberships.push((t as u32, key as u32));
         Some(name)
     }
 
     /// Unsubscribe from `name`. Returns the name if the connection was subscribed.
-    pub fn unsubscribe(&mut self, memberships: &mut Vec<Membership>, name: &str) -> Option<Arc<str>> {
+    pub fn unsubscribe(
+        &mut self,
+        memberships: &mut Vec<Membership>,
+        name: &str,
+    ) -> Option<Arc<str>> {
         let &t = self.by_name.get(name)?;
         let i = memberships.iter().position(|m| m.0 as usize == t)?;
         let m = memberships.swap_remove(i);
@@ -84,7 +98,10 @@ impl Topics {
 
     /// Remove every membership (a closing connection). Returns the topic names left.
     pub fn unsubscribe_all(&mut self, memberships: &mut Vec<Membership>) -> Vec<Arc<str>> {
-        memberships.drain(..).map(|m| self.remove(m)).collect::<Vec<_>>()
+        memberships
+            .drain(..)
+            .map(|m| self.remove(m))
+            .collect::<Vec<_>>()
     }
 
     fn remove(&mut self, (t, key): Membership) -> Arc<str> {
@@ -109,11 +126,16 @@ impl Topics {
 
     /// Topic names of a connection's memberships.
     pub fn names(&self, memberships: &[Membership]) -> Vec<String> {
-        memberships.iter().map(|m| self.topics[m.0 as usize].name.to_string()).collect()
+        memberships
+            .iter()
+            .map(|m| self.topics[m.0 as usize].name.to_string())
+            .collect()
     }
 
     /// Whether the memberships include `name`.
     pub fn contains(&self, memberships: &[Membership], name: &str) -> bool {
-        self.by_name.get(name).is_some_and(|&t| memberships.iter().any(|m| m.0 as usize == t))
+        self.by_name
+            .get(name)
+            .is_some_and(|&t| memberships.iter().any(|m| m.0 as usize == t))
     }
 }

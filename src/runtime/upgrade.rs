@@ -19,20 +19,32 @@ pub(crate) enum Outcome<H> {
     Partial,
     /// Send `bytes`; if `upgraded` holds the handler, the chosen subprotocol and the request
     /// length, the connection is now a WebSocket; otherwise close after sending.
-    Respond { bytes: Vec<u8>, upgraded: Option<(H, Option<String>, usize)>, rejected: bool },
+    Respond {
+        bytes: Vec<u8>,
+        upgraded: Option<(H, Option<String>, usize)>,
+        rejected: bool,
+    },
 }
 
 fn reject<H>(peer: SocketAddr, err: &HandshakeError) -> Outcome<H> {
     log::info!("{peer}: rejecting upgrade with {}: {err}", err.status());
     let mut bytes = Vec::with_capacity(160);
     handshake::write_rejection(&mut bytes, err);
-    Outcome::Respond { bytes, upgraded: None, rejected: true }
+    Outcome::Respond {
+        bytes,
+        upgraded: None,
+        rejected: true,
+    }
 }
 
 fn respond<H>(resp: &Response, rejected: bool) -> Outcome<H> {
     let mut bytes = Vec::with_capacity(128 + resp.body.len());
     write_response(&mut bytes, resp.status, &resp.headers, &resp.body, true);
-    Outcome::Respond { bytes, upgraded: None, rejected }
+    Outcome::Respond {
+        bytes,
+        upgraded: None,
+        rejected,
+    }
 }
 
 /// Parse the request in `buf` and decide.
@@ -54,20 +66,35 @@ pub(crate) fn handle<F: Factory>(
         return reject(peer, &HandshakeError::HeadersTooLarge);
     }
     if !handshake::wants_websocket(&head) {
-        let req = Request { head: &head, peer, protocols: &[] };
+        let req = Request {
+            head: &head,
+            peer,
+            protocols: &[],
+        };
         return respond(&factory.http(&req), false);
     }
     let up = match handshake::validate_upgrade(&head) {
         Ok(up) => up,
         Err(e) => return reject(peer, &e),
     };
-    let req = Request { head: &head, peer, protocols: &up.protocols };
+    let req = Request {
+        head: &head,
+        peer,
+        protocols: &up.protocols,
+    };
     match factory.upgrade(&req) {
         Upgrade::Reject(resp) => {
-            log::info!("{peer}: upgrade refused by the application with {}", resp.status);
+            log::info!(
+                "{peer}: upgrade refused by the application with {}",
+                resp.status
+            );
             respond(&resp, true)
         }
-        Upgrade::Accept { handler, protocol, headers } => {
+        Upgrade::Accept {
+            handler,
+            protocol,
+            headers,
+        } => {
             let protocol = protocol.filter(|p| {
                 let offered = up.protocols.iter().any(|o| o == p);
                 if !offered {
@@ -77,8 +104,18 @@ pub(crate) fn handle<F: Factory>(
             });
             let accept = handshake::accept_key(up.key);
             let mut bytes = Vec::with_capacity(160);
-            handshake::write_switching_protocols(&mut bytes, &accept, protocol.as_deref(), None, &headers);
-            Outcome::Respond { bytes, upgraded: Some((handler, protocol, len)), rejected: false }
+            handshake::write_switching_protocols(
+                &mut bytes,
+                &accept,
+                protocol.as_deref(),
+                None,
+                &headers,
+            );
+            Outcome::Respond {
+                bytes,
+                upgraded: Some((handler, protocol, len)),
+                rejected: false,
+            }
         }
     }
 }
@@ -88,7 +125,9 @@ pub(crate) fn reserve_slot(shared: &Shared) -> bool {
     let max = shared.config.max_connections;
     shared
         .conn_count
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1))
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < max).then_some(n + 1)
+        })
         .is_ok()
 }
 

@@ -56,8 +56,15 @@ pub(crate) struct TimerEntry {
 /// Deferred work queued by handlers, applied right after the callback returns.
 #[derive(Debug)]
 pub(crate) enum Action {
-    Publish { topic: Arc<str>, frame: SharedFrame, skip: Option<ConnId> },
-    Broadcast { frame: SharedFrame, skip: Option<ConnId> },
+    Publish {
+        topic: Arc<str>,
+        frame: SharedFrame,
+        skip: Option<ConnId>,
+    },
+    Broadcast {
+        frame: SharedFrame,
+        skip: Option<ConnId>,
+    },
     TopicEvent(Arc<str>, bool),
 }
 
@@ -108,7 +115,11 @@ impl WorkerState {
         if !core.can_send() {
             return Err(Error::Closed);
         }
-        let opcode = if msg.is_text() { OpCode::Text } else { OpCode::Binary };
+        let opcode = if msg.is_text() {
+            OpCode::Text
+        } else {
+            OpCode::Binary
+        };
         let payload = msg.as_bytes();
         let total = payload.len() + MAX_HEADER_LEN;
         self.admit(core, total)?;
@@ -154,11 +165,22 @@ impl WorkerState {
         if core.out_bytes == 0 || core.out_bytes + len <= max {
             return Ok(());
         }
+        // Over the limit within one loop turn: see whether the socket takes the queue now, so
+        // only a peer that really does not read hits the policy. Errors surface at the flush.
+        if let Ok(n) = core.write_out() {
+            bump(&self.stats().bytes_out, n as u64);
+            if core.out_bytes == 0 || core.out_bytes + len <= max {
+                return Ok(());
+            }
+        }
         let queued = core.out_bytes;
         match self.shared.config.backpressure {
             BackpressurePolicy::Drop => bump(&self.stats().dropped_messages, 1),
             _ => {
-                log::info!("{}: slow consumer ({queued} bytes queued), closing", core.peer);
+                log::info!(
+                    "{}: slow consumer ({queued} bytes queued), closing",
+                    core.peer
+                );
                 bump(&self.stats().slow_consumers_closed, 1);
                 self.start_close(core, CloseCode::POLICY, "slow consumer");
             }
@@ -198,7 +220,11 @@ impl WorkerState {
         if let Some(k) = core.timer.take() {
             self.timers.cancel(k);
         }
-        let e = TimerEntry { slot: core.slot, generation: core.generation, user: None };
+        let e = TimerEntry {
+            slot: core.slot,
+            generation: core.generation,
+            user: None,
+        };
         core.timer = Some(self.timers.schedule(deadline, e));
     }
 
@@ -208,7 +234,8 @@ impl WorkerState {
         let mut next: Option<u32> = None;
         if let Some(iv) = cfg.ping_interval {
             let at = if core.has(flags::PING_OUTSTANDING) {
-                core.last_rx_ms.wrapping_add((iv + cfg.pong_timeout).as_millis() as u32)
+                core.last_rx_ms
+                    .wrapping_add((iv + cfg.pong_timeout).as_millis() as u32)
             } else {
                 core.last_rx_ms.wrapping_add(iv.as_millis() as u32)
             };
@@ -249,7 +276,9 @@ impl WorkerState {
     }
 
     pub fn unsubscribe(&mut self, core: &mut ConnCore, topic: &str) -> bool {
-        let Some(extra) = core.extra.as_mut() else { return false };
+        let Some(extra) = core.extra.as_mut() else {
+            return false;
+        };
         let Some(name) = self.topics.unsubscribe(&mut extra.topics, topic) else {
             return false;
         };
@@ -279,14 +308,22 @@ impl WorkerState {
 
     pub fn set_user_timer(&mut self, core: &mut ConnCore, after: Duration, id: u64) {
         self.cancel_user_timer(core, id);
-        let e = TimerEntry { slot: core.slot, generation: core.generation, user: Some(id) };
+        let e = TimerEntry {
+            slot: core.slot,
+            generation: core.generation,
+            user: Some(id),
+        };
         let key = self.timers.schedule(self.now + after, e);
         core.extra().user_timers.push((id, key));
     }
 
     pub fn cancel_user_timer(&mut self, core: &mut ConnCore, id: u64) -> bool {
-        let Some(extra) = core.extra.as_mut() else { return false };
-        let Some(i) = extra.user_timers.iter().position(|t| t.0 == id) else { return false };
+        let Some(extra) = core.extra.as_mut() else {
+            return false;
+        };
+        let Some(i) = extra.user_timers.iter().position(|t| t.0 == id) else {
+            return false;
+        };
         let (_, key) = extra.user_timers.swap_remove(i);
         self.timers.cancel(key);
         true
@@ -298,7 +335,9 @@ fn live<H>(conns: &mut Slab<Conn<H>>, me: u16, id: ConnId) -> Option<&mut Conn<H
     if id.worker() != me {
         return None;
     }
-    conns.get_mut(id.slot() as usize).filter(|c| c.core.generation == id.generation())
+    conns
+        .get_mut(id.slot() as usize)
+        .filter(|c| c.core.generation == id.generation())
 }
 
 /// A worker thread's whole state.
@@ -461,7 +500,9 @@ impl<F: Factory> Worker<F> {
 
     fn accept_all(&mut self) {
         loop {
-            let Some(listener) = self.listener.as_ref() else { return };
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
             match listener.accept() {
                 Ok((stream, peer)) => self.admit_socket(stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -476,13 +517,20 @@ impl<F: Factory> Worker<F> {
     }
 
     /// Take a new socket (from our listener or the acceptor thread).
-    pub(crate) fn admit_socket(&mut self, mut stream: mio::net::TcpStream, peer: std::net::SocketAddr) {
+    pub(crate) fn admit_socket(
+        &mut self,
+        mut stream: mio::net::TcpStream,
+        peer: std::net::SocketAddr,
+    ) {
         let shared = &self.ws.shared;
         if shared.stopping.load(Ordering::Relaxed) {
             return;
         }
         if !upgrade::reserve_slot(shared) {
-            log::warn!("{peer}: over max_connections ({}), answering 503", shared.config.max_connections);
+            log::warn!(
+                "{peer}: over max_connections ({}), answering 503",
+                shared.config.max_connections
+            );
             bump(&self.ws.stats().handshakes_rejected, 1);
             upgrade::write_unavailable(&mut stream);
             return;
@@ -492,20 +540,31 @@ impl<F: Factory> Worker<F> {
         }
         let entry = self.conns.vacant_entry();
         let slot = entry.key();
-        if let Err(e) =
-            self.poll.registry().register(&mut stream, Token(slot), Interest::READABLE | Interest::WRITABLE)
-        {
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            Token(slot),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
             log::warn!("{peer}: register failed: {e}");
             shared.conn_count.fetch_sub(1, Ordering::Relaxed);
             return;
         }
         self.next_generation = self.next_generation.wrapping_add(1);
-        let mut core = ConnCore::new(stream, peer, slot as u32, self.next_generation, self.ws.now_ms);
+        let mut core = ConnCore::new(
+            stream,
+            peer,
+            slot as u32,
+            self.next_generation,
+            self.ws.now_ms,
+        );
         if let Some(t) = self.ws.shared.config.handshake_timeout {
             let deadline = self.ws.now + t;
             self.ws.arm(&mut core, deadline);
         }
-        entry.insert(Conn { core, handler: None });
+        entry.insert(Conn {
+            core,
+            handler: None,
+        });
     }
 
     // ---- commands --------------------------------------------------------------------------
@@ -540,7 +599,11 @@ impl<F: Factory> Worker<F> {
         if self.shutdown_deadline.is_some() {
             return;
         }
-        log::debug!("worker {}: shutting down ({} connections)", self.ws.id, self.conns.len());
+        log::debug!(
+            "worker {}: shutting down ({} connections)",
+            self.ws.id,
+            self.conns.len()
+        );
         self.shutdown_deadline = Some(self.ws.now + self.ws.shared.config.close_timeout);
         if let Some(mut l) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut l);
@@ -550,7 +613,10 @@ impl<F: Factory> Worker<F> {
             let conn = &mut self.conns[slot];
             match conn.core.phase {
                 Phase::Handshake => self.remove(slot, CloseCode::ABNORMAL, "server shutdown"),
-                Phase::Open => self.ws.start_close(&mut conn.core, CloseCode::GOING_AWAY, "server shutdown"),
+                Phase::Open => {
+                    self.ws
+                        .start_close(&mut conn.core, CloseCode::GOING_AWAY, "server shutdown")
+                }
                 _ => {}
             }
         }
@@ -563,8 +629,14 @@ impl<F: Factory> Worker<F> {
         subs.clear();
         subs.extend(self.ws.topics.subscribers(topic));
         for &slot in &subs {
-            let Some(conn) = self.conns.get_mut(slot as usize) else { continue };
-            if skip.is_some_and(|s| s.slot() == slot && s.generation() == conn.core.generation && s.worker() == self.ws.id) {
+            let Some(conn) = self.conns.get_mut(slot as usize) else {
+                continue;
+            };
+            if skip.is_some_and(|s| {
+                s.slot() == slot
+                    && s.generation() == conn.core.generation
+                    && s.worker() == self.ws.id
+            }) {
                 continue;
             }
             let _ = self.ws.send_shared(&mut conn.core, frame);
@@ -578,7 +650,11 @@ impl<F: Factory> Worker<F> {
             if conn.core.phase != Phase::Open {
                 continue;
             }
-            if skip.is_some_and(|s| s.worker() == id && s.slot() as usize == slot && s.generation() == conn.core.generation) {
+            if skip.is_some_and(|s| {
+                s.worker() == id
+                    && s.slot() as usize == slot
+                    && s.generation() == conn.core.generation
+            }) {
                 continue;
             }
             let _ = self.ws.send_shared(&mut conn.core, frame);
@@ -593,11 +669,18 @@ impl<F: Factory> Worker<F> {
                 match a {
                     Action::Publish { topic, frame, skip } => {
                         self.fan_out_local(&topic, &frame, skip);
-                        self.to_others(|| Command::Publish { topic: topic.clone(), frame: frame.clone(), skip });
+                        self.to_others(|| Command::Publish {
+                            topic: topic.clone(),
+                            frame: frame.clone(),
+                            skip,
+                        });
                     }
                     Action::Broadcast { frame, skip } => {
                         self.broadcast_local(&frame, skip);
-                        self.to_others(|| Command::Broadcast { frame: frame.clone(), skip });
+                        self.to_others(|| Command::Broadcast {
+                            frame: frame.clone(),
+                            skip,
+                        });
                     }
                     Action::TopicEvent(name, active) => {
                         let f = self.factory.clone();
@@ -622,20 +705,33 @@ impl<F: Factory> Worker<F> {
     /// Run a handler callback with a context; a panicking handler closes only its connection
     /// (1011) and the worker goes on.
     fn call(&mut self, slot: usize, f: impl FnOnce(&mut F::Handler, &mut Context<'_>)) {
-        let Some(conn) = self.conns.get_mut(slot) else { return };
-        let Some(handler) = conn.handler.as_mut() else { return };
-        let mut ctx = Context { core: &mut conn.core, ws: &mut self.ws };
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let Some(handler) = conn.handler.as_mut() else {
+            return;
+        };
+        let mut ctx = Context {
+            core: &mut conn.core,
+            ws: &mut self.ws,
+        };
         let r = catch_unwind(AssertUnwindSafe(|| f(handler, &mut ctx)));
         if r.is_err() {
-            log::error!("{}: handler panicked; closing the connection with 1011", conn.core.peer);
-            self.ws.start_close(&mut conn.core, CloseCode::INTERNAL, "internal error");
+            log::error!(
+                "{}: handler panicked; closing the connection with 1011",
+                conn.core.peer
+            );
+            self.ws
+                .start_close(&mut conn.core, CloseCode::INTERNAL, "internal error");
         }
         self.run_actions();
     }
 
     /// Report the end of the connection to its handler, once.
     fn report_close(&mut self, slot: usize, frame: CloseFrame) {
-        let Some(conn) = self.conns.get_mut(slot) else { return };
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
         if conn.handler.is_none() || conn.core.has(flags::CLOSE_REPORTED) {
             return;
         }
@@ -648,7 +744,9 @@ impl<F: Factory> Worker<F> {
     fn on_readable(&mut self, slot: usize) {
         let read_size = self.ws.shared.config.read_buffer_size.max(4096);
         loop {
-            let Some(conn) = self.conns.get_mut(slot) else { return };
+            let Some(conn) = self.conns.get_mut(slot) else {
+                return;
+            };
             if self.spare.len() < read_size / 4 {
                 self.spare = BytesMut::zeroed(read_size);
             }
@@ -689,7 +787,9 @@ impl<F: Factory> Worker<F> {
     /// Parse what `buf` holds for this connection; keep an incomplete tail in the connection.
     fn process(&mut self, slot: usize, mut buf: BytesMut) {
         loop {
-            let Some(conn) = self.conns.get_mut(slot) else { return };
+            let Some(conn) = self.conns.get_mut(slot) else {
+                return;
+            };
             match conn.core.phase {
                 Phase::Handshake => {
                     if !self.handshake(slot, &mut buf) {
@@ -727,9 +827,20 @@ impl<F: Factory> Worker<F> {
         let outcome = upgrade::handle(&*self.factory, &self.ws.shared.config, conn.core.peer, buf);
         match outcome {
             Outcome::Partial => false,
-            Outcome::Respond { bytes, upgraded: None, rejected } => {
+            Outcome::Respond {
+                bytes,
+                upgraded: None,
+                rejected,
+            } => {
                 let st = self.ws.stats();
-                bump(if rejected { &st.handshakes_rejected } else { &st.http_requests }, 1);
+                bump(
+                    if rejected {
+                        &st.handshakes_rejected
+                    } else {
+                        &st.http_requests
+                    },
+                    1,
+                );
                 buf.clear();
                 conn.core.push(Bytes::from(bytes));
                 conn.core.phase = Phase::Draining;
@@ -738,7 +849,11 @@ impl<F: Factory> Worker<F> {
                 self.ws.arm(&mut conn.core, deadline);
                 false
             }
-            Outcome::Respond { bytes, upgraded: Some((handler, protocol, consumed)), .. } => {
+            Outcome::Respond {
+                bytes,
+                upgraded: Some((handler, protocol, consumed)),
+                ..
+            } => {
                 let _ = bytes::Buf::advance(buf, consumed);
                 conn.core.push(Bytes::from(bytes));
                 conn.core.phase = Phase::Open;
@@ -759,7 +874,9 @@ impl<F: Factory> Worker<F> {
     }
 
     fn dispatch(&mut self, slot: usize, ev: Event) {
-        let Some(conn) = self.conns.get_mut(slot) else { return };
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
         match ev {
             Event::Message(msg) => {
                 if conn.core.phase != Phase::Open {
@@ -777,7 +894,8 @@ impl<F: Factory> Worker<F> {
             }
             Event::Ping(payload) => {
                 if conn.core.phase == Phase::Open {
-                    self.ws.queue_control(&mut conn.core, OpCode::Pong, &payload);
+                    self.ws
+                        .queue_control(&mut conn.core, OpCode::Pong, &payload);
                     self.call(slot, |h, ctx| h.on_ping(ctx, payload));
                 }
             }
@@ -790,7 +908,8 @@ impl<F: Factory> Worker<F> {
                         Some(f) => close::encode_payload(f.code, ""),
                         None => Bytes::new(),
                     };
-                    self.ws.queue_control(&mut conn.core, OpCode::Close, &payload);
+                    self.ws
+                        .queue_control(&mut conn.core, OpCode::Close, &payload);
                 }
                 self.enter_draining(slot);
                 let frame = frame.unwrap_or_else(|| CloseFrame::new(CloseCode::NO_STATUS, ""));
@@ -801,7 +920,9 @@ impl<F: Factory> Worker<F> {
 
     /// The closing handshake is over (or failed): flush, shut our side, wait for EOF (bounded).
     fn enter_draining(&mut self, slot: usize) {
-        let Some(conn) = self.conns.get_mut(slot) else { return };
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
         conn.core.phase = Phase::Draining;
         conn.core.rbuf = BytesMut::new();
         self.ws.mark_dirty(&mut conn.core);
@@ -811,9 +932,14 @@ impl<F: Factory> Worker<F> {
 
     /// Fail the connection for a protocol violation: close with its code, log, tell the handler.
     fn fail(&mut self, slot: usize, err: ProtocolError) {
-        let Some(conn) = self.conns.get_mut(slot) else { return };
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
         let code = err.close_code();
-        log::info!("{}: protocol error, closing with {code}: {err}", conn.core.peer);
+        log::info!(
+            "{}: protocol error, closing with {code}: {err}",
+            conn.core.peer
+        );
         let st = self.ws.stats();
         bump(&st.protocol_errors, 1);
         match code.0 {
@@ -825,7 +951,8 @@ impl<F: Factory> Worker<F> {
         if conn.core.phase == Phase::Open {
             let reason = err.to_string();
             let payload = close::encode_payload(code, &reason);
-            self.ws.queue_control(&mut conn.core, OpCode::Close, &payload);
+            self.ws
+                .queue_control(&mut conn.core, OpCode::Close, &payload);
         }
         self.enter_draining(slot);
         let reason = err.to_string();
@@ -834,19 +961,30 @@ impl<F: Factory> Worker<F> {
     }
 
     fn peer_eof(&mut self, slot: usize) {
-        let Some(conn) = self.conns.get_mut(slot) else { return };
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
         match conn.core.phase {
             Phase::Draining => self.remove(slot, CloseCode::ABNORMAL, "closed"),
             Phase::Handshake => self.remove(slot, CloseCode::ABNORMAL, "eof during handshake"),
             _ => {
-                log::debug!("{}: connection closed without a close frame", conn.core.peer);
-                self.remove(slot, CloseCode::ABNORMAL, "connection closed without a close frame");
+                log::debug!(
+                    "{}: connection closed without a close frame",
+                    conn.core.peer
+                );
+                self.remove(
+                    slot,
+                    CloseCode::ABNORMAL,
+                    "connection closed without a close frame",
+                );
             }
         }
     }
 
     fn io_error(&mut self, slot: usize, e: io::Error) {
-        let Some(conn) = self.conns.get_mut(slot) else { return };
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
         if conn.core.phase != Phase::Draining && conn.core.phase != Phase::Handshake {
             log::debug!("{}: i/o error: {e}", conn.core.peer);
             let reason = e.to_string();
@@ -860,7 +998,9 @@ impl<F: Factory> Worker<F> {
     // ---- writing ---------------------------------------------------------------------------
 
     fn flush(&mut self, slot: usize) {
-        let Some(conn) = self.conns.get_mut(slot) else { return };
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
         if !conn.core.out.is_empty() {
             match conn.core.write_out() {
                 Ok(n) => bump(&self.ws.stats().bytes_out, n as u64),
@@ -877,7 +1017,12 @@ impl<F: Factory> Worker<F> {
         if conn.core.phase == Phase::Draining {
             if !conn.core.has(flags::WRITE_SHUT) {
                 conn.core.set(flags::WRITE_SHUT);
-                if conn.core.stream.shutdown(std::net::Shutdown::Write).is_err() {
+                if conn
+                    .core
+                    .stream
+                    .shutdown(std::net::Shutdown::Write)
+                    .is_err()
+                {
                     self.remove(slot, CloseCode::ABNORMAL, "closed");
                 }
             }
@@ -898,7 +1043,9 @@ impl<F: Factory> Worker<F> {
         self.ws.timers.poll(self.ws.now, &mut fired);
         for e in fired.drain(..) {
             let slot = e.slot as usize;
-            let Some(conn) = self.conns.get_mut(slot) else { continue };
+            let Some(conn) = self.conns.get_mut(slot) else {
+                continue;
+            };
             if conn.core.generation != e.generation {
                 continue; // stale entry for a reused slot
             }
@@ -919,7 +1066,9 @@ impl<F: Factory> Worker<F> {
     }
 
     fn conn_timer(&mut self, slot: usize) {
-        let Some(conn) = self.conns.get_mut(slot) else { return };
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
         let st = &self.ws.shared.stats[self.ws.id as usize];
         match conn.core.phase {
             Phase::Handshake => {
@@ -939,14 +1088,17 @@ impl<F: Factory> Worker<F> {
 
     /// Heartbeat and idle checks of an open connection.
     fn liveness(&mut self, slot: usize) {
-        let Some(conn) = self.conns.get_mut(slot) else { return };
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
         let cfg = &self.ws.shared.config;
         let now = self.ws.now_ms;
         if let Some(idle) = cfg.idle_timeout {
             if now.wrapping_sub(conn.core.last_msg_ms) >= idle.as_millis() as u32 {
                 log::info!("{}: idle timeout", conn.core.peer);
                 bump(&self.ws.stats().timeouts, 1);
-                self.ws.start_close(&mut conn.core, CloseCode::NORMAL, "idle timeout");
+                self.ws
+                    .start_close(&mut conn.core, CloseCode::NORMAL, "idle timeout");
                 return;
             }
         }

@@ -21,11 +21,19 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start<F: Factory>(config: Config, factory: F) -> TestServer {
-        let server = Server::builder().config(config).bind("127.0.0.1:0").start(factory).expect("start");
+        let server = Server::builder()
+            .config(config)
+            .bind("127.0.0.1:0")
+            .start(factory)
+            .expect("start");
         let addr = server.local_addr();
         let handle = server.handle();
         let thread = std::thread::spawn(move || server.run().expect("run"));
-        TestServer { addr, handle, thread: Some(thread) }
+        TestServer {
+            addr,
+            handle,
+            thread: Some(thread),
+        }
     }
 
     /// Shut down and wait for `run` to return.
@@ -48,7 +56,9 @@ impl Drop for TestServer {
 
 /// A test config: 2 workers, short timeouts.
 pub fn config() -> Config {
-    Config::default().workers(2).close_timeout(Duration::from_secs(2))
+    Config::default()
+        .workers(2)
+        .close_timeout(Duration::from_secs(2))
 }
 
 /// Wait until `f` is true (polling), or panic after `secs`.
@@ -108,13 +118,21 @@ impl Client {
     }
 
     /// Upgrade with extra headers; Err(response head) if the server did not answer 101.
-    pub fn connect_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Result<Client, String> {
+    pub fn connect_with(
+        addr: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Client, String> {
         let mut stream = TcpStream::connect(addr).unwrap();
         stream.set_nodelay(true).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let key = handshake::generate_key();
-        let extra: Vec<(String, String)> =
-            headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let extra: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let mut req = Vec::new();
         handshake::write_client_request(&mut req, &addr.to_string(), path, &key, &extra);
         stream.write_all(&req).unwrap();
@@ -125,8 +143,18 @@ impl Client {
                 Ok(Some((n, _))) => {
                     let response = String::from_utf8_lossy(&buf[..n]).into_owned();
                     let _ = buf.split_to(n);
-                    let cfg = ReaderConfig { role: Role::Client, max_frame_size: 1 << 30, max_message_size: 1 << 30 };
-                    return Ok(Client { stream, buf, reader: Reader::new(), cfg, response });
+                    let cfg = ReaderConfig {
+                        role: Role::Client,
+                        max_frame_size: 1 << 30,
+                        max_message_size: 1 << 30,
+                    };
+                    return Ok(Client {
+                        stream,
+                        buf,
+                        reader: Reader::new(),
+                        cfg,
+                        response,
+                    });
                 }
                 Ok(None) => {}
                 Err(_) => {
@@ -235,13 +263,22 @@ impl Client {
 
     /// Whether nothing arrives for `ms` milliseconds.
     pub fn silent_for(&mut self, ms: u64) -> bool {
-        self.stream.set_read_timeout(Some(Duration::from_millis(ms))).unwrap();
+        self.stream
+            .set_read_timeout(Some(Duration::from_millis(ms)))
+            .unwrap();
         let mut b = [0u8; 1];
         let r = match self.stream.peek(&mut b) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => true,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                true
+            }
             _ => false,
         };
-        self.stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         r && self.buf.is_empty()
     }
 }
@@ -263,7 +300,12 @@ impl Client {
             match self.stream.read(&mut chunk) {
                 Ok(0) => return Some(Got::Eof),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => return None,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    return None
+                }
                 Err(e) => panic!("read: {e}"),
             }
         }
