@@ -251,11 +251,12 @@
     return s;
   }
 
-  // A stable colour per nickname.
+  // A stable colour per nickname: FNV-1a hash into a palette of readable hues.
+  const HUES = [4, 28, 140, 175, 205, 230, 262, 290, 322, 345];
   function hue(nick) {
-    let h = 0;
-    for (const c of nick.toLowerCase()) h = (h * 31 + c.codePointAt(0)) % 360;
-    return String(h);
+    let h = 2166136261;
+    for (const c of nick.toLowerCase()) h = Math.imul(h ^ c.codePointAt(0), 16777619) >>> 0;
+    return String(HUES[h % HUES.length]);
   }
 
   function clearView() {

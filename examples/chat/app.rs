@@ -38,6 +38,7 @@ use state::{now_ms, State};
 const INDEX_HTML: &str = include_str!("index.html");
 const APP_JS: &str = include_str!("app.js");
 const STYLE_CSS: &str = include_str!("style.css");
+const FAVICON_SVG: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><path fill="#4f46e5" d="M6 4h20a4 4 0 0 1 4 4v12a4 4 0 0 1-4 4H14l-7 6v-6H6a4 4 0 0 1-4-4V8a4 4 0 0 1 4-4z"/></svg>"##;
 /// The page loads nothing but its own files and talks only to its own server.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -155,6 +156,7 @@ impl Factory for ChatApp {
             ("GET", "/" | "/index.html") => ("text/html; charset=utf-8", INDEX_HTML),
             ("GET", "/app.js") => ("text/javascript; charset=utf-8", APP_JS),
             ("GET", "/style.css") => ("text/css; charset=utf-8", STYLE_CSS),
+            ("GET", "/favicon.svg" | "/favicon.ico") => ("image/svg+xml", FAVICON_SVG),
             ("GET", "/ws") => {
                 return Response::new(426)
                     .header("Upgrade", "websocket")
