@@ -11,6 +11,7 @@ use volley::protocol::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use volley::{CloseCode, CloseFrame, Context, Error, Handler, Message, Request, Upgrade};
 
 #[derive(Debug)]
+#[allow(dead_code)] // fields are read through Debug output in assertion messages
 enum Seen {
     Open,
     Msg(Message),
