@@ -514,3 +514,25 @@ fn the_page_is_served_from_the_same_port() {
     );
     assert!(post.starts_with("HTTP/1.1 405"), "{post}");
 }
+
+#[test]
+fn the_number_of_rooms_is_capped_and_empty_rooms_vanish() {
+    let srv = server();
+    let mut a = Chat::connect(srv.addr);
+    let existing = a.welcome["rooms"].as_array().unwrap().len();
+    // One user in each new room keeps it alive.
+    let mut holders: Vec<Chat> = (existing..app::state::MAX_ROOMS)
+        .map(|i| {
+            let mut c = Chat::connect(srv.addr);
+            c.join(&format!("room-{i}"));
+            c
+        })
+        .collect();
+    a.send(json!({"type": "join", "room": "one-too-many"}));
+    a.expect_error("too_many_rooms");
+    // Its last member gone, a room vanishes and makes space.
+    let mut last = holders.pop().unwrap();
+    last.send(json!({"type": "leave"}));
+    last.expect("left");
+    a.join("one-too-many");
+}
