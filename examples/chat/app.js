@@ -63,7 +63,9 @@
       if (st.ws !== ws) return;
       st.ws = null;
       st.joined = null;
-      if (ev.code === 1008) notice('error', 'The server closed the connection: ' + (ev.reason || 'policy'));
+      if (ev.code === 1008) {
+        notice('error', 'The server closed the connection: ' + (ev.reason || 'policy'));
+      }
       scheduleReconnect();
     };
   }
@@ -209,12 +211,15 @@
       if (st.phase === 'resuming' && (m.code === 'nick_taken' || m.code === 'bad_nick')) {
         // Our old connection may still hold the name until the server notices it is gone.
         if (m.code === 'nick_taken' && st.nickRetries++ < 10) {
-          setTimeout(() => send({ type: 'nick', nick: st.wantNick }), 3000);
+          setTimeout(() => {
+            if (st.me !== st.wantNick) send({ type: 'nick', nick: st.wantNick });
+          }, 3000);
         }
         send({ type: 'join', room: st.room });
       }
-      if (m.code === 'bad_room' && !st.joined) {
-        st.room = 'lobby';
+      if (st.phase === 'resuming' && !st.joined && /^(bad_room|too_many_rooms)$/.test(m.code)
+          && st.room !== 'lobby') {
+        st.room = 'lobby'; // the room we wanted is gone for good: fall back
         send({ type: 'join', room: st.room });
       }
       notice('error', m.text);
@@ -375,14 +380,15 @@
 
   // ---- what the user does ----------------------------------------------------------------
 
+  // Online, ask the server (and remember the answer); offline, remember the wish for later.
   function joinRoom(room) {
-    st.room = room;
     if (st.phase === 'ready') send({ type: 'join', room });
+    else st.room = room;
   }
 
   function setNick(nick) {
-    st.wantNick = nick;
     if (st.phase === 'ready') send({ type: 'nick', nick });
+    else st.wantNick = nick;
   }
 
   el.composer.addEventListener('submit', (e) => {

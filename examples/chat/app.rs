@@ -38,7 +38,12 @@ use state::{now_ms, State};
 const INDEX_HTML: &str = include_str!("index.html");
 const APP_JS: &str = include_str!("app.js");
 const STYLE_CSS: &str = include_str!("style.css");
-const FAVICON_SVG: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><path fill="#4f46e5" d="M6 4h20a4 4 0 0 1 4 4v12a4 4 0 0 1-4 4H14l-7 6v-6H6a4 4 0 0 1-4-4V8a4 4 0 0 1 4-4z"/></svg>"##;
+/// A speech bubble, so the browser's tab has an icon (and asks for nothing that is missing).
+const FAVICON_SVG: &str = concat!(
+    r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><path fill="#4f46e5" "##,
+    r##"d="M6 4h20a4 4 0 0 1 4 4v12a4 4 0 0 1-4 4H14l-7 6v-6H6a4 4 0 0 1-4-4V8a4 4 0 0 1 4-4z"/>"##,
+    "</svg>"
+);
 /// The page loads nothing but its own files and talks only to its own server.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -189,27 +194,17 @@ impl Handler for Session {
         let mut st = self.shared.lock();
         let nick = st.connect(ctx.id(), ctx.handle());
         let (seq, online, rooms) = (st.next_seq(), st.online(), st.rooms());
-        drop(st);
-        let id = ctx.id().to_string();
-        let limits = &self.shared.limits;
         let welcome = ServerMsg::Welcome {
-            id,
+            id: ctx.id().to_string(),
             nick: &nick,
             online,
             seq,
             rooms: &rooms,
-            limits,
+            limits: &self.shared.limits,
         };
         let _ = ctx.send(welcome.encode());
         // The online count changed for everyone else.
-        ctx.broadcast_others(
-            ServerMsg::Rooms {
-                seq,
-                online,
-                rooms: &rooms,
-            }
-            .encode(),
-        );
+        ctx.broadcast_others(room_list(&mut st));
     }
 
     fn on_message(&mut self, ctx: &mut Context<'_>, msg: Message) {
@@ -275,15 +270,9 @@ impl Session {
                 let user = st.user(id).ok_or_else(not_connected)?;
                 let (nick, room) = (user.nick.clone(), user.room.clone());
                 let _ = ctx.send(ServerMsg::Nick { nick: &nick }.encode());
-                if let Some(room) = room {
-                    if old != nick {
-                        announce(
-                            &mut st,
-                            ctx,
-                            &room,
-                            &format!("{old} is now known as {nick}"),
-                        );
-                    }
+                if let Some(room) = room.filter(|_| old != nick) {
+                    let text = format!("{old} is now known as {nick}");
+                    announce(&mut st, ctx, &room, &text);
                 }
             }
             ClientMsg::Join { room } => {
@@ -303,15 +292,7 @@ impl Session {
                 };
                 let _ = ctx.send(history.encode());
                 if joined.again {
-                    let (seq, users) = (st.next_seq(), st.users_in(&room));
-                    let _ = ctx.send(
-                        ServerMsg::Users {
-                            room: &room,
-                            seq,
-                            users: &users,
-                        }
-                        .encode(),
-                    );
+                    let _ = ctx.send(member_list(&mut st, &room));
                 } else {
                     announce(&mut st, ctx, &room, &format!("{nick} joined"));
                     rooms_changed(&mut st, ctx);
@@ -326,15 +307,7 @@ impl Session {
                 rooms_changed(&mut st, ctx);
             }
             ClientMsg::Rooms => {
-                let (seq, online, rooms) = (st.next_seq(), st.online(), st.rooms());
-                let _ = ctx.send(
-                    ServerMsg::Rooms {
-                        seq,
-                        online,
-                        rooms: &rooms,
-                    }
-                    .encode(),
-                );
+                let _ = ctx.send(room_list(&mut st));
             }
             ClientMsg::Message { text } => {
                 let line = st.post(id, &text)?;
@@ -376,39 +349,34 @@ impl Session {
 
 /// Tell a room that its membership changed: a system line and the new member list.
 fn announce(st: &mut State, ctx: &mut Context<'_>, room: &str, text: &str) {
-    let (seq, online, users) = (st.next_seq(), st.online(), st.users_in(room));
-    ctx.publish(
+    let online = st.online();
+    let line = ServerMsg::System {
         room,
-        ServerMsg::System {
-            room,
-            ts: now_ms(),
-            text,
-            online,
-        }
-        .encode(),
-    );
-    ctx.publish(
-        room,
-        ServerMsg::Users {
-            room,
-            seq,
-            users: &users,
-        }
-        .encode(),
-    );
+        ts: now_ms(),
+        text,
+        online,
+    };
+    ctx.publish(room, line.encode());
+    ctx.publish(room, member_list(st, room));
 }
 
 /// Send everyone the new room list (member counts and the online count changed).
 fn rooms_changed(st: &mut State, ctx: &mut Context<'_>) {
+    ctx.broadcast(room_list(st));
+}
+
+/// The members of `room`, numbered (see `ServerMsg`'s `seq`).
+fn member_list(st: &mut State, room: &str) -> Message {
+    let (seq, users) = (st.next_seq(), st.users_in(room));
+    let users = &users;
+    ServerMsg::Users { room, seq, users }.encode()
+}
+
+/// Every room with its member count, and the online count, numbered.
+fn room_list(st: &mut State) -> Message {
     let (seq, online, rooms) = (st.next_seq(), st.online(), st.rooms());
-    ctx.broadcast(
-        ServerMsg::Rooms {
-            seq,
-            online,
-            rooms: &rooms,
-        }
-        .encode(),
-    );
+    let rooms = &rooms;
+    ServerMsg::Rooms { seq, online, rooms }.encode()
 }
 
 fn not_in_room() -> ChatError {

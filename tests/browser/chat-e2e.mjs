@@ -100,7 +100,8 @@ async function waitForText(page, selector, text) {
     );
   } catch {
     const seen = await page.$$eval(selector, (ns) => ns.map((n) => n.textContent)).catch(() => []);
-    throw new Error(`no ${selector} with text ${JSON.stringify(text)}; saw ${JSON.stringify(seen)}`);
+    const want = JSON.stringify(text);
+    throw new Error(`no ${selector} with text ${want}; saw ${JSON.stringify(seen)}`);
   }
 }
 
@@ -187,7 +188,7 @@ async function main() {
       await waitForText(alice, '#rooms li.current .count', '3');
     });
 
-    await check('the page reconnects after a server restart and sends what was queued', async () => {
+    await check('the page reconnects after a restart and sends what was queued', async () => {
       expectOutage = true;
       stopServer();
       await alice.locator('#conn[data-state="offline"]').waitFor();
@@ -240,8 +241,9 @@ async function main() {
     });
 
     await check('others see who is typing', async () => {
-      await say(bob, 'Reconnect with backoff works too: I restarted the server mid-chat.');
-      await waitForMessage(alice, 'bob', 'Reconnect with backoff works too: I restarted the server mid-chat.');
+      const text = 'Reconnect with backoff works too: I restarted the server mid-chat.';
+      await say(bob, text);
+      await waitForMessage(alice, 'bob', text);
       await carol.locator('#text').pressSequentially('Nice, the queued line', { delay: 10 });
       await waitForText(bob, '#typing', 'carol is typing…');
     });
