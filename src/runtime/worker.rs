@@ -188,18 +188,18 @@ impl WorkerState {
     /// go out through an empty queue).
     fn admit(&mut self, core: &mut ConnCore, len: usize) -> Result<(), Error> {
         let max = self.shared.config.max_outbound_bytes;
-        if core.out_bytes == 0 || core.out_bytes + len <= max {
+        if core.out.bytes() == 0 || core.out.bytes() + len <= max {
             return Ok(());
         }
         // Over the limit within one loop turn: see whether the socket takes the queue now, so
         // only a peer that really does not read hits the policy. Errors surface at the flush.
         if let Ok(n) = core.write_out() {
             bump(&self.stats().bytes_out, n as u64);
-            if core.out_bytes == 0 || core.out_bytes + len <= max {
+            if core.out.bytes() == 0 || core.out.bytes() + len <= max {
                 return Ok(());
             }
         }
-        let queued = core.out_bytes;
+        let queued = core.out.bytes();
         match self.shared.config.backpressure {
             BackpressurePolicy::Drop => bump(&self.stats().dropped_messages, 1),
             _ => {
@@ -881,7 +881,11 @@ impl<F: Factory> Worker<F> {
                 self.ws.arm(&mut conn.core, deadline);
                 false
             }
-            Outcome::Respond { bytes, upgraded: Some(up), .. } => {
+            Outcome::Respond {
+                bytes,
+                upgraded: Some(up),
+                ..
+            } => {
                 bytes::Buf::advance(buf, up.consumed);
                 conn.core.push(Bytes::from(bytes));
                 conn.core.phase = Phase::Open;
@@ -926,7 +930,12 @@ impl<F: Factory> Worker<F> {
                     return;
                 }
                 let max = self.ws.shared.config.max_message_size;
-                let Some(cd) = conn.core.extra.as_mut().and_then(|e| e.deflate.as_deref_mut()) else {
+                let Some(cd) = conn
+                    .core
+                    .extra
+                    .as_mut()
+                    .and_then(|e| e.deflate.as_deref_mut())
+                else {
                     return self.fail(slot, ProtocolError::ReservedBits);
                 };
                 let inflated = match self.ws.deflate.decompress(cd, &payload, max) {
