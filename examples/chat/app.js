@@ -126,6 +126,7 @@
     welcome(m) {
       st.attempts = 0;
       st.me = m.nick;
+      if (!st.wantNick) el.nick.value = m.nick;
       st.limits = m.limits;
       el.text.maxLength = m.limits.text;
       el.nick.maxLength = m.limits.nick;
