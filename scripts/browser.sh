@@ -7,6 +7,7 @@
 # Installs what it needs, and is safe to run again: Debian's chromium (apt-get, as root) when
 # /usr/bin/chromium is missing, and playwright-core from tests/browser/package-lock.json (never
 # a browser download). UPDATE_DOCS=1 also copies the screenshot to docs/chat.png (the README's).
+# Takes about 10 s once built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,9 +32,16 @@ echo "== npm packages (tests/browser)"
   fi
 )
 
+# A debug build by default: `cargo test` has already made it, so this costs nothing in
+# scripts/test.sh. RELEASE=1 tests the optimised build that the README tells users to run.
 echo "== building the chat example"
-cargo build --release --example chat
-binary=target/release/examples/chat
+if [ "${RELEASE:-}" = 1 ]; then
+  cargo build --release --example chat
+  binary=target/release/examples/chat
+else
+  cargo build --example chat
+  binary=target/debug/examples/chat
+fi
 
 echo "== browser test"
 # The test kills the server it starts on any exit; `timeout` bounds the whole run, and the trap
