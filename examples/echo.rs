@@ -3,12 +3,13 @@
 //!
 //! Run: `cargo run --release --example echo -- [ADDR] [WORKERS] [off|shared|dedicated]`
 //! (default `127.0.0.1:9001`, workers = available parallelism, deflate `shared`), then point any
-//! WebSocket client at `ws://ADDR/`. Set `VOLLEY_LOG=debug` to watch connections come and go.
+//! WebSocket client at `ws://ADDR/`. `VOLLEY_ACCEPT=acceptor` uses one acceptor thread instead of
+//! a `SO_REUSEPORT` listener per worker (for comparing the two). Set `VOLLEY_LOG=debug` to watch connections come and go.
 
 #[path = "common/log.rs"]
 mod logger;
 
-use volley::{Config, Context, DeflateMode, Handler, Message, Request, Server, Upgrade};
+use volley::{AcceptMode, Config, Context, DeflateMode, Handler, Message, Request, Server, Upgrade};
 
 struct Echo;
 
@@ -31,6 +32,9 @@ fn main() {
         .compression_threshold(0);
     if let Some(w) = args.next() {
         config = config.workers(w.parse().expect("WORKERS must be a number"));
+    }
+    if std::env::var("VOLLEY_ACCEPT").as_deref() == Ok("acceptor") {
+        config = config.accept_mode(AcceptMode::Acceptor);
     }
     if let Some(mode) = args.next() {
         config = config.deflate(match mode.as_str() {
