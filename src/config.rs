@@ -76,6 +76,16 @@ pub struct Config {
     /// After we send a close frame, how long the peer has to answer before the TCP connection is
     /// dropped. Also bounds graceful shutdown. Default: 5 s.
     pub close_timeout: Duration,
+    /// Send a ping after this long without any traffic from the peer. `None` disables heartbeats.
+    /// Default: 30 s. Any inbound frame counts as liveness, so busy connections are not pinged.
+    pub ping_interval: Option<Duration>,
+    /// After a heartbeat ping, how long the peer has to show any sign of life (a pong or anything
+    /// else) before the connection is dropped and its handler sees close 1006 with reason
+    /// `"timeout"`. Default: 10 s. Frees the slots of peers that vanished without a FIN.
+    pub pong_timeout: Duration,
+    /// Close (1000, `"idle timeout"`) a connection that has sent no data message for this long.
+    /// Pings and pongs do not count. `None` disables. Default: `None`.
+    pub idle_timeout: Option<Duration>,
     /// Set `TCP_NODELAY` on accepted sockets (volley batches writes itself). Default: true.
     pub tcp_nodelay: bool,
 }
@@ -83,7 +93,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             accept_mode: AcceptMode::ReusePort,
             max_frame_size: 16 << 20,
             max_message_size: 16 << 20,
@@ -95,6 +107,9 @@ impl Default for Config {
             max_connections: 100_000,
             handshake_timeout: Some(Duration::from_secs(10)),
             close_timeout: Duration::from_secs(5),
+            ping_interval: Some(Duration::from_secs(30)),
+            pong_timeout: Duration::from_secs(10),
+            idle_timeout: None,
             tcp_nodelay: true,
         }
     }
@@ -139,6 +154,12 @@ setters! {
     handshake_timeout: Option<Duration>,
     /// Set [`Config::close_timeout`].
     close_timeout: Duration,
+    /// Set [`Config::ping_interval`].
+    ping_interval: Option<Duration>,
+    /// Set [`Config::pong_timeout`].
+    pong_timeout: Duration,
+    /// Set [`Config::idle_timeout`].
+    idle_timeout: Option<Duration>,
     /// Set [`Config::tcp_nodelay`].
     tcp_nodelay: bool,
 }

@@ -37,7 +37,10 @@ impl fmt::Display for Error {
             Error::Protocol(e) => write!(f, "protocol error: {e}"),
             Error::Handshake(e) => write!(f, "handshake rejected: {e}"),
             Error::OutboundFull { queued, max } => {
-                write!(f, "outbound queue full ({queued} bytes queued, limit {max})")
+                write!(
+                    f,
+                    "outbound queue full ({queued} bytes queued, limit {max})"
+                )
             }
             Error::Closed => f.write_str("connection closed"),
             Error::ServerStopped => f.write_str("server stopped"),

@@ -59,10 +59,16 @@ pub trait Handler: 'static {
         let _ = (ctx, err);
     }
 
-    /// The outbound queue, after having been over half of `Config::max_outbound_bytes`, has been
-    /// fully written to the socket: a good moment to resume sending.
+    /// The socket could not take everything queued at some point (the peer reads slower than we
+    /// send), and now the whole queue has been written: a good moment to resume sending. Watch
+    /// [`Context::buffered_amount`] to decide when to pause.
     fn on_drain(&mut self, ctx: &mut Context<'_>) {
         let _ = ctx;
+    }
+
+    /// A timer set with [`Context::set_timer`] fired.
+    fn on_timer(&mut self, ctx: &mut Context<'_>, id: u64) {
+        let _ = (ctx, id);
     }
 }
 
@@ -86,6 +92,13 @@ pub trait Factory: Send + Sync + 'static {
             .header("Sec-WebSocket-Version", "13")
             .header("Upgrade", "websocket")
             .body("this endpoint speaks WebSocket\n")
+    }
+
+    /// A topic gained its first subscriber on the server (`active == true`) or lost its last one
+    /// (`false`): what a bridge to other nodes needs to subscribe upstream per topic. Called on
+    /// the worker thread that made the change.
+    fn on_topic(&self, topic: &str, active: bool) {
+        let _ = (topic, active);
     }
 }
 
@@ -132,7 +145,9 @@ impl<'a> Request<'a> {
     }
     /// The first header with this name (case-insensitive), if it is valid UTF-8.
     pub fn header(&self, name: &str) -> Option<&'a str> {
-        std::str::from_utf8(self.head.header(name)?).ok().map(str::trim)
+        std::str::from_utf8(self.head.header(name)?)
+            .ok()
+            .map(str::trim)
     }
     /// All headers as (name, raw value) pairs, in order.
     pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + '_ {
@@ -172,11 +187,19 @@ pub enum Upgrade<H> {
 impl<H> Upgrade<H> {
     /// Accept with `handler`, no subprotocol.
     pub fn accept(handler: H) -> Self {
-        Upgrade::Accept { handler, protocol: None, headers: Vec::new() }
+        Upgrade::Accept {
+            handler,
+            protocol: None,
+            headers: Vec::new(),
+        }
     }
     /// Accept with `handler` and the chosen subprotocol.
     pub fn accept_protocol(handler: H, protocol: impl Into<String>) -> Self {
-        Upgrade::Accept { handler, protocol: Some(protocol.into()), headers: Vec::new() }
+        Upgrade::Accept {
+            handler,
+            protocol: Some(protocol.into()),
+            headers: Vec::new(),
+        }
     }
     /// Reject with a status code and a short text body.
     pub fn reject(status: u16, body: impl Into<Bytes>) -> Self {
@@ -195,15 +218,23 @@ pub struct Response {
 impl Response {
     /// A response with this status, no headers and an empty body.
     pub fn new(status: u16) -> Self {
-        Response { status, headers: Vec::new(), body: Bytes::new() }
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
     }
     /// `200 OK` with a body and its content type.
     pub fn ok(content_type: &str, body: impl Into<Bytes>) -> Self {
-        Response::new(200).header("Content-Type", content_type).body(body)
+        Response::new(200)
+            .header("Content-Type", content_type)
+            .body(body)
     }
     /// `404 Not Found`.
     pub fn not_found() -> Self {
-        Response::new(404).header("Content-Type", "text/plain").body("not found\n")
+        Response::new(404)
+            .header("Content-Type", "text/plain")
+            .body("not found\n")
     }
     /// Add a header.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {

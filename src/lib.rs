@@ -3,6 +3,31 @@
 //! An embeddable, high-performance WebSocket server framework: implement [`Handler`] (and a
 //! [`Factory`] that creates one per connection), hand it to a [`Server`], and get RFC 6455 on a
 //! multi-threaded mio event loop.
+//!
+//! ```no_run
+//! use volley::{Context, Handler, Message, Request, Server, Upgrade};
+//!
+//! struct Echo;
+//!
+//! impl Handler for Echo {
+//!     fn on_message(&mut self, ctx: &mut Context<'_>, msg: Message) {
+//!         let _ = ctx.send(msg);
+//!     }
+//! }
+//!
+//! let server = Server::builder()
+//!     .bind("127.0.0.1:9001")
+//!     .start(|_req: &Request<'_>| Upgrade::accept(Echo))?;
+//! server.run()?;
+//! # Ok::<(), volley::Error>(())
+//! ```
+//!
+//! The names to know: [`Server`] (and [`ServerBuilder`]), [`Factory`] and [`Handler`] (what you
+//! implement), [`Context`] (what a handler can do), [`Message`], [`Config`], the handles
+//! ([`ServerHandle`], [`ConnHandle`]) and [`Error`]. [`protocol`] is the sans-I/O RFC 6455 core,
+//! public so clients such as the loadtest can reuse it.
+//!
+//! docs/ARCHITECTURE.md in the repository explains the threads and the life of a connection.
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
@@ -19,6 +44,11 @@ pub use error::{Error, HandshakeError, ProtocolError};
 pub use handler::{Factory, Handler, Request, Response, Upgrade};
 pub use message::{CloseCode, CloseFrame, Message, Utf8Bytes};
 pub use runtime::context::Context;
-pub use server::{ConnHandle, ConnId, Server, ServerHandle, Stats};
+pub use server::{ConnHandle, ConnId, Server, ServerBuilder, ServerHandle, Stats};
 
 pub use bytes::Bytes;
+
+/// The README's example, compiled and checked by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

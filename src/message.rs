@@ -126,20 +126,16 @@ impl Utf8Bytes {
     }
 
     /// Wrap bytes that the caller has already validated as UTF-8 (the frame reader's incremental
-    /// validator). Checked again in debug builds.
+    /// validator). Checked again in debug builds only; `as_str` stays safe regardless.
     pub(crate) fn from_validated(bytes: Bytes) -> Self {
         debug_assert!(std::str::from_utf8(&bytes).is_ok());
-        if std::str::from_utf8(&bytes).is_err() {
-            // Unreachable when the reader is correct; degrade safely rather than hold invalid text.
-            return Utf8Bytes(Bytes::from(String::from_utf8_lossy(&bytes).into_owned()));
-        }
         Utf8Bytes(bytes)
     }
 
     /// The text.
     pub fn as_str(&self) -> &str {
-        // Every constructor validated (or started from `str`), so this cannot fail; falling back to
-        // "" keeps the code free of `unsafe` and of panics.
+        // Every constructor validated (or started from `str`), so this cannot fail. Checking here
+        // (SIMD-fast in std) keeps the type free of `unsafe`; "" is the panic-free fallback.
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
 
@@ -272,7 +268,10 @@ pub struct CloseFrame {
 impl CloseFrame {
     /// A close frame with a code and a reason.
     pub fn new(code: CloseCode, reason: impl Into<String>) -> Self {
-        CloseFrame { code, reason: reason.into() }
+        CloseFrame {
+            code,
+            reason: reason.into(),
+        }
     }
 }
 

@@ -28,7 +28,10 @@ pub fn parse_payload(payload: &[u8]) -> Result<Option<CloseFrame>, ProtocolError
             }
             let reason =
                 std::str::from_utf8(&payload[2..]).map_err(|_| ProtocolError::InvalidUtf8)?;
-            Ok(Some(CloseFrame { code: CloseCode(code), reason: reason.to_owned() }))
+            Ok(Some(CloseFrame {
+                code: CloseCode(code),
+                reason: reason.to_owned(),
+            }))
         }
     }
 }
@@ -55,10 +58,14 @@ mod tests {
 
     #[test]
     fn valid_codes() {
-        for c in [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999] {
+        for c in [
+            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999,
+        ] {
             assert!(is_valid_code(c), "{c}");
         }
-        for c in [0, 999, 1004, 1005, 1006, 1012, 1013, 1014, 1015, 1016, 1100, 2000, 2999, 5000] {
+        for c in [
+            0, 999, 1004, 1005, 1006, 1012, 1013, 1014, 1015, 1016, 1100, 2000, 2999, 5000,
+        ] {
             assert!(!is_valid_code(c), "{c}");
         }
     }
@@ -66,10 +73,22 @@ mod tests {
     #[test]
     fn parse_rules() {
         assert_eq!(parse_payload(b""), Ok(None));
-        assert_eq!(parse_payload(b"\x03"), Err(ProtocolError::InvalidClosePayload));
-        assert_eq!(parse_payload(b"\x03\xe8"), Ok(Some(CloseFrame::new(CloseCode::NORMAL, ""))));
-        assert_eq!(parse_payload(b"\x03\xedx"), Err(ProtocolError::InvalidCloseCode(1005)));
-        assert_eq!(parse_payload(b"\x03\xe8\xff"), Err(ProtocolError::InvalidUtf8));
+        assert_eq!(
+            parse_payload(b"\x03"),
+            Err(ProtocolError::InvalidClosePayload)
+        );
+        assert_eq!(
+            parse_payload(b"\x03\xe8"),
+            Ok(Some(CloseFrame::new(CloseCode::NORMAL, "")))
+        );
+        assert_eq!(
+            parse_payload(b"\x03\xedx"),
+            Err(ProtocolError::InvalidCloseCode(1005))
+        );
+        assert_eq!(
+            parse_payload(b"\x03\xe8\xff"),
+            Err(ProtocolError::InvalidUtf8)
+        );
         assert_eq!(
             parse_payload(b"\x03\xe8bye").unwrap().unwrap().reason,
             "bye".to_string()

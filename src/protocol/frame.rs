@@ -1,9 +1,25 @@
 //! Frame headers (RFC 6455 §5.2): decoding from a read buffer without copying, and encoding with
-//! the shortest length form. HELPER-A: implement.
+//! the shortest length form.
+//!
+//! ```text
+//!  0                   1                   2                   3
+//!  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//! +-+-+-+-+-------+-+-------------+-------------------------------+
+//! |F|R|R|R| opcode|M| Payload len |    Extended payload length    |
+//! |I|S|S|S|  (4)  |A|     (7)     |             (16/64)           |
+//! |N|V|V|V|       |S|             |   (if payload len==126/127)   |
+//! | |1|2|3|       |K|             |                               |
+//! +-+-+-+-+-------+-+-------------+ - - - - - - - - - - - - - - - +
+//! |     Extended payload length continued, if payload len == 127  |
+//! + - - - - - - - - - - - - - - - +-------------------------------+
+//! |                               |Masking-key, if MASK set to 1  |
+//! +-------------------------------+-------------------------------+
+//! ```
 
 use bytes::Bytes;
 
 use crate::error::ProtocolError;
+use crate::protocol::mask::apply_mask;
 
 /// Longest possible frame header: 2 + 8 (length) + 4 (mask).
 pub const MAX_HEADER_LEN: usize = 14;
@@ -30,6 +46,32 @@ impl OpCode {
     pub fn is_control(self) -> bool {
         matches!(self, OpCode::Close | OpCode::Ping | OpCode::Pong)
     }
+
+    /// The opcode's 4-bit wire value.
+    pub fn as_u8(self) -> u8 {
+        match self {
+            OpCode::Continuation => 0x0,
+            OpCode::Text => 0x1,
+            OpCode::Binary => 0x2,
+            OpCode::Close => 0x8,
+            OpCode::Ping => 0x9,
+            OpCode::Pong => 0xA,
+        }
+    }
+
+    /// The opcode for a 4-bit wire value (the high bits of `v` are ignored); reserved values
+    /// (3–7, 0xB–0xF) are an error.
+    pub fn from_u8(v: u8) -> Result<OpCode, ProtocolError> {
+        match v & 0x0F {
+            0x0 => Ok(OpCode::Continuation),
+            0x1 => Ok(OpCode::Text),
+            0x2 => Ok(OpCode::Binary),
+            0x8 => Ok(OpCode::Close),
+            0x9 => Ok(OpCode::Ping),
+            0xA => Ok(OpCode::Pong),
+            op => Err(ProtocolError::ReservedOpcode(op)),
+        }
+    }
 }
 
 /// A decoded frame header.
@@ -54,21 +96,324 @@ pub struct FrameHeader {
 impl FrameHeader {
     /// Decode a header from the front of `buf`. `Ok(None)`: not enough bytes yet.
     /// `Ok(Some((header, header_len)))`. Errors: reserved opcode, 64-bit length with the high bit.
+    ///
+    /// Errors are reported as soon as the byte that shows them has arrived (a reserved opcode with
+    /// the first byte), even if the rest of the header has not. A length that is not in its
+    /// shortest form is accepted (RFC 6455 §5.2 requires senders, not receivers, to minimise it).
     pub fn decode(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, ProtocolError> {
-        let _ = buf;
-        todo!()
+        let Some(&b0) = buf.first() else {
+            return Ok(None);
+        };
+        let opcode = OpCode::from_u8(b0)?;
+        let Some(&b1) = buf.get(1) else {
+            return Ok(None);
+        };
+        let masked = b1 & 0x80 != 0;
+        let (payload_len, len_end) = match b1 & 0x7F {
+            126 => match buf.get(2..4) {
+                Some(&[a, b]) => (u64::from(u16::from_be_bytes([a, b])), 4),
+                _ => return Ok(None),
+            },
+            127 => {
+                if buf.get(2).is_some_and(|&b| b & 0x80 != 0) {
+                    return Err(ProtocolError::InvalidLength);
+                }
+                match buf.get(2..10) {
+                    Some(b) => {
+                        let mut be = [0u8; 8];
+                        be.copy_from_slice(b);
+                        (u64::from_be_bytes(be), 10)
+                    }
+                    None => return Ok(None),
+                }
+            }
+            n => (u64::from(n), 2),
+        };
+        let (mask, header_len) = if masked {
+            match buf.get(len_end..len_end + 4) {
+                Some(&[a, b, c, d]) => (Some([a, b, c, d]), len_end + 4),
+                _ => return Ok(None),
+            }
+        } else {
+            (None, len_end)
+        };
+        let header = FrameHeader {
+            fin: b0 & 0x80 != 0,
+            rsv1: b0 & 0x40 != 0,
+            rsv2: b0 & 0x20 != 0,
+            rsv3: b0 & 0x10 != 0,
+            opcode,
+            mask,
+            payload_len,
+        };
+        Ok(Some((header, header_len)))
     }
 
     /// Encode into `dst`, shortest length form; returns the header length.
+    ///
+    /// A `payload_len` with its high bit set cannot be represented; it is written with that bit
+    /// cleared (no real payload comes near 2^63 bytes).
     pub fn encode(&self, dst: &mut [u8; MAX_HEADER_LEN]) -> usize {
-        let _ = dst;
-        todo!()
+        dst[0] = u8::from(self.fin) << 7
+            | u8::from(self.rsv1) << 6
+            | u8::from(self.rsv2) << 5
+            | u8::from(self.rsv3) << 4
+            | self.opcode.as_u8();
+        let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
+        let mut len = match self.payload_len {
+            n @ 0..=125 => {
+                dst[1] = mask_bit | n as u8;
+                2
+            }
+            n @ 126..=0xFFFF => {
+                dst[1] = mask_bit | 126;
+                dst[2..4].copy_from_slice(&(n as u16).to_be_bytes());
+                4
+            }
+            n => {
+                dst[1] = mask_bit | 127;
+                dst[2..10].copy_from_slice(&(n & (u64::MAX >> 1)).to_be_bytes());
+                10
+            }
+        };
+        if let Some(key) = self.mask {
+            dst[len..len + 4].copy_from_slice(&key);
+            len += 4;
+        }
+        len
+    }
+
+    /// Length of the encoded header for a payload of `payload_len` bytes.
+    pub fn encoded_len(payload_len: u64, masked: bool) -> usize {
+        let len = match payload_len {
+            0..=125 => 2,
+            126..=0xFFFF => 4,
+            _ => 10,
+        };
+        if masked {
+            len + 4
+        } else {
+            len
+        }
     }
 }
 
 /// One complete frame (header + payload) in one allocation; the payload is masked with `mask` if
 /// given (client role).
-pub fn encode_frame(opcode: OpCode, fin: bool, rsv1: bool, payload: &[u8], mask: Option<[u8; 4]>) -> Bytes {
-    let _ = (opcode, fin, rsv1, payload, mask);
-    todo!()
+pub fn encode_frame(
+    opcode: OpCode,
+    fin: bool,
+    rsv1: bool,
+    payload: &[u8],
+    mask: Option<[u8; 4]>,
+) -> Bytes {
+    let header = FrameHeader {
+        fin,
+        rsv1,
+        rsv2: false,
+        rsv3: false,
+        opcode,
+        mask,
+        payload_len: payload.len() as u64,
+    };
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let head_len = header.encode(&mut head);
+    let mut out = Vec::with_capacity(head_len + payload.len());
+    out.extend_from_slice(&head[..head_len]);
+    out.extend_from_slice(payload);
+    if let Some(key) = mask {
+        apply_mask(&mut out[head_len..], key, 0);
+    }
+    // `len == capacity`, so this conversion keeps the allocation.
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::mask::apply_mask_bytewise;
+
+    fn header(opcode: OpCode, payload_len: u64, mask: Option<[u8; 4]>) -> FrameHeader {
+        FrameHeader {
+            fin: true,
+            rsv1: false,
+            rsv2: false,
+            rsv3: false,
+            opcode,
+            mask,
+            payload_len,
+        }
+    }
+
+    fn encode_vec(h: &FrameHeader) -> Vec<u8> {
+        let mut dst = [0u8; MAX_HEADER_LEN];
+        let n = h.encode(&mut dst);
+        dst[..n].to_vec()
+    }
+
+    #[test]
+    fn round_trips_at_length_boundaries() {
+        let cases = [
+            (0u64, 2usize),
+            (125, 2),
+            (126, 4),
+            (65535, 4),
+            (65536, 10),
+            (1 << 32, 10),
+            (u64::MAX >> 1, 10),
+        ];
+        for (len, expected_len) in cases {
+            for mask in [None, Some([1, 2, 3, 4])] {
+                for opcode in [OpCode::Text, OpCode::Binary, OpCode::Continuation] {
+                    let h = FrameHeader {
+                        fin: len % 2 == 0,
+                        rsv1: true,
+                        rsv2: false,
+                        rsv3: true,
+                        ..header(opcode, len, mask)
+                    };
+                    let bytes = encode_vec(&h);
+                    let hl = expected_len + if mask.is_some() { 4 } else { 0 };
+                    assert_eq!(bytes.len(), hl);
+                    assert_eq!(FrameHeader::encoded_len(len, mask.is_some()), hl);
+                    assert_eq!(FrameHeader::decode(&bytes), Ok(Some((h, hl))));
+                    // Trailing payload bytes do not change the result.
+                    let mut more = bytes.clone();
+                    more.extend_from_slice(&[0xAA; 20]);
+                    assert_eq!(FrameHeader::decode(&more), Ok(Some((h, hl))));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_split_point_is_partial() {
+        for len in [0u64, 125, 126, 65535, 65536, 1 << 32] {
+            for mask in [None, Some([9, 8, 7, 6])] {
+                let bytes = encode_vec(&header(OpCode::Binary, len, mask));
+                for k in 0..bytes.len() {
+                    assert_eq!(
+                        FrameHeader::decode(&bytes[..k]),
+                        Ok(None),
+                        "len {len} k {k}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn all_flag_bits_round_trip() {
+        for bits in 0..16u8 {
+            let h = FrameHeader {
+                fin: bits & 1 != 0,
+                rsv1: bits & 2 != 0,
+                rsv2: bits & 4 != 0,
+                rsv3: bits & 8 != 0,
+                ..header(OpCode::Ping, 5, Some([0, 0, 0, 0]))
+            };
+            let bytes = encode_vec(&h);
+            assert_eq!(FrameHeader::decode(&bytes), Ok(Some((h, 6))));
+        }
+    }
+
+    #[test]
+    fn reserved_opcodes_are_rejected_from_the_first_byte() {
+        for op in (3..=7).chain(0xB..=0xF) {
+            for b0 in [op, 0x80 | op, 0xF0 | op] {
+                assert_eq!(
+                    FrameHeader::decode(&[b0]),
+                    Err(ProtocolError::ReservedOpcode(op))
+                );
+                assert_eq!(
+                    FrameHeader::decode(&[b0, 0x80, 1, 2, 3, 4]),
+                    Err(ProtocolError::ReservedOpcode(op))
+                );
+            }
+        }
+        for op in [0u8, 1, 2, 8, 9, 10] {
+            let opcode = OpCode::from_u8(op).unwrap();
+            assert_eq!(opcode.as_u8(), op);
+            assert_eq!(opcode.is_control(), op >= 8);
+        }
+    }
+
+    #[test]
+    fn high_bit_length_is_invalid() {
+        let mut bytes = vec![0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4];
+        assert_eq!(
+            FrameHeader::decode(&bytes),
+            Err(ProtocolError::InvalidLength)
+        );
+        // Reported as soon as the first length byte is there.
+        assert_eq!(
+            FrameHeader::decode(&bytes[..3]),
+            Err(ProtocolError::InvalidLength)
+        );
+        bytes[2] = 0x7F;
+        let (h, n) = FrameHeader::decode(&bytes).unwrap().unwrap();
+        assert_eq!((h.payload_len, n), (0x7F00_0000_0000_0000, 14));
+    }
+
+    #[test]
+    fn non_minimal_lengths_are_accepted() {
+        // 5 in the 16-bit form and in the 64-bit form.
+        let h16 = [0x81, 126, 0, 5];
+        let (h, n) = FrameHeader::decode(&h16).unwrap().unwrap();
+        assert_eq!((h.payload_len, n), (5, 4));
+        let h64 = [0x81, 127, 0, 0, 0, 0, 0, 0, 0, 5];
+        let (h, n) = FrameHeader::decode(&h64).unwrap().unwrap();
+        assert_eq!((h.payload_len, n), (5, 10));
+    }
+
+    #[test]
+    fn rfc_examples() {
+        // RFC 6455 §5.7.
+        assert_eq!(
+            &encode_frame(OpCode::Text, true, false, b"Hello", None)[..],
+            &[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]
+        );
+        assert_eq!(
+            &encode_frame(
+                OpCode::Text,
+                true,
+                false,
+                b"Hello",
+                Some([0x37, 0xfa, 0x21, 0x3d])
+            )[..],
+            &[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]
+        );
+        assert_eq!(
+            &encode_frame(OpCode::Text, false, false, b"Hel", None)[..],
+            &[0x01, 0x03, 0x48, 0x65, 0x6c]
+        );
+        assert_eq!(
+            &encode_frame(OpCode::Continuation, true, false, b"lo", None)[..],
+            &[0x80, 0x02, 0x6c, 0x6f]
+        );
+        let f = encode_frame(OpCode::Binary, true, false, &[0u8; 256], None);
+        assert_eq!(&f[..4], &[0x82, 0x7E, 0x01, 0x00]);
+        let f = encode_frame(OpCode::Binary, true, false, &[0u8; 65536], None);
+        assert_eq!(&f[..10], &[0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0]);
+    }
+
+    #[test]
+    fn encode_frame_round_trips_with_masking() {
+        for len in [0usize, 1, 125, 126, 1000, 65535, 65536] {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 31) as u8).collect();
+            let key = [0xA1, 0xB2, 0xC3, 0xD4];
+            let frame = encode_frame(OpCode::Binary, true, true, &payload, Some(key));
+            assert_eq!(
+                frame.len(),
+                FrameHeader::encoded_len(len as u64, true) + len
+            );
+            let (h, n) = FrameHeader::decode(&frame).unwrap().unwrap();
+            assert_eq!(h.mask, Some(key));
+            assert!(h.rsv1 && h.fin);
+            assert_eq!(h.payload_len, len as u64);
+            let mut body = frame[n..].to_vec();
+            apply_mask_bytewise(&mut body, key, 0);
+            assert_eq!(body, payload);
+        }
+    }
 }

@@ -1,8 +1,31 @@
 //! The opening handshake (RFC 6455 §4): incremental HTTP/1.1 request parsing (httparse),
 //! upgrade validation, `Sec-WebSocket-Accept`, responses; and the client side used by the
-//! loadtest. HELPER-B: implement.
+//! loadtest.
+//!
+//! Everything here works on byte slices: the runtime feeds the bytes read so far to
+//! [`parse_request`] until it returns a head, checks it with [`validate_upgrade`], and writes the
+//! answer with [`write_switching_protocols`], [`write_response`] or [`write_rejection`]. No input
+//! makes any function here panic.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use sha1::{Digest, Sha1};
 
 use crate::error::HandshakeError;
+
+/// The GUID appended to the key before hashing (RFC 6455 §1.3).
+const WS_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// Header slots kept on the stack while parsing; larger `max_headers` fall back to the heap.
+const STACK_HEADERS: usize = 64;
+
+/// Headers parsed from a server's response (client side).
+const MAX_RESPONSE_HEADERS: usize = 64;
 
 /// One request header: name as sent, raw value bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,32 +52,153 @@ pub struct RequestHead<'a> {
 impl<'a> RequestHead<'a> {
     /// The first header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
-        let _ = name;
-        todo!()
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
     }
+
+    /// Every value of the header with this name (case-insensitive), in order.
+    pub fn header_all<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a [u8]> + 's {
+        self.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    }
+
     /// Path part of the target (before `?`).
+    ///
+    /// An absolute-form target (`http://host/chat?x`, allowed by RFC 6455 §4.2.1) yields the
+    /// path after the authority (`/chat`), or `/` when there is none.
     pub fn path(&self) -> &'a str {
-        todo!()
+        let origin = origin_form(self.target);
+        let path = origin.split_once('?').map_or(origin, |(p, _)| p);
+        if path.is_empty() && origin.len() != self.target.len() {
+            "/"
+        } else {
+            path
+        }
     }
+
     /// Query part of the target (after `?`), if any.
     pub fn query(&self) -> Option<&'a str> {
-        todo!()
+        self.target.split_once('?').map(|(_, q)| q)
+    }
+}
+
+/// The origin-form part (`/path?query`) of a request target: absolute-form targets lose their
+/// scheme and authority, anything else is returned as is.
+fn origin_form(target: &str) -> &str {
+    let Some((scheme, rest)) = target.split_once("://") else {
+        return target;
+    };
+    let is_http = ["http", "https", "ws", "wss"]
+        .iter()
+        .any(|s| scheme.eq_ignore_ascii_case(s));
+    if !is_http {
+        return target;
+    }
+    match rest.find(['/', '?']) {
+        Some(i) => &rest[i..],
+        None => "",
     }
 }
 
 /// Parse a request head from the front of `buf`. `Ok(None)`: incomplete. `Ok(Some((head, n)))`:
 /// `n` bytes form the head; bytes after it (early frames) are the caller's to keep.
 /// More than `max_headers` headers → `HeadersTooLarge`. (The byte limit is the caller's.)
-pub fn parse_request(buf: &[u8], max_headers: usize) -> Result<Option<(RequestHead<'_>, usize)>, HandshakeError> {
-    let _ = (buf, max_headers);
-    todo!()
+///
+/// # Errors
+///
+/// [`HandshakeError::HeadersTooLarge`] for too many headers (reported as soon as seen, even
+/// before the head is complete); [`HandshakeError::Malformed`] for bytes that are not an
+/// HTTP/1.x request head (TLS hellos, HTTP/2 prefaces, invalid header names, bare LF...).
+/// Header values may hold any byte but controls (obs-text is kept as is).
+pub fn parse_request(
+    buf: &[u8],
+    max_headers: usize,
+) -> Result<Option<(RequestHead<'_>, usize)>, HandshakeError> {
+    if max_headers <= STACK_HEADERS {
+        let mut slots = [httparse::EMPTY_HEADER; STACK_HEADERS];
+        parse_request_into(buf, &mut slots[..max_headers])
+    } else {
+        let mut slots = vec![httparse::EMPTY_HEADER; max_headers];
+        parse_request_into(buf, &mut slots)
+    }
+}
+
+fn parse_request_into<'b>(
+    buf: &'b [u8],
+    slots: &mut [httparse::Header<'b>],
+) -> Result<Option<(RequestHead<'b>, usize)>, HandshakeError> {
+    let mut req = httparse::Request::new(slots);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(map_httparse_error(e)),
+    };
+    // On `Complete`, httparse has filled in every part of the request line.
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return Err(HandshakeError::Malformed("incomplete request line"));
+    };
+    let headers = req
+        .headers
+        .iter()
+        .map(|h| Header {
+            name: h.name,
+            value: h.value,
+        })
+        .collect();
+    Ok(Some((
+        RequestHead {
+            method,
+            target,
+            minor_version: version,
+            headers,
+        },
+        len,
+    )))
+}
+
+fn map_httparse_error(e: httparse::Error) -> HandshakeError {
+    HandshakeError::Malformed(match e {
+        httparse::Error::TooManyHeaders => return HandshakeError::HeadersTooLarge,
+        httparse::Error::HeaderName => "invalid header name",
+        httparse::Error::HeaderValue => "invalid header value",
+        httparse::Error::NewLine => "invalid line ending",
+        httparse::Error::Status => "invalid status",
+        httparse::Error::Token => "invalid token",
+        httparse::Error::Version => "invalid HTTP version",
+    })
+}
+
+/// Trim ASCII spaces and tabs (HTTP optional whitespace) from both ends.
+fn trim_ows(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = v {
+        v = rest;
+    }
+    v
+}
+
+/// Whether a comma-separated header value lists `token` (case-insensitive).
+fn has_token(value: &[u8], token: &str) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| trim_ows(t).eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// Whether any occurrence of header `name` lists `token`.
+fn any_has_token(head: &RequestHead<'_>, name: &str, token: &str) -> bool {
+    head.header_all(name).any(|v| has_token(v, token))
 }
 
 /// Whether the request asks for an upgrade to websocket at all (an `Upgrade` header naming
 /// websocket). Requests that do not are plain HTTP requests, answered by the application.
 pub fn wants_websocket(head: &RequestHead<'_>) -> bool {
-    let _ = head;
-    todo!()
+    any_has_token(head, "upgrade", "websocket")
 }
 
 /// What a valid upgrade request offers.
@@ -70,50 +214,1216 @@ pub struct UpgradeRequest<'a> {
 
 /// RFC 6455 §4.2.1 checks: GET, HTTP/1.1, `Upgrade: websocket`, `Connection` containing the
 /// `upgrade` token (token list, any case), `Sec-WebSocket-Version: 13`, a key decoding to 16 bytes.
+///
+/// Checks run in this order, the first failure being returned: method (405), HTTP version (400),
+/// exactly one `Host` header (400, RFC 7230 §5.4), `Upgrade`/`Connection` (400),
+/// `Sec-WebSocket-Version` (426; a repeated header also fails, RFC 6455 §11.3.5),
+/// `Sec-WebSocket-Key` (400; a repeated header also fails, §11.3.1), then the subprotocol and
+/// extension headers, which must be UTF-8 (400).
+///
+/// # Errors
+///
+/// The first failing check above, as the [`HandshakeError`] variant named there; answer it
+/// with [`write_rejection`].
 pub fn validate_upgrade<'a>(head: &RequestHead<'a>) -> Result<UpgradeRequest<'a>, HandshakeError> {
-    let _ = head;
-    todo!()
+    if head.method != "GET" {
+        return Err(HandshakeError::MethodNotAllowed);
+    }
+    if head.minor_version < 1 {
+        return Err(HandshakeError::UnsupportedHttpVersion);
+    }
+    match head.header_all("host").count() {
+        0 => return Err(HandshakeError::Malformed("missing Host")),
+        1 => {}
+        _ => return Err(HandshakeError::Malformed("duplicate Host")),
+    }
+    if !any_has_token(head, "upgrade", "websocket") || !any_has_token(head, "connection", "upgrade")
+    {
+        return Err(HandshakeError::NotWebSocket);
+    }
+
+    let mut versions = head.header_all("sec-websocket-version");
+    match (versions.next(), versions.next()) {
+        (Some(v), None) if trim_ows(v) == b"13" => {}
+        _ => return Err(HandshakeError::UnsupportedVersion),
+    }
+
+    let mut keys = head.header_all("sec-websocket-key");
+    let key = match (keys.next(), keys.next()) {
+        (Some(k), None) => trim_ows(k),
+        _ => return Err(HandshakeError::InvalidKey),
+    };
+    if !is_valid_key(key) {
+        return Err(HandshakeError::InvalidKey);
+    }
+
+    let mut protocols = Vec::new();
+    for value in head.header_all("sec-websocket-protocol") {
+        let value = std::str::from_utf8(value)
+            .map_err(|_| HandshakeError::Malformed("Sec-WebSocket-Protocol is not UTF-8"))?;
+        protocols.extend(value.split(',').map(trim_str).filter(|t| !t.is_empty()));
+    }
+
+    let mut extensions = Vec::new();
+    for value in head.header_all("sec-websocket-extensions") {
+        let value = std::str::from_utf8(value)
+            .map_err(|_| HandshakeError::Malformed("Sec-WebSocket-Extensions is not UTF-8"))?;
+        let value = trim_str(value);
+        if !value.is_empty() {
+            extensions.push(value);
+        }
+    }
+
+    Ok(UpgradeRequest {
+        key,
+        protocols,
+        extensions,
+    })
+}
+
+fn trim_str(s: &str) -> &str {
+    s.trim_matches([' ', '\t'])
+}
+
+/// A key is the standard base64 (with padding) of exactly 16 bytes: 24 characters.
+fn is_valid_key(key: &[u8]) -> bool {
+    let mut decoded = [0u8; 24];
+    key.len() == 24 && matches!(STANDARD.decode_slice(key, &mut decoded), Ok(16))
 }
 
 /// `base64(SHA-1(key + GUID))`.
 pub fn accept_key(key: &[u8]) -> String {
-    let _ = key;
-    todo!()
+    let mut sha = Sha1::new();
+    sha.update(key);
+    sha.update(WS_GUID);
+    STANDARD.encode(sha.finalize())
+}
+
+/// Whether `name` is an HTTP token (RFC 7230 §3.2.6).
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether `value` is safe to send as a header value: no CR, LF or other control bytes except
+/// horizontal tab (guards against header injection / response splitting).
+fn is_safe_value(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+}
+
+/// Append `name: value\r\n` if both are safe; otherwise skip it and return false.
+fn push_header(out: &mut Vec<u8>, name: &str, value: &str) -> bool {
+    if !is_token(name) || !is_safe_value(value) {
+        return false;
+    }
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    true
+}
+
+/// Append the decimal digits of `n`.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Headers the 101 response owns; the same names among `extra_headers` are skipped.
+const OWNED_101: &[&str] = &[
+    "upgrade",
+    "connection",
+    "sec-websocket-accept",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+    "content-length",
+    "transfer-encoding",
+];
+
+fn is_one_of(name: &str, list: &[&str]) -> bool {
+    list.iter().any(|n| name.eq_ignore_ascii_case(n))
 }
 
 /// Append a `101 Switching Protocols` response.
-pub fn write_switching_protocols(out: &mut Vec<u8>, accept: &str, protocol: Option<&str>, extensions: Option<&str>, extra_headers: &[(String, String)]) {
-    let _ = (out, accept, protocol, extensions, extra_headers);
-    todo!()
+///
+/// `protocol`, `extensions` and `extra_headers` whose name is not an HTTP token or whose value
+/// holds CR, LF or another control byte are skipped (header injection). `extra_headers` may not
+/// override the headers this response owns (`Upgrade`, `Connection`, `Sec-WebSocket-*`,
+/// `Content-Length`, `Transfer-Encoding`): such entries are skipped too.
+pub fn write_switching_protocols(
+    out: &mut Vec<u8>,
+    accept: &str,
+    protocol: Option<&str>,
+    extensions: Option<&str>,
+    extra_headers: &[(String, String)],
+) {
+    out.extend_from_slice(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
+    );
+    push_header(out, "Sec-WebSocket-Accept", accept);
+    if let Some(p) = protocol.filter(|p| !p.is_empty()) {
+        push_header(out, "Sec-WebSocket-Protocol", p);
+    }
+    if let Some(e) = extensions.filter(|e| !e.is_empty()) {
+        push_header(out, "Sec-WebSocket-Extensions", e);
+    }
+    for (name, value) in extra_headers {
+        if !is_one_of(name, OWNED_101) {
+            push_header(out, name, value);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Append a complete HTTP/1.1 response with `Content-Length` (and `Connection: close` if `close`).
-pub fn write_response(out: &mut Vec<u8>, status: u16, headers: &[(String, String)], body: &[u8], close: bool) {
-    let _ = (out, status, headers, body, close);
-    todo!()
+///
+/// Headers failing the injection guard of [`write_switching_protocols`] are skipped, as are
+/// `Content-Length` and `Transfer-Encoding` (computed here) and, when `close`, `Connection`.
+/// Without a `Content-Type` header, a non-empty body is sent as `text/plain; charset=utf-8`.
+/// A 1xx, 204 or 304 status carries no body (RFC 9110 §6.4.1), so `body` is ignored and no
+/// `Content-Length` is sent for 1xx/204. A status outside 100..=999 is sent as 500.
+pub fn write_response(
+    out: &mut Vec<u8>,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+    close: bool,
+) {
+    let status = if (100..=999).contains(&status) {
+        status
+    } else {
+        500
+    };
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason_phrase(status).as_bytes());
+    out.extend_from_slice(b"\r\n");
+
+    let mut has_content_type = false;
+    for (name, value) in headers {
+        if is_one_of(name, &["content-length", "transfer-encoding"])
+            || (close && name.eq_ignore_ascii_case("connection"))
+        {
+            continue;
+        }
+        if push_header(out, name, value) && name.eq_ignore_ascii_case("content-type") {
+            has_content_type = true;
+        }
+    }
+
+    let no_body = status < 200 || status == 204 || status == 304;
+    let body = if no_body { &[][..] } else { body };
+    if !body.is_empty() && !has_content_type {
+        out.extend_from_slice(b"Content-Type: text/plain; charset=utf-8\r\n");
+    }
+    if !(status < 200 || status == 204) {
+        out.extend_from_slice(b"Content-Length: ");
+        push_decimal(out, body.len() as u64);
+        out.extend_from_slice(b"\r\n");
+    }
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+/// Append the response refusing an upgrade with `err`: its [`HandshakeError::status`], the
+/// error's text as the body, `Connection: close`, and for 426 the `Sec-WebSocket-Version: 13`
+/// header RFC 6455 §4.4 asks for.
+pub fn write_rejection(out: &mut Vec<u8>, err: &HandshakeError) {
+    let status = err.status();
+    let mut headers = Vec::new();
+    if status == 426 {
+        headers.push(("Sec-WebSocket-Version".to_owned(), "13".to_owned()));
+    }
+    write_response(out, status, &headers, err.to_string().as_bytes(), true);
 }
 
 /// The standard reason phrase for a status code.
 pub fn reason_phrase(status: u16) -> &'static str {
-    let _ = status;
-    todo!()
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
 }
 
 /// A fresh random `Sec-WebSocket-Key` (client side).
+///
+/// A nonce, not a secret: 16 bytes from std's randomly seeded SipHash keys over a process-wide
+/// counter and the time, base64-encoded.
 pub fn generate_key() -> String {
-    todo!()
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u64(n);
+    hasher.write_u128(nanos);
+    let a = hasher.finish();
+    hasher.write_u64(!n);
+    let b = hasher.finish();
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&a.to_le_bytes());
+    bytes[8..].copy_from_slice(&b.to_le_bytes());
+    STANDARD.encode(bytes)
+}
+
+/// Append `s`, percent-encoding bytes that cannot appear in a request line (controls, space).
+fn push_escaped(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in s.as_bytes() {
+        if b <= b' ' || b == 0x7f {
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        } else {
+            out.push(b);
+        }
+    }
 }
 
 /// Append a client upgrade request (client side).
-pub fn write_client_request(out: &mut Vec<u8>, host: &str, path: &str, key: &str, extra_headers: &[(String, String)]) {
-    let _ = (out, host, path, key, extra_headers);
-    todo!()
+///
+/// A `path` not starting with `/` gets one (`""` → `/`); control bytes and spaces in `path` are percent-encoded.
+/// `host` and `extra_headers` pass the same injection guard as the server's responses (an
+/// unsafe `host` is dropped, which the server then refuses).
+pub fn write_client_request(
+    out: &mut Vec<u8>,
+    host: &str,
+    path: &str,
+    key: &str,
+    extra_headers: &[(String, String)],
+) {
+    out.extend_from_slice(b"GET ");
+    if !path.starts_with('/') {
+        out.push(b'/');
+    }
+    push_escaped(out, path);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    push_header(out, "Host", host);
+    out.extend_from_slice(b"Upgrade: websocket\r\nConnection: Upgrade\r\n");
+    push_header(out, "Sec-WebSocket-Key", key);
+    out.extend_from_slice(b"Sec-WebSocket-Version: 13\r\n");
+    for (name, value) in extra_headers {
+        push_header(out, name, value);
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Parse a server's response head (client side). `Ok(None)`: incomplete. On success, the status
 /// is 101 and `Sec-WebSocket-Accept` matches `key`; returns the head length and the
 /// `Sec-WebSocket-Extensions` value, if any.
-pub fn parse_response(buf: &[u8], key: &str) -> Result<Option<(usize, Option<String>)>, HandshakeError> {
-    let _ = (buf, key);
-    todo!()
+///
+/// Several `Sec-WebSocket-Extensions` headers are joined with `, `. `Upgrade`/`Connection`
+/// not naming websocket/upgrade → `NotWebSocket`; more than 64 headers → `HeadersTooLarge`.
+///
+/// # Errors
+///
+/// [`HandshakeError::BadResponse`] with the status when it is not 101,
+/// [`HandshakeError::NotWebSocket`], [`HandshakeError::BadAccept`] when the accept header is
+/// missing, repeated or wrong, [`HandshakeError::Malformed`] for bytes that are not HTTP.
+pub fn parse_response(
+    buf: &[u8],
+    key: &str,
+) -> Result<Option<(usize, Option<String>)>, HandshakeError> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
+    let mut resp = httparse::Response::new(&mut slots);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(map_httparse_error(e)),
+    };
+    let status = resp.code.unwrap_or(0);
+    if status != 101 {
+        return Err(HandshakeError::BadResponse(status));
+    }
+    let values = |name: &'static str| {
+        resp.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    };
+    if !values("upgrade").any(|v| has_token(v, "websocket"))
+        || !values("connection").any(|v| has_token(v, "upgrade"))
+    {
+        return Err(HandshakeError::NotWebSocket);
+    }
+    let expected = accept_key(key.as_bytes());
+    let mut accepts = values("sec-websocket-accept");
+    match (accepts.next(), accepts.next()) {
+        (Some(a), None) if trim_ows(a) == expected.as_bytes() => {}
+        _ => return Err(HandshakeError::BadAccept),
+    }
+    let mut extensions: Option<String> = None;
+    for value in values("sec-websocket-extensions") {
+        let value = std::str::from_utf8(trim_ows(value))
+            .map_err(|_| HandshakeError::Malformed("Sec-WebSocket-Extensions is not UTF-8"))?;
+        if value.is_empty() {
+            continue;
+        }
+        match &mut extensions {
+            Some(all) => {
+                all.push_str(", ");
+                all.push_str(value);
+            }
+            None => extensions = Some(value.to_owned()),
+        }
+    }
+    Ok(Some((len, extensions)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sample request of RFC 6455 §1.2.
+    const RFC_REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\n\
+        Host: server.example.com\r\n\
+        Upgrade: websocket\r\n\
+        Connection: Upgrade\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Origin: http://example.com\r\n\
+        Sec-WebSocket-Protocol: chat, superchat\r\n\
+        Sec-WebSocket-Version: 13\r\n\
+        \r\n";
+
+    fn parse(buf: &[u8]) -> RequestHead<'_> {
+        parse_request(buf, 64)
+            .expect("parse error")
+            .expect("incomplete")
+            .0
+    }
+
+    /// A request with the given header lines (each without CRLF), request line `GET /`.
+    fn request(lines: &[&str]) -> Vec<u8> {
+        request_with("GET / HTTP/1.1", lines)
+    }
+
+    fn request_with(request_line: &str, lines: &[&str]) -> Vec<u8> {
+        let mut out = format!("{request_line}\r\n");
+        for l in lines {
+            out.push_str(l);
+            out.push_str("\r\n");
+        }
+        out.push_str("\r\n");
+        out.into_bytes()
+    }
+
+    const BASE: &[&str] = &[
+        "Host: h",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+    ];
+
+    /// BASE with the header named like `replace`'s name replaced (or removed if `replace` is
+    /// just `Name:` with nothing after), plus any extra lines.
+    fn base_with(replace: &[&str]) -> Vec<u8> {
+        let mut lines: Vec<&str> = BASE.to_vec();
+        for r in replace {
+            let name = r.split(':').next().unwrap();
+            lines.retain(|l| !l.split(':').next().unwrap().eq_ignore_ascii_case(name));
+            if !r.trim_end().ends_with(':') {
+                lines.push(r);
+            }
+        }
+        request(&lines)
+    }
+
+    fn validate(buf: &[u8]) -> Result<UpgradeRequest<'_>, HandshakeError> {
+        match parse_request(buf, 64)? {
+            Some((head, _)) => {
+                // `validate_upgrade` borrows from the buffer, not from the head.
+                validate_upgrade(&head)
+            }
+            None => panic!("incomplete request"),
+        }
+    }
+
+    #[test]
+    fn rfc_sample_request() {
+        let (head, n) = parse_request(RFC_REQUEST, 64).unwrap().unwrap();
+        assert_eq!(n, RFC_REQUEST.len());
+        assert_eq!(head.method, "GET");
+        assert_eq!(head.target, "/chat");
+        assert_eq!(head.path(), "/chat");
+        assert_eq!(head.query(), None);
+        assert_eq!(head.minor_version, 1);
+        assert_eq!(head.headers.len(), 7);
+        assert_eq!(head.header("origin"), Some(&b"http://example.com"[..]));
+        assert!(wants_websocket(&head));
+        let up = validate_upgrade(&head).unwrap();
+        assert_eq!(up.key, b"dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(up.protocols, vec!["chat", "superchat"]);
+        assert!(up.extensions.is_empty());
+        assert_eq!(accept_key(up.key), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn accept_key_rfc_example() {
+        assert_eq!(
+            accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
+
+    #[test]
+    fn split_at_every_byte_boundary() {
+        for i in 0..RFC_REQUEST.len() {
+            assert!(
+                parse_request(&RFC_REQUEST[..i], 64).unwrap().is_none(),
+                "prefix of {i} bytes parsed as complete"
+            );
+        }
+        assert!(parse_request(RFC_REQUEST, 64).unwrap().is_some());
+    }
+
+    #[test]
+    fn early_frame_bytes_are_not_consumed() {
+        let mut buf = RFC_REQUEST.to_vec();
+        let frame = [
+            0x81,
+            0x85,
+            1,
+            2,
+            3,
+            4,
+            b'h' ^ 1,
+            b'e' ^ 2,
+            b'l' ^ 3,
+            b'l' ^ 4,
+            b'o' ^ 1,
+        ];
+        buf.extend_from_slice(&frame);
+        let (head, n) = parse_request(&buf, 64).unwrap().unwrap();
+        assert_eq!(n, RFC_REQUEST.len());
+        assert_eq!(&buf[n..], &frame);
+        validate_upgrade(&head).unwrap();
+        // Even a frame that looks like nothing HTTP at all.
+        let mut buf = RFC_REQUEST.to_vec();
+        buf.extend_from_slice(b"\r\n\r\n\x00\xff");
+        assert_eq!(
+            parse_request(&buf, 64).unwrap().unwrap().1,
+            RFC_REQUEST.len()
+        );
+    }
+
+    #[test]
+    fn path_and_query() {
+        let buf = request_with("GET /chat?room=a&x=1 HTTP/1.1", &[]);
+        let head = parse(&buf);
+        assert_eq!(head.target, "/chat?room=a&x=1");
+        assert_eq!(head.path(), "/chat");
+        assert_eq!(head.query(), Some("room=a&x=1"));
+
+        let buf = request_with("GET /? HTTP/1.1", &[]);
+        assert_eq!(parse(&buf).path(), "/");
+        assert_eq!(parse(&buf).query(), Some(""));
+
+        let buf = request_with("GET http://example.com:80/chat?q=1 HTTP/1.1", &[]);
+        assert_eq!(parse(&buf).path(), "/chat");
+        assert_eq!(parse(&buf).query(), Some("q=1"));
+        let buf = request_with("GET https://example.com HTTP/1.1", &[]);
+        assert_eq!(parse(&buf).path(), "/");
+        assert_eq!(parse(&buf).query(), None);
+        let buf = request_with("GET ws://example.com?q HTTP/1.1", &[]);
+        assert_eq!(parse(&buf).path(), "/");
+        assert_eq!(parse(&buf).query(), Some("q"));
+        let buf = request_with("GET * HTTP/1.1", &[]);
+        assert_eq!(parse(&buf).path(), "*");
+    }
+
+    #[test]
+    fn header_names_in_any_case() {
+        let buf = request(&[
+            "HOST: h",
+            "upgrade: WebSocket",
+            "CONNECTION: UPGRADE",
+            "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==",
+            "SEC-WEBSOCKET-VERSION: 13",
+            "X-Mixed-Case: v",
+        ]);
+        let head = parse(&buf);
+        assert_eq!(head.header("x-mixed-case"), Some(&b"v"[..]));
+        assert_eq!(head.header("X-MIXED-CASE"), Some(&b"v"[..]));
+        assert_eq!(head.header("missing"), None);
+        assert!(wants_websocket(&head));
+        assert!(validate_upgrade(&head).is_ok());
+    }
+
+    #[test]
+    fn header_returns_first_match() {
+        let buf = request(&["X-A: 1", "x-a: 2"]);
+        let head = parse(&buf);
+        assert_eq!(head.header("X-A"), Some(&b"1"[..]));
+        assert_eq!(
+            head.header_all("x-a").collect::<Vec<_>>(),
+            vec![&b"1"[..], b"2"]
+        );
+    }
+
+    #[test]
+    fn connection_token_lists() {
+        for conn in [
+            "Connection: keep-alive, Upgrade",
+            "Connection: Upgrade, keep-alive",
+            "Connection: keep-alive,upgrade",
+            "Connection:   upgrade  ",
+            "Connection: foo,\tUPGRADE\t,bar",
+        ] {
+            assert!(validate(&base_with(&[conn])).is_ok(), "{conn}");
+        }
+        for conn in [
+            "Connection: keep-alive",
+            "Connection: upgraded",
+            "Connection: up grade",
+        ] {
+            assert_eq!(
+                validate(&base_with(&[conn])),
+                Err(HandshakeError::NotWebSocket),
+                "{conn}"
+            );
+        }
+        assert_eq!(
+            validate(&base_with(&["Connection:"])),
+            Err(HandshakeError::NotWebSocket)
+        );
+    }
+
+    #[test]
+    fn upgrade_token_lists() {
+        for up in [
+            "Upgrade: websocket",
+            "Upgrade: h2c, WebSocket",
+            "Upgrade: WEBSOCKET ",
+        ] {
+            assert!(validate(&base_with(&[up])).is_ok(), "{up}");
+        }
+        for up in ["Upgrade: h2c", "Upgrade: websockets", "Upgrade:"] {
+            assert_eq!(
+                validate(&base_with(&[up])),
+                Err(HandshakeError::NotWebSocket),
+                "{up}"
+            );
+        }
+    }
+
+    #[test]
+    fn repeated_headers() {
+        // Connection and Upgrade may repeat; every occurrence counts.
+        let mut lines = BASE.to_vec();
+        lines.retain(|l| !l.starts_with("Connection") && !l.starts_with("Upgrade"));
+        lines.extend([
+            "Connection: keep-alive",
+            "Upgrade: h2c",
+            "Connection: Upgrade",
+        ]);
+        lines.push("Upgrade: websocket");
+        let buf = request(&lines);
+        assert!(wants_websocket(&parse(&buf)));
+        assert!(validate(&buf).is_ok());
+
+        // Protocols and extensions from every header, in order.
+        let mut lines = BASE.to_vec();
+        lines.extend([
+            "Sec-WebSocket-Protocol: a, b",
+            "X-Other: 1",
+            "sec-websocket-protocol: ,c,, d ,",
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits ",
+            "Sec-WebSocket-Extensions:  x-foo",
+        ]);
+        let buf = request(&lines);
+        let up = validate(&buf).unwrap();
+        assert_eq!(up.protocols, vec!["a", "b", "c", "d"]);
+        assert_eq!(
+            up.extensions,
+            vec!["permessage-deflate; client_max_window_bits", "x-foo"]
+        );
+
+        // Key, version and Host must not repeat.
+        let mut lines = BASE.to_vec();
+        lines.push("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(validate(&request(&lines)), Err(HandshakeError::InvalidKey));
+        let mut lines = BASE.to_vec();
+        lines.push("Sec-WebSocket-Version: 13");
+        assert_eq!(
+            validate(&request(&lines)),
+            Err(HandshakeError::UnsupportedVersion)
+        );
+        let mut lines = BASE.to_vec();
+        lines.push("Host: other");
+        assert_eq!(
+            validate(&request(&lines)),
+            Err(HandshakeError::Malformed("duplicate Host"))
+        );
+    }
+
+    #[test]
+    fn plain_http_is_not_websocket() {
+        let buf = request(&["Host: h", "Accept: text/html"]);
+        assert!(!wants_websocket(&parse(&buf)));
+        let buf = request(&["Host: h", "Connection: Upgrade", "Upgrade: h2c"]);
+        assert!(!wants_websocket(&parse(&buf)));
+    }
+
+    #[test]
+    fn version_errors() {
+        for v in [
+            "Sec-WebSocket-Version: 8",
+            "Sec-WebSocket-Version: 13, 8",
+            "Sec-WebSocket-Version:",
+        ] {
+            let err = validate(&base_with(&[v])).unwrap_err();
+            assert_eq!(err, HandshakeError::UnsupportedVersion, "{v}");
+            assert_eq!(err.status(), 426);
+        }
+        assert!(validate(&base_with(&["Sec-WebSocket-Version:  13 "])).is_ok());
+    }
+
+    #[test]
+    fn key_errors() {
+        for k in [
+            "Sec-WebSocket-Key:",
+            // 15 bytes.
+            "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAA",
+            // 17 bytes.
+            "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAAA=",
+            // Not base64.
+            "Sec-WebSocket-Key: !!!!!!!!!!!!!!!!!!!!!!==",
+            "Sec-WebSocket-Key: not base64 at all",
+            // URL-safe alphabet.
+            "Sec-WebSocket-Key: ________________-_____==",
+            // Missing padding.
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ",
+            // Non-canonical trailing bits.
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZR==",
+        ] {
+            let err = validate(&base_with(&[k])).unwrap_err();
+            assert_eq!(err, HandshakeError::InvalidKey, "{k}");
+            assert_eq!(err.status(), 400);
+        }
+        assert_eq!(STANDARD.encode([0u8; 15]).len(), 20);
+        let buf = base_with(&["Sec-WebSocket-Key: \t dGhlIHNhbXBsZSBub25jZQ== "]);
+        let up = validate(&buf).unwrap();
+        assert_eq!(up.key, b"dGhlIHNhbXBsZSBub25jZQ==");
+    }
+
+    #[test]
+    fn method_and_http_version_errors() {
+        let post = request_with("POST / HTTP/1.1", BASE);
+        let err = validate(&post).unwrap_err();
+        assert_eq!(err, HandshakeError::MethodNotAllowed);
+        assert_eq!(err.status(), 405);
+        let lower = request_with("get / HTTP/1.1", BASE);
+        assert_eq!(validate(&lower), Err(HandshakeError::MethodNotAllowed));
+
+        let http10 = request_with("GET / HTTP/1.0", BASE);
+        let err = validate(&http10).unwrap_err();
+        assert_eq!(err, HandshakeError::UnsupportedHttpVersion);
+        assert_eq!(err.status(), 400);
+
+        let http2 = request_with("GET / HTTP/2.0", BASE);
+        assert!(matches!(
+            parse_request(&http2, 64),
+            Err(HandshakeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn missing_host() {
+        let err = validate(&base_with(&["Host:"])).unwrap_err();
+        assert_eq!(err, HandshakeError::Malformed("missing Host"));
+        assert_eq!(err.status(), 400);
+    }
+
+    #[test]
+    fn too_many_headers() {
+        let lines: Vec<String> = (0..10).map(|i| format!("X-H{i}: v")).collect();
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let buf = request(&lines);
+        assert!(parse_request(&buf, 10).unwrap().is_some());
+        let err = parse_request(&buf, 9).unwrap_err();
+        assert_eq!(err, HandshakeError::HeadersTooLarge);
+        assert_eq!(err.status(), 431);
+        assert_eq!(
+            parse_request(&buf, 0).unwrap_err(),
+            HandshakeError::HeadersTooLarge
+        );
+        // Too many headers is reported even before the head is complete.
+        assert_eq!(
+            parse_request(&buf[..buf.len() - 2], 9).unwrap_err(),
+            HandshakeError::HeadersTooLarge
+        );
+
+        // Limits above the stack buffer use the heap.
+        let lines: Vec<String> = (0..100).map(|i| format!("X-H{i}: v")).collect();
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let buf = request(&lines);
+        assert_eq!(
+            parse_request(&buf, 64).unwrap_err(),
+            HandshakeError::HeadersTooLarge
+        );
+        let head = parse_request(&buf, 100).unwrap().unwrap().0;
+        assert_eq!(head.headers.len(), 100);
+    }
+
+    #[test]
+    fn header_values_keep_obs_text() {
+        let mut buf = b"GET / HTTP/1.1\r\nHost: h\r\nX-Name: caf\xc3\xa9 \xff\r\n\r\n".to_vec();
+        let head = parse(&buf);
+        assert_eq!(head.header("x-name"), Some(&b"caf\xc3\xa9 \xff"[..]));
+        buf.clear();
+        buf.extend_from_slice(b"GET / HTTP/1.1\r\nBad Name: v\r\n\r\n");
+        assert!(matches!(
+            parse_request(&buf, 64),
+            Err(HandshakeError::Malformed(_))
+        ));
+        buf.clear();
+        buf.extend_from_slice(b"GET / HTTP/1.1\r\nX\xffY: v\r\n\r\n");
+        assert!(matches!(
+            parse_request(&buf, 64),
+            Err(HandshakeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn non_utf8_protocol_is_rejected() {
+        let mut buf = base_with(&[]);
+        buf.truncate(buf.len() - 2);
+        buf.extend_from_slice(b"Sec-WebSocket-Protocol: a\xff\r\n\r\n");
+        assert!(matches!(validate(&buf), Err(HandshakeError::Malformed(_))));
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let tls = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03";
+        assert!(matches!(
+            parse_request(tls, 64),
+            Err(HandshakeError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_request(b"\x16\x03\x01", 64),
+            Err(HandshakeError::Malformed(_))
+        ));
+        let h2 = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        assert!(matches!(
+            parse_request(h2, 64),
+            Err(HandshakeError::Malformed(_))
+        ));
+        assert!(parse_request(b"", 64).unwrap().is_none());
+        assert!(parse_request(b"\r\n", 64).unwrap().is_none());
+
+        // A cheap xorshift PRNG: random binary, and random mutations of a valid request.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..3000 {
+            let mut buf: Vec<u8> = if round % 2 == 0 {
+                let len = (next() % 300) as usize;
+                (0..len).map(|_| next() as u8).collect()
+            } else {
+                let mut b = RFC_REQUEST.to_vec();
+                for _ in 0..(next() % 4 + 1) {
+                    let i = (next() as usize) % b.len();
+                    b[i] = next() as u8;
+                }
+                b
+            };
+            if round % 3 == 0 {
+                buf.truncate((next() as usize) % (buf.len() + 1));
+            }
+            for max in [0, 4, 64, 100] {
+                if let Ok(Some((head, n))) = parse_request(&buf, max) {
+                    assert!(n <= buf.len());
+                    let _ = (head.path(), head.query(), wants_websocket(&head));
+                    let _ = validate_upgrade(&head);
+                }
+            }
+            let _ = parse_response(&buf, "dGhlIHNhbXBsZSBub25jZQ==");
+        }
+    }
+
+    fn text(out: &[u8]) -> &str {
+        std::str::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn switching_protocols_response() {
+        let mut out = Vec::new();
+        write_switching_protocols(&mut out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", None, None, &[]);
+        assert_eq!(
+            text(&out),
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+        );
+
+        out.clear();
+        let extra = vec![("Set-Cookie".to_owned(), "a=b".to_owned())];
+        write_switching_protocols(
+            &mut out,
+            "acc",
+            Some("chat"),
+            Some("permessage-deflate; server_no_context_takeover"),
+            &extra,
+        );
+        assert_eq!(
+            text(&out),
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: acc\r\nSec-WebSocket-Protocol: chat\r\n\
+             Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n\
+             Set-Cookie: a=b\r\n\r\n"
+        );
+    }
+
+    fn injection_headers() -> Vec<(String, String)> {
+        vec![
+            ("X-Ok".to_owned(), "fine\tvalue".to_owned()),
+            ("X-Evil".to_owned(), "a\r\nSet-Cookie: stolen=1".to_owned()),
+            ("X-Evil2".to_owned(), "a\nb".to_owned()),
+            ("X-Evil3".to_owned(), "a\rb".to_owned()),
+            ("X-Evil\r\nInjected".to_owned(), "v".to_owned()),
+            ("X Space".to_owned(), "v".to_owned()),
+            ("".to_owned(), "v".to_owned()),
+            ("X-Nul".to_owned(), "a\0b".to_owned()),
+        ]
+    }
+
+    fn assert_no_injection(out: &[u8]) {
+        let s = text(out);
+        assert!(s.contains("X-Ok: fine\tvalue\r\n"));
+        assert!(!s.contains("Evil"), "{s}");
+        assert!(!s.contains("stolen"), "{s}");
+        assert!(!s.contains("Space"), "{s}");
+        assert!(!s.contains("X-Nul"), "{s}");
+        // Every line ends in CRLF; no bare CR or LF.
+        let head_end = s.find("\r\n\r\n").unwrap();
+        for line in s[..head_end].split("\r\n") {
+            assert!(!line.contains('\r') && !line.contains('\n'), "{line:?}");
+        }
+        // The head still parses as HTTP.
+        let mut slots = [httparse::EMPTY_HEADER; 16];
+        let status = httparse::Response::new(&mut slots).parse(out).unwrap();
+        assert!(status.is_complete());
+    }
+
+    #[test]
+    fn header_injection_is_guarded() {
+        let mut out = Vec::new();
+        write_switching_protocols(
+            &mut out,
+            "acc",
+            Some("chat\r\nEvil: 1"),
+            Some("x\nEvil: 2"),
+            &injection_headers(),
+        );
+        assert_no_injection(&out);
+        assert!(!text(&out).contains("Sec-WebSocket-Protocol"));
+
+        out.clear();
+        write_response(&mut out, 403, &injection_headers(), b"no", true);
+        assert_no_injection(&out);
+
+        out.clear();
+        let mut req_out = Vec::new();
+        write_client_request(
+            &mut req_out,
+            "h\r\nEvil: 1",
+            "/a b\r\nEvil: 2",
+            "k",
+            &injection_headers(),
+        );
+        let s = text(&req_out);
+        assert!(!s.contains("\r\nEvil"), "{s}");
+        assert!(
+            s.starts_with("GET /a%20b%0D%0AEvil:%202 HTTP/1.1\r\n"),
+            "{s}"
+        );
+        assert!(!s.contains("Host:"));
+    }
+
+    #[test]
+    fn owned_headers_are_not_overridden() {
+        let mut out = Vec::new();
+        let extra = vec![
+            ("Connection".to_owned(), "close".to_owned()),
+            ("sec-websocket-accept".to_owned(), "forged".to_owned()),
+            ("Content-Length".to_owned(), "5".to_owned()),
+        ];
+        write_switching_protocols(&mut out, "acc", None, None, &extra);
+        let s = text(&out);
+        assert!(!s.contains("close") && !s.contains("forged") && !s.contains("Content-Length"));
+
+        out.clear();
+        write_response(&mut out, 200, &extra, b"hi", true);
+        let s = text(&out);
+        assert_eq!(s.matches("Content-Length").count(), 1);
+        assert!(s.contains("Content-Length: 2\r\n"));
+        assert_eq!(s.to_ascii_lowercase().matches("connection").count(), 1);
+    }
+
+    #[test]
+    fn plain_responses() {
+        let mut out = Vec::new();
+        write_response(&mut out, 200, &[], b"hello", false);
+        assert_eq!(
+            text(&out),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             Content-Length: 5\r\n\r\nhello"
+        );
+
+        out.clear();
+        let headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+        write_response(&mut out, 404, &headers, b"{}", true);
+        assert_eq!(
+            text(&out),
+            "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\n\
+             Content-Length: 2\r\nConnection: close\r\n\r\n{}"
+        );
+
+        out.clear();
+        write_response(&mut out, 400, &[], b"", true);
+        assert_eq!(
+            text(&out),
+            "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+
+        out.clear();
+        write_response(&mut out, 204, &[], b"ignored", false);
+        assert_eq!(text(&out), "HTTP/1.1 204 No Content\r\n\r\n");
+
+        out.clear();
+        write_response(&mut out, 0, &[], b"", false);
+        assert!(text(&out).starts_with("HTTP/1.1 500 Internal Server Error\r\n"));
+
+        out.clear();
+        write_response(&mut out, 599, &[], b"", false);
+        assert!(text(&out).starts_with("HTTP/1.1 599 Unknown\r\n"));
+
+        // Appends; does not clear.
+        let mut out = b"prefix".to_vec();
+        write_response(&mut out, 200, &[], b"", false);
+        assert!(out.starts_with(b"prefixHTTP/1.1 200 OK\r\n"));
+    }
+
+    #[test]
+    fn rejections() {
+        let mut out = Vec::new();
+        write_rejection(&mut out, &HandshakeError::UnsupportedVersion);
+        let s = text(&out);
+        assert!(s.starts_with("HTTP/1.1 426 Upgrade Required\r\n"), "{s}");
+        assert!(s.contains("\r\nSec-WebSocket-Version: 13\r\n"));
+        assert!(s.contains("\r\nConnection: close\r\n"));
+
+        out.clear();
+        write_rejection(&mut out, &HandshakeError::HeadersTooLarge);
+        let s = text(&out);
+        assert!(
+            s.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+            "{s}"
+        );
+        assert!(!s.contains("Sec-WebSocket-Version"));
+        assert!(s.ends_with("\r\n\r\nrequest headers too large"));
+    }
+
+    #[test]
+    fn reason_phrases() {
+        for (code, phrase) in [
+            (101, "Switching Protocols"),
+            (200, "OK"),
+            (204, "No Content"),
+            (301, "Moved Permanently"),
+            (302, "Found"),
+            (304, "Not Modified"),
+            (400, "Bad Request"),
+            (401, "Unauthorized"),
+            (403, "Forbidden"),
+            (404, "Not Found"),
+            (405, "Method Not Allowed"),
+            (408, "Request Timeout"),
+            (413, "Content Too Large"),
+            (426, "Upgrade Required"),
+            (429, "Too Many Requests"),
+            (431, "Request Header Fields Too Large"),
+            (500, "Internal Server Error"),
+            (501, "Not Implemented"),
+            (503, "Service Unavailable"),
+        ] {
+            assert_eq!(reason_phrase(code), phrase);
+        }
+        assert_eq!(reason_phrase(299), "Unknown");
+        assert_eq!(reason_phrase(0), "Unknown");
+    }
+
+    #[test]
+    fn generated_keys_are_valid_and_distinct() {
+        let keys: Vec<String> = (0..200).map(|_| generate_key()).collect();
+        for k in &keys {
+            assert!(is_valid_key(k.as_bytes()), "{k}");
+        }
+        let mut sorted = keys.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), keys.len());
+    }
+
+    #[test]
+    fn client_server_round_trip() {
+        let key = generate_key();
+        let mut req = Vec::new();
+        let extra = vec![
+            ("Origin".to_owned(), "http://example.com".to_owned()),
+            (
+                "Sec-WebSocket-Extensions".to_owned(),
+                "permessage-deflate".to_owned(),
+            ),
+        ];
+        write_client_request(&mut req, "localhost:9001", "/chat?room=1", &key, &extra);
+        req.extend_from_slice(&[0x81, 0x80, 0, 0, 0, 0]); // an early frame
+
+        // Server side.
+        let (head, n) = parse_request(&req, 64).unwrap().unwrap();
+        assert_eq!(&req[n..], &[0x81, 0x80, 0, 0, 0, 0]);
+        assert_eq!(head.path(), "/chat");
+        assert_eq!(head.query(), Some("room=1"));
+        assert_eq!(head.header("host"), Some(&b"localhost:9001"[..]));
+        assert_eq!(head.header("origin"), Some(&b"http://example.com"[..]));
+        let up = validate_upgrade(&head).unwrap();
+        assert_eq!(up.key, key.as_bytes());
+        assert_eq!(up.extensions, vec!["permessage-deflate"]);
+        let mut resp = Vec::new();
+        write_switching_protocols(
+            &mut resp,
+            &accept_key(up.key),
+            None,
+            Some("permessage-deflate"),
+            &[],
+        );
+        let head_len = resp.len();
+        resp.extend_from_slice(&[0x81, 0x02, b'h', b'i']); // an early server frame
+
+        // Client side: incomplete until the whole head is there.
+        for i in 0..head_len {
+            assert_eq!(parse_response(&resp[..i], &key), Ok(None), "prefix {i}");
+        }
+        let (len, ext) = parse_response(&resp, &key).unwrap().unwrap();
+        assert_eq!(len, head_len);
+        assert_eq!(ext.as_deref(), Some("permessage-deflate"));
+
+        // Another key does not match.
+        assert_eq!(
+            parse_response(&resp, &generate_key()),
+            Err(HandshakeError::BadAccept)
+        );
+
+        // Empty path becomes "/".
+        let mut req = Vec::new();
+        write_client_request(&mut req, "h", "", &key, &[]);
+        assert!(req.starts_with(b"GET / HTTP/1.1\r\n"));
+        assert!(validate(&req).is_ok());
+    }
+
+    #[test]
+    fn client_response_errors() {
+        let key = "dGhlIHNhbXBsZSBub25jZQ==";
+        let ok =
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                  Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+        assert_eq!(
+            parse_response(ok.as_bytes(), key),
+            Ok(Some((ok.len(), None)))
+        );
+
+        let mut out = Vec::new();
+        write_response(&mut out, 403, &[], b"go away", true);
+        assert_eq!(
+            parse_response(&out, key),
+            Err(HandshakeError::BadResponse(403))
+        );
+
+        let no_upgrade = ok.replace("Upgrade: websocket\r\n", "");
+        assert_eq!(
+            parse_response(no_upgrade.as_bytes(), key),
+            Err(HandshakeError::NotWebSocket)
+        );
+        let no_conn = ok.replace("Connection: Upgrade", "Connection: close");
+        assert_eq!(
+            parse_response(no_conn.as_bytes(), key),
+            Err(HandshakeError::NotWebSocket)
+        );
+        let bad = ok.replace("s3pP", "AAAA");
+        assert_eq!(
+            parse_response(bad.as_bytes(), key),
+            Err(HandshakeError::BadAccept)
+        );
+        let missing = ok.replace("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n", "");
+        assert_eq!(
+            parse_response(missing.as_bytes(), key),
+            Err(HandshakeError::BadAccept)
+        );
+
+        let two_ext = ok.replace(
+            "\r\n\r\n",
+            "\r\nSec-WebSocket-Extensions: a\r\nsec-websocket-extensions: b; x=1\r\n\r\n",
+        );
+        let (_, ext) = parse_response(two_ext.as_bytes(), key).unwrap().unwrap();
+        assert_eq!(ext.as_deref(), Some("a, b; x=1"));
+
+        assert!(matches!(
+            parse_response(b"\x16\x03\x01\x00\x00", key),
+            Err(HandshakeError::Malformed(_))
+        ));
+    }
 }

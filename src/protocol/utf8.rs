@@ -18,7 +18,10 @@ pub struct InvalidUtf8;
 impl Utf8Validator {
     /// A validator at the start of a message.
     pub const fn new() -> Self {
-        Utf8Validator { pending: [0; 4], pending_len: 0 }
+        Utf8Validator {
+            pending: [0; 4],
+            pending_len: 0,
+        }
     }
 
     /// Whether an incomplete code point is waiting for the next fragment.
@@ -78,7 +81,9 @@ impl Utf8Validator {
 
 /// Validate a complete message at once.
 pub fn validate(input: &[u8]) -> Result<(), InvalidUtf8> {
-    std::str::from_utf8(input).map(|_| ()).map_err(|_| InvalidUtf8)
+    std::str::from_utf8(input)
+        .map(|_| ())
+        .map_err(|_| InvalidUtf8)
 }
 
 #[cfg(test)]
@@ -106,10 +111,10 @@ mod tests {
         let samples: &[&[u8]] = &[
             "κόσμε".as_bytes(),
             "a€b𝄞c".as_bytes(),
-            b"\xf0\x90\x80",          // truncated 4-byte
+            b"\xf0\x90\x80", // truncated 4-byte
             b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited", // surrogate
-            b"\xf4\x90\x80\x80",      // > U+10FFFF
-            b"\xc0\xaf",              // overlong
+            b"\xf4\x90\x80\x80", // > U+10FFFF
+            b"\xc0\xaf",     // overlong
             b"hello\xff",
             b"",
         ];

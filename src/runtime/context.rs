@@ -1,15 +1,181 @@
-//! The handler's view of its connection.
+//! The handler's view of its connection: send, close, ping, subscribe/publish, timers, handles.
 
-/// Passed to every [`Handler`](crate::Handler) callback.
-#[derive(Debug)]
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::message::{CloseCode, Message};
+use crate::runtime::connection::{ConnCore, Phase};
+use crate::runtime::pubsub::SharedFrame;
+use crate::runtime::worker::{Action, WorkerState};
+use crate::server::{ConnHandle, ConnId, ServerHandle};
+
+/// Passed to every [`Handler`](crate::Handler) callback: everything a handler can do to its
+/// connection and, through topics, to others.
+///
+/// Sends are queued and written once per event-loop turn with vectored writes, so many small
+/// sends cost one system call.
 pub struct Context<'a> {
-    _p: std::marker::PhantomData<&'a ()>,
+    pub(crate) core: &'a mut ConnCore,
+    pub(crate) ws: &'a mut WorkerState,
+}
+
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("id", &self.id())
+            .field("peer", &self.core.peer)
+            .finish()
+    }
 }
 
 impl Context<'_> {
-    /// Queue a message.
-    pub fn send(&mut self, msg: impl Into<crate::Message>) -> Result<(), crate::Error> {
-        let _ = msg.into();
-        todo!()
+    /// This connection's id (unique for the server's lifetime: a reused slot gets a new
+    /// generation).
+    pub fn id(&self) -> ConnId {
+        self.ws.conn_id(self.core)
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.core.peer
+    }
+
+    /// The subprotocol chosen at the upgrade, if any.
+    pub fn protocol(&self) -> Option<&str> {
+        self.core.extra.as_ref()?.protocol.as_deref()
+    }
+
+    /// Whether messages can still be sent (the connection is open and no close was sent).
+    pub fn is_open(&self) -> bool {
+        self.core.phase == Phase::Open
+    }
+
+    /// Queue a message. Fails with [`Error::Closed`] once closing, or [`Error::OutboundFull`]
+    /// when the outbound queue is at [`Config::max_outbound_bytes`](crate::Config) (then the
+    /// configured [`BackpressurePolicy`](crate::BackpressurePolicy) has been applied).
+    pub fn send(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
+        self.ws.send_message(self.core, &msg.into())
+    }
+
+    /// Queue a text message.
+    pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.send(Message::text(text))
+    }
+
+    /// Queue a binary message.
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.send(Message::binary(bytes::Bytes::copy_from_slice(data)))
+    }
+
+    /// Queue a ping (payload cut to 125 bytes). Pongs arrive at
+    /// [`Handler::on_pong`](crate::Handler::on_pong).
+    pub fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.ws.send_ping(self.core, payload)
+    }
+
+    /// Start the closing handshake with `code` and `reason` (cut to 123 bytes). The handler's
+    /// [`on_close`](crate::Handler::on_close) runs when the peer answers (or the close timeout
+    /// ends the wait).
+    pub fn close(&mut self, code: CloseCode, reason: &str) {
+        self.ws.start_close(self.core, code, reason);
+    }
+
+    /// Bytes queued for this connection and not yet accepted by its socket.
+    pub fn buffered_amount(&self) -> usize {
+        self.core.out_bytes
+    }
+
+    /// A `Send + Clone` handle to this connection, usable from any thread.
+    pub fn handle(&self) -> ConnHandle {
+        ConnHandle::new(self.id(), self.ws.shared.clone())
+    }
+
+    /// A handle to the whole server (publish from anywhere, stats, shutdown).
+    pub fn server(&self) -> ServerHandle {
+        ServerHandle::from_shared(self.ws.shared.clone())
+    }
+
+    /// Subscribe to `topic`; returns false if already subscribed. Topics are created on first
+    /// subscription and vanish with their last subscriber; a connection's subscriptions end with
+    /// it.
+    pub fn subscribe(&mut self, topic: &str) -> bool {
+        self.ws.subscribe(self.core, topic)
+    }
+
+    /// Unsubscribe from `topic`; returns false if not subscribed.
+    pub fn unsubscribe(&mut self, topic: &str) -> bool {
+        self.ws.unsubscribe(self.core, topic)
+    }
+
+    /// Whether this connection is subscribed to `topic`.
+    pub fn is_subscribed(&self, topic: &str) -> bool {
+        self.core
+            .extra
+            .as_ref()
+            .is_some_and(|e| self.ws.topics.contains(&e.topics, topic))
+    }
+
+    /// The topics this connection is subscribed to.
+    pub fn topics(&self) -> Vec<String> {
+        self.core
+            .extra
+            .as_ref()
+            .map(|e| self.ws.topics.names(&e.topics))
+            .unwrap_or_default()
+    }
+
+    /// Subscribers of `topic` across the whole server.
+    pub fn subscriber_count(&self, topic: &str) -> usize {
+        crate::server::subscriber_count(&self.ws.shared, topic)
+    }
+
+    /// Send `msg` to every subscriber of `topic` on every worker, this connection included if it
+    /// is subscribed. The message is encoded once and shared by every recipient.
+    pub fn publish(&mut self, topic: &str, msg: impl Into<Message>) {
+        let frame = SharedFrame::encode(&msg.into());
+        self.ws.actions.push(Action::Publish {
+            topic: topic.into(),
+            frame,
+            skip: None,
+        });
+    }
+
+    /// Like [`Context::publish`], but skips this connection ("broadcast to everyone but me").
+    pub fn publish_others(&mut self, topic: &str, msg: impl Into<Message>) {
+        let frame = SharedFrame::encode(&msg.into());
+        let skip = Some(self.id());
+        self.ws.actions.push(Action::Publish {
+            topic: topic.into(),
+            frame,
+            skip,
+        });
+    }
+
+    /// Send `msg` to every open connection of the server, this one included.
+    pub fn broadcast(&mut self, msg: impl Into<Message>) {
+        let frame = SharedFrame::encode(&msg.into());
+        self.ws
+            .actions
+            .push(Action::Broadcast { frame, skip: None });
+    }
+
+    /// Send `msg` to every open connection of the server except this one.
+    pub fn broadcast_others(&mut self, msg: impl Into<Message>) {
+        let frame = SharedFrame::encode(&msg.into());
+        let skip = Some(self.id());
+        self.ws.actions.push(Action::Broadcast { frame, skip });
+    }
+
+    /// Arm a timer: [`Handler::on_timer`](crate::Handler::on_timer) runs with `id` after `after`
+    /// (at the worker's timer granularity, never early). Setting an `id` that is already armed
+    /// re-arms it. Timers end with the connection.
+    pub fn set_timer(&mut self, after: Duration, id: u64) {
+        self.ws.set_user_timer(self.core, after, id);
+    }
+
+    /// Disarm the timer `id`; returns whether it was armed.
+    pub fn cancel_timer(&mut self, id: u64) -> bool {
+        self.ws.cancel_user_timer(self.core, id)
     }
 }

@@ -1,3 +1,102 @@
-//! Everything that touches sockets and threads.
+//! Everything that touches sockets and threads: worker event loops, connections, the timer wheel,
+//! topics. Nothing here parses protocol bytes itself; it drives [`crate::protocol`].
 
+pub(crate) mod accept;
+pub(crate) mod connection;
 pub(crate) mod context;
+pub(crate) mod pubsub;
+pub(crate) mod stats;
+pub(crate) mod timer;
+pub(crate) mod upgrade;
+pub(crate) mod worker;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::Sender;
+use mio::Waker;
+
+use crate::config::Config;
+use crate::message::{CloseCode, Message};
+use crate::server::ConnId;
+use pubsub::SharedFrame;
+use stats::WorkerStats;
+
+/// A request from another thread (or another worker) to a worker.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// A socket accepted by the acceptor thread.
+    Accepted(mio::net::TcpStream, SocketAddr),
+    /// Send a message to one connection (a stale id is ignored).
+    Send(ConnId, Message),
+    /// Close one connection.
+    Close(ConnId, CloseCode, String),
+    /// Deliver a pre-encoded frame to every local subscriber of a topic.
+    Publish {
+        topic: Arc<str>,
+        frame: SharedFrame,
+        skip: Option<ConnId>,
+    },
+    /// Deliver a pre-encoded frame to every local open connection.
+    Broadcast {
+        frame: SharedFrame,
+        skip: Option<ConnId>,
+    },
+    /// Several commands sent with one wake-up.
+    Batch(Vec<Command>),
+    /// Stop accepting, close every connection with 1001, exit when done.
+    Shutdown,
+}
+
+/// How to reach one worker from another thread.
+#[derive(Debug)]
+pub(crate) struct Remote {
+    pub tx: Sender<Command>,
+    pub waker: Arc<Waker>,
+}
+
+impl Remote {
+    /// Queue a command and wake the worker. False if the worker has exited.
+    pub fn send(&self, cmd: Command) -> bool {
+        if self.tx.send(cmd).is_err() {
+            return false;
+        }
+        let _ = self.waker.wake();
+        true
+    }
+}
+
+/// State shared by every worker and handle of one server.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub config: Config,
+    pub remotes: Vec<Remote>,
+    pub stats: Box<[WorkerStats]>,
+    /// Open sockets (handshaking and open), for `max_connections`.
+    pub conn_count: AtomicUsize,
+    pub stopping: AtomicBool,
+    /// Subscriber count of every non-empty topic, across workers.
+    pub topics: Mutex<HashMap<Arc<str>, usize>>,
+    pub local_addr: SocketAddr,
+    /// Wakes the acceptor thread on shutdown (acceptor mode only).
+    pub acceptor_waker: Option<Arc<Waker>>,
+}
+
+/// Deliver `frame` to every worker's subscribers of `topic` (used off-worker).
+pub(crate) fn publish_remote(
+    shared: &Shared,
+    topic: &str,
+    frame: SharedFrame,
+    skip: Option<ConnId>,
+) {
+    let topic: Arc<str> = Arc::from(topic);
+    for r in &shared.remotes {
+        r.send(Command::Publish {
+            topic: topic.clone(),
+            frame: frame.clone(),
+            skip,
+        });
+    }
+}

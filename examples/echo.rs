@@ -1,0 +1,50 @@
+//! Echo server: every text or binary message comes back unchanged. The conformance target of the
+//! Autobahn TestSuite run.
+//!
+//! Run: `cargo run --release --example echo -- [ADDR] [WORKERS]`
+//! (default `127.0.0.1:9001`, workers = available parallelism), then point any WebSocket client
+//! at `ws://ADDR/`. Set `VOLLEY_LOG=debug` to watch connections come and go.
+
+#[path = "common/log.rs"]
+mod logger;
+
+use volley::{Config, Context, Handler, Message, Request, Server, Upgrade};
+
+struct Echo;
+
+impl Handler for Echo {
+    fn on_message(&mut self, ctx: &mut Context<'_>, msg: Message) {
+        let _ = ctx.send(msg);
+    }
+}
+
+fn main() {
+    logger::init();
+    let mut args = std::env::args().skip(1);
+    let addr = args.next().unwrap_or_else(|| "127.0.0.1:9001".to_string());
+    let mut config = Config::default()
+        // The conformance suite sends messages of up to 16 MiB and expects them back.
+        .max_message_size(64 << 20)
+        .max_frame_size(64 << 20)
+        .max_outbound_bytes(64 << 20);
+    if let Some(w) = args.next() {
+        config = config.workers(w.parse().expect("WORKERS must be a number"));
+    }
+    let workers = config.workers;
+    let server = Server::builder()
+        .config(config)
+        .bind(addr)
+        .start(|_req: &Request<'_>| Upgrade::accept(Echo))
+        .unwrap_or_else(|e| {
+            eprintln!("echo: cannot start: {e}");
+            std::process::exit(1);
+        });
+    println!(
+        "echo server on ws://{}/ ({workers} workers)",
+        server.local_addr()
+    );
+    if let Err(e) = server.run() {
+        eprintln!("echo: {e}");
+        std::process::exit(1);
+    }
+}

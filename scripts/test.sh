@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every test volley has, from a fresh clone: formatting, lints, docs, unit and integration
+# tests (including the loadtest harness), the Autobahn conformance run (kosoku), interop and
+# browser tests. Installs what they need itself (a Python venv, Chromium, npm packages), and is
+# safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$SECONDS
+step() { printf '\n==== %s (%ss)\n' "$*" "$((SECONDS - start))"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
+step "cargo test"
+cargo test --workspace
+
+step "conformance (Autobahn TestSuite via kosoku)"
+scripts/conformance.sh
+
+for extra in scripts/interop.sh scripts/browser.sh; do
+  if [ -x "$extra" ]; then
+    step "$extra"
+    "$extra"
+  fi
+done
+
+step "all tests passed"

@@ -1,0 +1,102 @@
+//! Getting accepted sockets to workers: one `SO_REUSEPORT` listener per worker (the kernel
+//! spreads connections), or one acceptor thread handing sockets out round-robin.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::runtime::{upgrade, Command, Shared};
+
+/// Bind a non-blocking listener; with `reuse_port`, several may share the address.
+pub(crate) fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    #[cfg(all(
+        unix,
+        not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+    ))]
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    #[cfg(not(all(
+        unix,
+        not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+    )))]
+    let _ = reuse_port;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    socket.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+/// Whether this platform can spread one port over several listeners.
+pub(crate) const HAS_REUSE_PORT: bool = cfg!(all(
+    unix,
+    not(any(
+        target_os = "solaris",
+        target_os = "illumos",
+        target_os = "cygwin"
+    ))
+));
+
+const LISTEN: Token = Token(0);
+const WAKE: Token = Token(1);
+
+/// A poll and waker for the acceptor thread, created before the thread starts.
+pub(crate) fn acceptor_poll() -> io::Result<(Poll, Arc<Waker>)> {
+    let poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+    Ok((poll, waker))
+}
+
+/// The acceptor thread's loop: accept, hand out round-robin, stop when the server stops.
+pub(crate) fn run_acceptor(mut poll: Poll, mut listener: TcpListener, shared: Arc<Shared>) {
+    if let Err(e) = poll
+        .registry()
+        .register(&mut listener, LISTEN, Interest::READABLE)
+    {
+        log::error!("acceptor: register failed: {e}");
+        return;
+    }
+    let mut events = Events::with_capacity(64);
+    let mut next = 0usize;
+    loop {
+        if let Err(e) = poll.poll(&mut events, None) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            log::error!("acceptor: poll failed: {e}");
+            return;
+        }
+        if shared.stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        loop {
+            match listener.accept() {
+                Ok((mut stream, peer)) => {
+                    if !upgrade::reserve_slot(&shared) {
+                        log::warn!("{peer}: over max_connections, answering 503");
+                        upgrade::write_unavailable(&mut stream);
+                        continue;
+                    }
+                    // The worker counts the socket itself when it admits it.
+                    shared.conn_count.fetch_sub(1, Ordering::Relaxed);
+                    let w = next % shared.remotes.len();
+                    next = next.wrapping_add(1);
+                    shared.remotes[w].send(Command::Accepted(stream, peer));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!("acceptor: accept failed: {e}");
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Per-connection state: `Handshake -> Open -> Closing -> Draining`, the outbound queue, the
+//! partial-input buffer. Kept small because every idle connection holds one (see
+//! docs/ARCHITECTURE.md for the byte count): rarely used state lives behind one `Option<Box<_>>`.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::net::SocketAddr;
+
+use bytes::{Buf, Bytes, BytesMut};
+use mio::net::TcpStream;
+
+use crate::protocol::reader::Reader;
+use crate::runtime::pubsub::Membership;
+use crate::runtime::timer::TimerKey;
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Reading the HTTP upgrade request.
+    Handshake,
+    /// WebSocket open.
+    Open,
+    /// We sent a close frame and wait for the peer's.
+    Closing,
+    /// Done: flush what is queued, shut down our side, wait for EOF (bounded), then drop.
+    Draining,
+}
+
+/// Flag bits in [`ConnCore::flags`].
+pub(crate) mod flags {
+    /// In the worker's dirty list (flush at the end of the loop turn).
+    pub const DIRTY: u8 = 1;
+    /// A flush hit WouldBlock; call `on_drain` when the queue empties.
+    pub const WANT_DRAIN: u8 = 2;
+    /// `on_close` has been called (or the connection never opened).
+    pub const CLOSE_REPORTED: u8 = 4;
+    /// We sent a ping and have not seen traffic since.
+    pub const PING_OUTSTANDING: u8 = 8;
+    /// Our write side is shut down.
+    pub const WRITE_SHUT: u8 = 16;
+    /// permessage-deflate was negotiated.
+    pub const DEFLATE: u8 = 32;
+}
+
+/// State needed by few connections, boxed so idle connections don't pay for it.
+#[derive(Debug, Default)]
+pub(crate) struct Extra {
+    /// Negotiated subprotocol.
+    pub protocol: Option<Box<str>>,
+    /// Topic memberships.
+    pub topics: Vec<Membership>,
+    /// Handler-set timers: (id, key).
+    pub user_timers: Vec<(u64, TimerKey)>,
+}
+
+/// The I/O side of a connection (the handler lives beside it).
+#[derive(Debug)]
+pub(crate) struct ConnCore {
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    /// Bytes of an incomplete request or frame; empty (no allocation) when idle.
+    pub rbuf: BytesMut,
+    /// Frames waiting for the socket. The front may be partly written (already advanced).
+    pub out: VecDeque<Bytes>,
+    pub out_bytes: usize,
+    pub reader: Reader,
+    pub timer: Option<TimerKey>,
+    pub extra: Option<Box<Extra>>,
+    pub slot: u32,
+    pub generation: u32,
+    /// Last time anything arrived, in ms since the worker started (heartbeats).
+    pub last_rx_ms: u32,
+    /// Last time a data message arrived (idle timeout).
+    pub last_msg_ms: u32,
+    pub phase: Phase,
+    pub flags: u8,
+}
+
+/// Most buffers handed to one `writev`.
+const MAX_IOVECS: usize = 64;
+
+impl ConnCore {
+    pub fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        slot: u32,
+        generation: u32,
+        now_ms: u32,
+    ) -> Self {
+        ConnCore {
+            stream,
+            peer,
+            rbuf: BytesMut::new(),
+            out: VecDeque::new(),
+            out_bytes: 0,
+            reader: Reader::new(),
+            timer: None,
+            extra: None,
+            slot,
+            generation,
+            last_rx_ms: now_ms,
+            last_msg_ms: now_ms,
+            phase: Phase::Handshake,
+            flags: 0,
+        }
+    }
+
+    #[inline]
+    pub fn has(&self, f: u8) -> bool {
+        self.flags & f != 0
+    }
+
+    #[inline]
+    pub fn set(&mut self, f: u8) {
+        self.flags |= f;
+    }
+
+    #[inline]
+    pub fn clear(&mut self, f: u8) {
+        self.flags &= !f;
+    }
+
+    /// Whether data frames may still be queued.
+    pub fn can_send(&self) -> bool {
+        self.phase == Phase::Open
+    }
+
+    pub fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Default::default)
+    }
+
+    /// Queue bytes; the caller marks the connection dirty.
+    #[inline]
+    pub fn push(&mut self, b: Bytes) {
+        if b.is_empty() {
+            return;
+        }
+        self.out_bytes += b.len();
+        self.out.push_back(b);
+    }
+
+    /// Write as much of the queue as the socket takes, with vectored writes.
+    /// Returns the bytes written; `Ok` with the queue non-empty means the socket is full.
+    pub fn write_out(&mut self) -> io::Result<usize> {
+        let mut total = 0;
+        while !self.out.is_empty() {
+            let n = {
+                let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
+                let mut k = 0;
+                for b in self.out.iter().take(MAX_IOVECS) {
+                    iov[k] = IoSlice::new(b);
+                    k += 1;
+                }
+                match self.stream.write_vectored(&iov[..k]) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(total),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            total += n;
+            self.out_bytes -= n;
+            let mut left = n;
+            while left > 0 {
+                let Some(front) = self.out.front_mut() else {
+                    break;
+                };
+                if front.len() <= left {
+                    left -= front.len();
+                    self.out.pop_front();
+                } else {
+                    front.advance(left);
+                    left = 0;
+                }
+            }
+        }
+        if self.out.capacity() > 16 {
+            self.out.shrink_to_fit();
+        }
+        Ok(total)
+    }
+}

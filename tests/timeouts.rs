@@ -1,0 +1,164 @@
+//! Heartbeats and timeouts with short settings over real sockets: dead peers are dropped within
+//! ping interval + pong timeout, busy peers never are, idle and handler timers fire.
+
+mod util;
+
+use std::sync::mpsc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use util::*;
+use volley::protocol::frame::OpCode;
+use volley::{CloseCode, CloseFrame, Context, Handler, Message, Request, Upgrade};
+
+struct H {
+    closes: mpsc::Sender<(CloseFrame, Instant)>,
+    auth: bool,
+}
+impl Handler for H {
+    fn on_open(&mut self, ctx: &mut Context<'_>) {
+        if self.auth {
+            ctx.set_timer(Duration::from_millis(300), 7);
+        }
+    }
+    fn on_message(&mut self, ctx: &mut Context<'_>, msg: Message) {
+        if msg.as_text() == Some("login") {
+            ctx.cancel_timer(7);
+        }
+        let _ = ctx.send(msg);
+    }
+    fn on_timer(&mut self, ctx: &mut Context<'_>, id: u64) {
+        assert_eq!(id, 7);
+        ctx.close(CloseCode(4001), "authenticate first");
+    }
+    fn on_close(&mut self, _: &mut Context<'_>, f: CloseFrame) {
+        let _ = self.closes.send((f, Instant::now()));
+    }
+}
+
+fn start(cfg: volley::Config, auth: bool) -> (TestServer, mpsc::Receiver<(CloseFrame, Instant)>) {
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let s = TestServer::start(cfg, move |_r: &Request<'_>| {
+        Upgrade::accept(H {
+            closes: tx.lock().unwrap().clone(),
+            auth,
+        })
+    });
+    (s, rx)
+}
+
+#[test]
+fn silent_peer_is_pinged_then_dropped_with_1006() {
+    let iv = Duration::from_millis(200);
+    let pong = Duration::from_millis(200);
+    let (s, rx) = start(config().ping_interval(Some(iv)).pong_timeout(pong), false);
+    let mut c = Client::connect(s.addr);
+    let t0 = Instant::now();
+    // The client sees the ping but does not answer.
+    assert!(matches!(c.next(), Got::Ping(_)));
+    let (f, at) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(f.code, CloseCode::ABNORMAL);
+    assert_eq!(f.reason, "timeout");
+    let took = at - t0;
+    assert!(took >= iv + pong - Duration::from_millis(20), "{took:?}");
+    assert!(
+        took <= iv + pong + Duration::from_millis(150),
+        "dropped late: {took:?}"
+    );
+    assert_eq!(c.next(), Got::Eof);
+    wait_until(5, "timeout counted", || s.handle.stats().timeouts == 1);
+}
+
+#[test]
+fn peer_answering_pings_stays() {
+    let (s, rx) = start(
+        config()
+            .ping_interval(Some(Duration::from_millis(100)))
+            .pong_timeout(Duration::from_millis(100)),
+        false,
+    );
+    let mut c = Client::connect(s.addr);
+    let end = Instant::now() + Duration::from_millis(1000);
+    let mut pings = 0;
+    while Instant::now() < end {
+        c.stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        match c.next_timeout() {
+            Some(Got::Ping(p)) => {
+                pings += 1;
+                c.send_frame(OpCode::Pong, true, &p);
+            }
+            Some(other) => panic!("{other:?}"),
+            None => {}
+        }
+    }
+    assert!(pings >= 3, "{pings} pings");
+    assert!(rx.try_recv().is_err(), "closed a live peer");
+}
+
+#[test]
+fn busy_peer_is_never_pinged_or_dropped() {
+    let (s, rx) = start(
+        config()
+            .ping_interval(Some(Duration::from_millis(150)))
+            .pong_timeout(Duration::from_millis(100)),
+        false,
+    );
+    let mut c = Client::connect(s.addr);
+    let end = Instant::now() + Duration::from_millis(1200);
+    while Instant::now() < end {
+        c.send_text("busy");
+        match c.next() {
+            Got::Msg(m) => assert_eq!(m.as_text(), Some("busy")),
+            other => panic!("a busy peer got {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    assert!(rx.try_recv().is_err());
+}
+
+#[test]
+fn idle_timeout_closes_with_1000() {
+    let (s, rx) = start(
+        config()
+            .ping_interval(None)
+            .idle_timeout(Some(Duration::from_millis(300))),
+        false,
+    );
+    let mut c = Client::connect(s.addr);
+    let f = c.expect_close().unwrap();
+    assert_eq!(
+        (f.code, f.reason.as_str()),
+        (CloseCode::NORMAL, "idle timeout")
+    );
+    c.send_close(1000, "");
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)).unwrap().0.code,
+        CloseCode::NORMAL
+    );
+}
+
+#[test]
+fn handler_timer_closes_unauthenticated_with_4001() {
+    let (s, _rx) = start(config(), true);
+    let mut late = Client::connect(s.addr);
+    let mut prompt = Client::connect(s.addr);
+    prompt.send_text("login");
+    assert_eq!(prompt.recv_text(), "login");
+    let f = late.expect_close().unwrap();
+    assert_eq!(f.code, CloseCode(4001));
+    assert!(prompt.silent_for(400), "an authenticated client was closed");
+}
+
+#[test]
+fn close_timeout_drops_peer_that_never_answers_close() {
+    let (s, rx) = start(config().close_timeout(Duration::from_millis(300)), true);
+    let mut c = Client::connect(s.addr);
+    // The auth timer closes with 4001; we never answer the close frame.
+    assert_eq!(c.expect_close().unwrap().code, CloseCode(4001));
+    let (f, _) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(f.code, CloseCode::ABNORMAL);
+    assert_eq!(c.next(), Got::Eof);
+}
