@@ -388,11 +388,8 @@ impl Worker {
         let Some(start) = self.run_start else { return };
         let opts = &self.ctx.opts;
         let per_pub = opts.rate / opts.publishers as f64;
-        let due = if per_pub > 0.0 {
-            ((now - start).as_secs_f64() * per_pub) as u64 + 1
-        } else {
-            u64::MAX
-        };
+        let elapsed = (now - start).as_secs_f64();
+        let publishers = opts.publishers as f64;
         let window = opts.in_flight as u64;
         let sent_ns = unix_ns();
         for i in 0..self.publishers.len() {
@@ -403,6 +400,14 @@ impl Worker {
             if c.state != State::Open {
                 continue;
             }
+            // Publisher p sends at (k + p/P) / rate_per_publisher: the publishers' schedules are
+            // staggered evenly instead of all firing in the same instant.
+            let due = if per_pub > 0.0 {
+                let stagger = c.publisher.unwrap_or(0) as f64 / publishers;
+                (elapsed * per_pub + 1.0 - stagger) as u64
+            } else {
+                u64::MAX
+            };
             let mut n = 0;
             while c.pub_sent < due && c.own_in_flight < window {
                 let (p, seq) = (c.publisher.unwrap_or(0), c.pub_sent);
