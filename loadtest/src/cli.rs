@@ -120,6 +120,8 @@ pub enum Command {
     Run(Box<Options>),
     /// Overlay saved reports in one SVG.
     Plot(PlotOptions),
+    /// Markdown comparison of saved reports: `(baseline label, inputs)`.
+    Table(String, Vec<PathBuf>),
     /// Print usage.
     Help,
 }
@@ -131,6 +133,7 @@ volley-loadtest — load generator for WebSocket servers (loopback targets only)
 USAGE:
     volley-loadtest <connect|echo|broadcast|idle> [ws://HOST:PORT/PATH] [FLAGS]
     volley-loadtest plot --out FILE.svg [--metric rtt|fanout|handshake] [--title T] REPORT.json...
+    volley-loadtest table [--baseline LABEL] REPORT.json...   (markdown, ratios to LABEL [volley])
 
 TARGET (default ws://127.0.0.1:9001/): 127.0.0.0/8, [::1] or localhost only.
 
@@ -234,6 +237,7 @@ where
     match first.as_str() {
         "-h" | "--help" | "help" => return Ok(Command::Help),
         "plot" => return parse_plot(&args[1..]).map(Command::Plot),
+        "table" => return parse_table(&args[1..]),
         _ => {}
     }
     let scenario = Scenario::from_name(first).ok_or_else(|| {
@@ -463,6 +467,23 @@ fn parse_plot(args: &[String]) -> Result<PlotOptions, String> {
     })
 }
 
+fn parse_table(args: &[String]) -> Result<Command, String> {
+    let mut baseline = "volley".to_string();
+    let mut inputs = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--baseline" => baseline = it.next().cloned().ok_or("--baseline needs a value")?,
+            f if f.starts_with('-') => return Err(format!("table: unknown flag {f:?}")),
+            p => inputs.push(PathBuf::from(p)),
+        }
+    }
+    if inputs.is_empty() {
+        return Err("table: give at least one JSON report".into());
+    }
+    Ok(Command::Table(baseline, inputs))
+}
+
 /// The arguments a child process gets: the parent's, minus output files and `--processes`, plus
 /// `--child I/N` and `--quiet`.
 pub fn child_args(parent: &[String], index: usize, count: usize) -> Vec<String> {
@@ -636,6 +657,14 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(parse_args(["plot", "x.json"]).is_err());
+        match parse_args(["table", "--baseline", "v", "a.json"]).unwrap() {
+            Command::Table(b, i) => assert_eq!((b.as_str(), i.len()), ("v", 1)),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(parse_args(["table", "a.json"]).unwrap(), Command::Table(b, _) if b == "volley")
+        );
+        assert!(parse_args(["table"]).is_err());
         assert!(parse_args(["plot", "--out", "a.svg"]).is_err());
         assert!(parse_args(["plot", "--out", "a.svg", "--metric", "cpu", "x.json"]).is_err());
     }

@@ -9,6 +9,7 @@ mod payload;
 mod plot;
 mod procstat;
 mod report;
+mod table;
 mod target;
 
 use std::path::Path;
@@ -36,6 +37,16 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("volley-loadtest plot: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Table(baseline, inputs) => match read_reports(&inputs) {
+            Ok(reports) => {
+                print!("{}", table::render(&reports, &baseline));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("volley-loadtest table: {e}");
                 ExitCode::from(2)
             }
         },
@@ -96,15 +107,20 @@ fn write(path: &Path, text: &str) -> bool {
     }
 }
 
-/// `plot`: overlay saved reports.
-fn plot_files(p: &PlotOptions) -> Result<(), String> {
+fn read_reports(paths: &[std::path::PathBuf]) -> Result<Vec<Report>, String> {
     let mut reports = Vec::new();
-    for path in &p.inputs {
+    for path in paths {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let r: Report =
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         reports.push(r);
     }
+    Ok(reports)
+}
+
+/// `plot`: overlay saved reports.
+fn plot_files(p: &PlotOptions) -> Result<(), String> {
+    let reports = read_reports(&p.inputs)?;
     let metric = p.metric.as_deref();
     let name = reports[0].main_hist(metric).0;
     let series: Vec<(String, &hist::Hist)> = reports
