@@ -1,14 +1,14 @@
 //! Echo server: every text or binary message comes back unchanged. The conformance target of the
 //! Autobahn TestSuite run.
 //!
-//! Run: `cargo run --release --example echo -- [ADDR] [WORKERS]`
-//! (default `127.0.0.1:9001`, workers = available parallelism), then point any WebSocket client
-//! at `ws://ADDR/`. Set `VOLLEY_LOG=debug` to watch connections come and go.
+//! Run: `cargo run --release --example echo -- [ADDR] [WORKERS] [off|shared|dedicated]`
+//! (default `127.0.0.1:9001`, workers = available parallelism, deflate `shared`), then point any
+//! WebSocket client at `ws://ADDR/`. Set `VOLLEY_LOG=debug` to watch connections come and go.
 
 #[path = "common/log.rs"]
 mod logger;
 
-use volley::{Config, Context, Handler, Message, Request, Server, Upgrade};
+use volley::{Config, Context, DeflateMode, Handler, Message, Request, Server, Upgrade};
 
 struct Echo;
 
@@ -26,9 +26,19 @@ fn main() {
         // The conformance suite sends messages of up to 16 MiB and expects them back.
         .max_message_size(64 << 20)
         .max_frame_size(64 << 20)
-        .max_outbound_bytes(64 << 20);
+        .max_outbound_bytes(64 << 20)
+        // Compress every message on deflate connections (the conformance runner expects it).
+        .compression_threshold(0);
     if let Some(w) = args.next() {
         config = config.workers(w.parse().expect("WORKERS must be a number"));
+    }
+    if let Some(mode) = args.next() {
+        config = config.deflate(match mode.as_str() {
+            "off" => DeflateMode::Off,
+            "shared" => DeflateMode::Shared,
+            "dedicated" => DeflateMode::Dedicated,
+            other => panic!("unknown deflate mode {other:?}: use off, shared or dedicated"),
+        });
     }
     let workers = config.workers;
     let server = Server::builder()

@@ -17,6 +17,24 @@ pub enum BackpressurePolicy {
     Drop,
 }
 
+/// permessage-deflate (RFC 7692): whether and how messages are compressed. Browsers offer it on
+/// every connection; the modes trade memory per connection against compression ratio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeflateMode {
+    /// Decline every offer.
+    Off,
+    /// No context takeover in either direction: one compressor and one decompressor per worker
+    /// thread serve every connection, so a connection costs no deflate memory, and a publish is
+    /// compressed once for all its subscribers. The default (see docs/ARCHITECTURE.md for the
+    /// measurements behind it).
+    Shared,
+    /// Per-connection compressor and decompressor with context takeover (as the client allows):
+    /// the best ratio for streams of small similar messages, at ~266 KiB + ~46 KiB per
+    /// connection that has sent and received a compressed message.
+    Dedicated,
+}
+
 /// How accepted sockets reach the worker threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -86,6 +104,19 @@ pub struct Config {
     /// Close (1000, `"idle timeout"`) a connection that has sent no data message for this long.
     /// Pings and pongs do not count. `None` disables. Default: `None`.
     pub idle_timeout: Option<Duration>,
+    /// permessage-deflate mode. Default: [`DeflateMode::Shared`].
+    pub deflate: DeflateMode,
+    /// Messages shorter than this go out uncompressed even on a deflate connection (compressing
+    /// tiny messages costs more CPU than it saves bytes). Default: 1024 (as Node's `ws`).
+    pub compression_threshold: usize,
+    /// Compression level 0–9. Default: 1 (8× faster than zlib's 6 on 1 KiB JSON, ~25% larger
+    /// output; see docs/BENCHMARKS.md).
+    pub deflate_level: u8,
+    /// zlib memory level 1–9 of our compressors. Default: 4.
+    pub deflate_mem_level: u8,
+    /// Window bits 9–15 of per-connection compressors in [`DeflateMode::Dedicated`]
+    /// (announced as `server_max_window_bits`). Default: 15.
+    pub deflate_window_bits: u8,
     /// Set `TCP_NODELAY` on accepted sockets (volley batches writes itself). Default: true.
     pub tcp_nodelay: bool,
 }
@@ -110,6 +141,11 @@ impl Default for Config {
             ping_interval: Some(Duration::from_secs(30)),
             pong_timeout: Duration::from_secs(10),
             idle_timeout: None,
+            deflate: DeflateMode::Shared,
+            compression_threshold: 1024,
+            deflate_level: 1,
+            deflate_mem_level: 4,
+            deflate_window_bits: 15,
             tcp_nodelay: true,
         }
     }
@@ -160,6 +196,16 @@ setters! {
     pong_timeout: Duration,
     /// Set [`Config::idle_timeout`].
     idle_timeout: Option<Duration>,
+    /// Set [`Config::deflate`].
+    deflate: DeflateMode,
+    /// Set [`Config::compression_threshold`].
+    compression_threshold: usize,
+    /// Set [`Config::deflate_level`].
+    deflate_level: u8,
+    /// Set [`Config::deflate_mem_level`].
+    deflate_mem_level: u8,
+    /// Set [`Config::deflate_window_bits`].
+    deflate_window_bits: u8,
     /// Set [`Config::tcp_nodelay`].
     tcp_nodelay: bool,
 }

@@ -39,7 +39,7 @@ pub mod protocol;
 mod runtime;
 mod server;
 
-pub use config::{AcceptMode, BackpressurePolicy, Config};
+pub use config::{AcceptMode, BackpressurePolicy, Config, DeflateMode};
 pub use error::{Error, HandshakeError, ProtocolError};
 pub use handler::{Factory, Handler, Request, Response, Upgrade};
 pub use message::{CloseCode, CloseFrame, Message, Utf8Bytes};

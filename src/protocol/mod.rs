@@ -3,6 +3,7 @@
 //! client side of the handshake). Everything here can be unit-tested and fuzzed on plain bytes.
 
 pub mod close;
+pub mod deflate;
 pub mod frame;
 pub mod handshake;
 pub mod mask;

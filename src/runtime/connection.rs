@@ -10,6 +10,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use mio::net::TcpStream;
 
 use crate::protocol::reader::Reader;
+use crate::runtime::compress::ConnDeflate;
 use crate::runtime::pubsub::Membership;
 use crate::runtime::timer::TimerKey;
 
@@ -51,6 +52,8 @@ pub(crate) struct Extra {
     pub topics: Vec<Membership>,
     /// Handler-set timers: (id, key).
     pub user_timers: Vec<(u64, TimerKey)>,
+    /// permessage-deflate state, when negotiated.
+    pub deflate: Option<Box<ConnDeflate>>,
 }
 
 /// The I/O side of a connection (the handler lives beside it).

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use slab::Slab;
 
 use crate::message::Message;
+use crate::runtime::compress::LazyDeflated;
 use crate::protocol::frame::{encode_frame, OpCode};
 
 /// A message encoded once as a complete server frame, shared by reference.
@@ -19,6 +20,10 @@ use crate::protocol::frame::{encode_frame, OpCode};
 pub(crate) struct SharedFrame {
     /// The whole frame (header + payload), uncompressed.
     pub plain: Bytes,
+    /// The message (for per-connection compression in dedicated mode).
+    pub msg: Message,
+    /// The compressed frame, made by the first worker that needs it (shared deflate mode).
+    pub deflated: LazyDeflated,
 }
 
 impl SharedFrame {
@@ -31,6 +36,8 @@ impl SharedFrame {
         };
         SharedFrame {
             plain: encode_frame(opcode, true, false, msg.as_bytes(), None),
+            msg: msg.clone(),
+            deflated: Default::default(),
         }
     }
 }

@@ -11,6 +11,8 @@ use crate::config::Config;
 use crate::error::HandshakeError;
 use crate::handler::{Factory, Request, Response, Upgrade};
 use crate::protocol::handshake::{self, write_response};
+use crate::protocol::deflate::Negotiated;
+use crate::runtime::compress::WorkerDeflate;
 use crate::runtime::Shared;
 
 /// What to do with a connection in the handshake phase.
@@ -21,9 +23,18 @@ pub(crate) enum Outcome<H> {
     /// length, the connection is now a WebSocket; otherwise close after sending.
     Respond {
         bytes: Vec<u8>,
-        upgraded: Option<(H, Option<String>, usize)>,
+        upgraded: Option<Upgraded<H>>,
         rejected: bool,
     },
+}
+
+/// A completed upgrade.
+pub(crate) struct Upgraded<H> {
+    pub handler: H,
+    pub protocol: Option<String>,
+    pub deflate: Option<Negotiated>,
+    /// Length of the request head (bytes after it are frames).
+    pub consumed: usize,
 }
 
 fn reject<H>(peer: SocketAddr, err: &HandshakeError) -> Outcome<H> {
@@ -102,20 +113,13 @@ pub(crate) fn handle<F: Factory>(
                 }
                 offered
             });
+            let deflate = WorkerDeflate::negotiate(cfg.deflate, cfg, &up.extensions);
             let accept = handshake::accept_key(up.key);
-            let mut bytes = Vec::with_capacity(160);
-            handshake::write_switching_protocols(
-                &mut bytes,
-                &accept,
-                protocol.as_deref(),
-                None,
-                &headers,
-            );
-            Outcome::Respond {
-                bytes,
-                upgraded: Some((handler, protocol, len)),
-                rejected: false,
-            }
+            let mut bytes = Vec::with_capacity(200);
+            let ext = deflate.as_ref().map(|n| n.response());
+            handshake::write_switching_protocols(&mut bytes, &accept, protocol.as_deref(), ext, &headers);
+            let upgraded = Upgraded { handler, protocol, deflate, consumed: len };
+            Outcome::Respond { bytes, upgraded: Some(upgraded), rejected: false }
         }
     }
 }

@@ -19,10 +19,11 @@ use slab::Slab;
 
 use crate::error::{Error, ProtocolError};
 use crate::handler::{Factory, Handler};
-use crate::message::{CloseCode, CloseFrame, Message};
+use crate::message::{CloseCode, CloseFrame, Message, Utf8Bytes};
 use crate::protocol::close;
 use crate::protocol::frame::{encode_frame, FrameHeader, OpCode, MAX_HEADER_LEN};
 use crate::protocol::reader::{Event, ReaderConfig, Role};
+use crate::runtime::compress::{ConnDeflate, WorkerDeflate};
 use crate::runtime::connection::{flags, ConnCore, Phase};
 use crate::runtime::context::Context;
 use crate::runtime::pubsub::{SharedFrame, Topics};
@@ -87,6 +88,7 @@ pub(crate) struct WorkerState {
     pub now: Instant,
     pub now_ms: u32,
     pub reader_cfg: ReaderConfig,
+    pub deflate: WorkerDeflate,
 }
 
 impl WorkerState {
@@ -122,8 +124,12 @@ impl WorkerState {
         };
         let payload = msg.as_bytes();
         let total = payload.len() + MAX_HEADER_LEN;
+        // Admit before compressing: a context-takeover compressor must never see a message the
+        // peer will not get.
         self.admit(core, total)?;
-        if payload.len() <= COPY_THRESHOLD {
+        if let Some(frame) = self.compressed(core, msg, None) {
+            core.push(frame);
+        } else if payload.len() <= COPY_THRESHOLD {
             core.push(encode_frame(opcode, true, false, payload, None));
         } else {
             let header = FrameHeader {
@@ -151,10 +157,30 @@ impl WorkerState {
             return Err(Error::Closed);
         }
         self.admit(core, frame.plain.len())?;
-        core.push(frame.plain.clone());
+        match self.compressed(core, &frame.msg, Some(&frame.deflated)) {
+            Some(f) => core.push(f),
+            None => core.push(frame.plain.clone()),
+        }
         bump(&self.stats().messages_out, 1);
         self.mark_dirty(core);
         Ok(())
+    }
+
+    /// The compressed frame for `msg` on this connection, if it negotiated deflate and the
+    /// message is over the threshold.
+    fn compressed(
+        &mut self,
+        core: &mut ConnCore,
+        msg: &Message,
+        shared: Option<&std::sync::OnceLock<Bytes>>,
+    ) -> Option<Bytes> {
+        if !core.has(flags::DEFLATE) {
+            return None;
+        }
+        let conn = core.extra.as_mut()?.deflate.as_deref_mut()?;
+        let f = self.deflate.compress(conn, msg, shared)?;
+        bump(&self.stats().compressed_out, 1);
+        Some(f)
     }
 
     /// Apply the outbound limit: a message is refused when the queue already holds bytes and
@@ -380,6 +406,7 @@ impl<F: Factory> Worker<F> {
             max_message_size: cfg.max_message_size,
         };
         let workers = shared.remotes.len();
+        let deflate = WorkerDeflate::new(cfg);
         Ok(Worker {
             poll,
             events: Events::with_capacity(1024),
@@ -398,6 +425,7 @@ impl<F: Factory> Worker<F> {
                 now,
                 now_ms: 0,
                 reader_cfg,
+                deflate,
             },
             spare: BytesMut::new(),
             next_generation: 0,
@@ -673,7 +701,7 @@ impl<F: Factory> Worker<F> {
                 match a {
                     Action::Publish { topic, frame, skip } => {
                         self.fan_out_local(&topic, &frame, skip);
-                        self.to_others(|| Command::Publish {
+                        self.queue_for_others(|| Command::Publish {
                             topic: topic.clone(),
                             frame: frame.clone(),
                             skip,
@@ -681,7 +709,7 @@ impl<F: Factory> Worker<F> {
                     }
                     Action::Broadcast { frame, skip } => {
                         self.broadcast_local(&frame, skip);
-                        self.to_others(|| Command::Broadcast {
+                        self.queue_for_others(|| Command::Broadcast {
                             frame: frame.clone(),
                             skip,
                         });
@@ -695,7 +723,7 @@ impl<F: Factory> Worker<F> {
         }
     }
 
-    fn to_others(&mut self, make: impl Fn() -> Command) {
+    fn queue_for_others(&mut self, make: impl Fn() -> Command) {
         let me = self.ws.id as usize;
         for (i, out) in self.outbox.iter_mut().enumerate() {
             if i != me {
@@ -853,18 +881,19 @@ impl<F: Factory> Worker<F> {
                 self.ws.arm(&mut conn.core, deadline);
                 false
             }
-            Outcome::Respond {
-                bytes,
-                upgraded: Some((handler, protocol, consumed)),
-                ..
-            } => {
-                let _ = bytes::Buf::advance(buf, consumed);
+            Outcome::Respond { bytes, upgraded: Some(up), .. } => {
+                bytes::Buf::advance(buf, up.consumed);
                 conn.core.push(Bytes::from(bytes));
                 conn.core.phase = Phase::Open;
-                if let Some(p) = protocol {
+                if let Some(p) = up.protocol {
                     conn.core.extra().protocol = Some(p.into_boxed_str());
                 }
-                conn.handler = Some(handler);
+                if let Some(neg) = up.deflate {
+                    conn.core.set(flags::DEFLATE);
+                    conn.core.reader.set_compression(true);
+                    conn.core.extra().deflate = Some(Box::new(ConnDeflate::new(neg)));
+                }
+                conn.handler = Some(up.handler);
                 conn.core.last_msg_ms = self.ws.now_ms;
                 self.ws.mark_dirty(&mut conn.core);
                 self.ws.arm_liveness(&mut conn.core);
@@ -892,9 +921,28 @@ impl<F: Factory> Worker<F> {
                 bump(&st.bytes_in, msg.len() as u64);
                 self.call(slot, |h, ctx| h.on_message(ctx, msg));
             }
-            Event::Compressed { .. } => {
-                // Only produced when compression was negotiated, which this build never does.
-                self.fail(slot, ProtocolError::ReservedBits);
+            Event::Compressed { text, payload } => {
+                if conn.core.phase != Phase::Open {
+                    return;
+                }
+                let max = self.ws.shared.config.max_message_size;
+                let Some(cd) = conn.core.extra.as_mut().and_then(|e| e.deflate.as_deref_mut()) else {
+                    return self.fail(slot, ProtocolError::ReservedBits);
+                };
+                let inflated = match self.ws.deflate.decompress(cd, &payload, max) {
+                    Ok(b) => b,
+                    Err(e) => return self.fail(slot, e),
+                };
+                let msg = if text {
+                    match Utf8Bytes::try_from_bytes(inflated) {
+                        Ok(t) => Message::Text(t),
+                        Err(_) => return self.fail(slot, ProtocolError::InvalidUtf8),
+                    }
+                } else {
+                    Message::Binary(inflated)
+                };
+                bump(&self.ws.stats().compressed_in, 1);
+                self.dispatch(slot, Event::Message(msg));
             }
             Event::Ping(payload) => {
                 if conn.core.phase == Phase::Open {

@@ -1,0 +1,161 @@
+//! permessage-deflate in the runtime: which compressor or decompressor a message uses, per
+//! [`DeflateMode`]. The codec itself is [`crate::protocol::deflate`].
+//!
+//! - `Shared`: every connection agrees `server_no_context_takeover` and
+//!   `client_no_context_takeover`, so one compressor per worker (per window size) and one
+//!   decompressor per worker serve all connections: no deflate memory per connection, and a
+//!   publish is compressed once for all its subscribers.
+//! - `Dedicated`: per-connection contexts with context takeover (better ratio on small messages),
+//!   created lazily on the first compressed message in each direction (~266 KiB compressor,
+//!   ~46 KiB decompressor, measured in docs/BENCHMARKS.md).
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+
+use crate::config::{Config, DeflateMode};
+use crate::error::ProtocolError;
+use crate::message::Message;
+use crate::protocol::deflate::{
+    negotiate, Compressor, CompressorConfig, Decompressor, DeflateOptions, Negotiated,
+};
+use crate::protocol::frame::{encode_frame, OpCode};
+
+/// A connection's negotiated parameters and its own contexts (dedicated mode only).
+#[derive(Debug)]
+pub(crate) struct ConnDeflate {
+    pub neg: Negotiated,
+    compressor: Option<Box<Compressor>>,
+    decompressor: Option<Box<Decompressor>>,
+}
+
+impl ConnDeflate {
+    pub fn new(neg: Negotiated) -> Self {
+        ConnDeflate { neg, compressor: None, decompressor: None }
+    }
+
+    /// Whether frames compressed by a worker's shared (reset-per-message, window 15) compressor
+    /// may go to this connection.
+    fn takes_shared(&self) -> bool {
+        self.neg.server_no_context_takeover && self.neg.server_max_window_bits == 15
+    }
+}
+
+/// A worker's deflate state.
+#[derive(Debug)]
+pub(crate) struct WorkerDeflate {
+    options: DeflateOptions,
+    threshold: usize,
+    /// Reset-per-message compressors, by window bits − 8.
+    shared: [Option<Box<Compressor>>; 8],
+    /// Reset-per-message decompressor for connections that agreed client_no_context_takeover.
+    inflater: Option<Box<Decompressor>>,
+    buf: Vec<u8>,
+}
+
+impl WorkerDeflate {
+    pub fn new(cfg: &Config) -> Self {
+        let mut options = DeflateOptions::default();
+        options.level = cfg.deflate_level;
+        options.mem_level = cfg.deflate_mem_level;
+        options.server_max_window_bits = cfg.deflate_window_bits;
+        if cfg.deflate == DeflateMode::Shared {
+            options.server_no_context_takeover = true;
+            options.client_no_context_takeover = true;
+            options.server_max_window_bits = 15;
+        }
+        WorkerDeflate {
+            options,
+            threshold: cfg.compression_threshold,
+            shared: Default::default(),
+            inflater: None,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Accept a permessage-deflate offer, if compression is on.
+    pub fn negotiate(mode: DeflateMode, cfg: &Config, offers: &[&str]) -> Option<Negotiated> {
+        if mode == DeflateMode::Off || offers.is_empty() {
+            return None;
+        }
+        negotiate(offers, &WorkerDeflate::new(cfg).options)
+    }
+
+    fn shared_compressor(&mut self, bits: u8) -> &mut Compressor {
+        let i = usize::from(bits.clamp(8, 15) - 8);
+        let options = &self.options;
+        self.shared[i].get_or_insert_with(|| {
+            Box::new(Compressor::new(CompressorConfig {
+                level: options.level,
+                window_bits: bits,
+                mem_level: options.mem_level,
+                no_context_takeover: true,
+            }))
+        })
+    }
+
+    fn frame(&self, msg: &Message) -> Bytes {
+        let opcode = if msg.is_text() { OpCode::Text } else { OpCode::Binary };
+        encode_frame(opcode, true, true, &self.buf, None)
+    }
+
+    /// The whole compressed frame for `msg` on this connection, or `None` to send it plain
+    /// (under the threshold). `shared` is the publish's lazily compressed-once frame.
+    pub fn compress(
+        &mut self,
+        conn: &mut ConnDeflate,
+        msg: &Message,
+        shared: Option<&OnceLock<Bytes>>,
+    ) -> Option<Bytes> {
+        if msg.len() < self.threshold {
+            return None;
+        }
+        if conn.takes_shared() {
+            if let Some(cell) = shared {
+                return Some(cell.get_or_init(|| self.compress_shared(msg)).clone());
+            }
+        }
+        self.buf.clear();
+        if conn.neg.server_no_context_takeover {
+            let bits = conn.neg.server_max_window_bits;
+            let mut buf = std::mem::take(&mut self.buf);
+            self.shared_compressor(bits).compress(msg.as_bytes(), &mut buf);
+            self.buf = buf;
+        } else {
+            let options = &self.options;
+            let c = conn.compressor.get_or_insert_with(|| Box::new(conn.neg.compressor(options)));
+            c.compress(msg.as_bytes(), &mut self.buf);
+        }
+        Some(self.frame(msg))
+    }
+
+    /// Compress with the worker's window-15 reset-per-message compressor.
+    fn compress_shared(&mut self, msg: &Message) -> Bytes {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        self.shared_compressor(15).compress(msg.as_bytes(), &mut buf);
+        self.buf = buf;
+        self.frame(msg)
+    }
+
+    /// Inflate a compressed message, bounded by `max` bytes.
+    pub fn decompress(
+        &mut self,
+        conn: &mut ConnDeflate,
+        payload: &[u8],
+        max: usize,
+    ) -> Result<Bytes, ProtocolError> {
+        if conn.neg.client_no_context_takeover {
+            // The client resets its context after every message: one worker-wide inflater
+            // (reset after each message) serves every such connection.
+            let d = self.inflater.get_or_insert_with(|| Box::new(Decompressor::new(15, true)));
+            return d.decompress(payload, max);
+        }
+        let neg = &conn.neg;
+        let d = conn.decompressor.get_or_insert_with(|| Box::new(neg.decompressor()));
+        d.decompress(payload, max)
+    }
+}
+
+/// A publish's compressed frame, computed by the first worker that needs it and shared by all.
+pub(crate) type LazyDeflated = Arc<OnceLock<Bytes>>;
