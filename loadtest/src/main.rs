@@ -3,6 +3,7 @@
 
 mod cli;
 mod coord;
+mod deflate;
 mod engine;
 mod hist;
 mod payload;

@@ -28,11 +28,6 @@ impl Pattern {
         Pattern { buf, size }
     }
 
-    /// The payload size.
-    pub fn size(&self) -> usize {
-        self.size
-    }
-
     fn filler(&self, seq: u64, len: usize) -> &[u8] {
         let off = (seq % OFFSETS as u64) as usize;
         &self.buf[off..off + len]

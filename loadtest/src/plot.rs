@@ -9,7 +9,7 @@ use crate::hist::Hist;
 const W: f64 = 860.0;
 const H: f64 = 500.0;
 const LEFT: f64 = 80.0;
-const RIGHT: f64 = 20.0;
+const RIGHT: f64 = 44.0;
 const TOP: f64 = 50.0;
 const BOTTOM: f64 = 120.0;
 /// The x axis ends at 99.999%.

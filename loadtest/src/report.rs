@@ -46,6 +46,8 @@ pub struct Counters {
     pub window_published: u64,
     /// Broadcast: an older sequence number than one already seen from the same publisher.
     pub out_of_order: u64,
+    /// Messages that arrived compressed (permessage-deflate) and were inflated.
+    pub compressed: u64,
     /// Pings received from the server (each answered with a pong).
     pub pings: u64,
     /// Close handshakes that completed at the end.
@@ -73,6 +75,7 @@ impl Counters {
         self.published += o.published;
         self.window_published += o.window_published;
         self.out_of_order += o.out_of_order;
+        self.compressed += o.compressed;
         self.pings += o.pings;
         self.closed_clean += o.closed_clean;
         self.errors += o.errors;
@@ -359,8 +362,8 @@ impl Report {
                 &mut s,
                 "permessage-deflate",
                 format!(
-                    "accepted by the server on {} of {} connections",
-                    c.deflate_accepted, c.established
+                    "accepted by the server on {} of {} connections; {} of {} messages arrived compressed",
+                    c.deflate_accepted, c.established, c.compressed, c.received
                 ),
             );
         }

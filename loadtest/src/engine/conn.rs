@@ -10,11 +10,13 @@ use std::time::Instant;
 use bytes::BytesMut;
 use mio::net::TcpStream;
 use socket2::{Domain, Protocol, Socket, Type};
+use volley::protocol::deflate::Decompressor;
 use volley::protocol::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use volley::protocol::mask::apply_mask;
 use volley::protocol::reader::Reader;
 
-use crate::payload::{Pattern, Rng};
+use crate::deflate::Agreed;
+use crate::payload::Rng;
 
 /// Linux `EINPROGRESS`: a non-blocking connect has started.
 const EINPROGRESS: i32 = 115;
@@ -67,6 +69,10 @@ pub struct Conn {
     pub expect: Vec<u64>,
     /// Broadcast: already in the thread's publisher list.
     pub listed: bool,
+    /// permessage-deflate as agreed with the server, if it was.
+    pub deflate: Option<Agreed>,
+    /// This connection's decompressor, when the server keeps its compression context.
+    pub inflater: Option<Box<Decompressor>>,
 }
 
 impl Conn {
@@ -104,6 +110,8 @@ impl Conn {
             own_in_flight: 0,
             expect: Vec::new(),
             listed: false,
+            deflate: None,
+            inflater: None,
         })
     }
 
@@ -125,28 +133,15 @@ impl Conn {
         Ok(())
     }
 
-    /// Queue one masked frame whose payload `fill` appends (exactly `len` bytes).
-    pub fn push_frame(
-        &mut self,
-        opcode: OpCode,
-        len: usize,
-        rng: &mut Rng,
-        fill: impl FnOnce(&mut Vec<u8>),
-    ) {
-        push_frame(&mut self.wbuf, opcode, len, rng.mask(), fill);
-    }
-
-    /// Queue the echo request `next_seq` and note its send time.
-    pub fn push_echo(&mut self, pattern: &Pattern, rng: &mut Rng, now: Instant) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.in_flight.push_back(now);
+    /// Queue one masked control frame with `payload`.
+    pub fn push_control(&mut self, opcode: OpCode, payload: &[u8], rng: &mut Rng) {
         push_frame(
             &mut self.wbuf,
-            OpCode::Binary,
-            pattern.size(),
+            opcode,
+            false,
+            payload.len(),
             rng.mask(),
-            |out| pattern.write_echo(seq, out),
+            |o| o.extend_from_slice(payload),
         );
     }
 }
@@ -155,13 +150,14 @@ impl Conn {
 pub fn push_frame(
     out: &mut Vec<u8>,
     opcode: OpCode,
+    rsv1: bool,
     len: usize,
     mask: [u8; 4],
     fill: impl FnOnce(&mut Vec<u8>),
 ) {
     let header = FrameHeader {
         fin: true,
-        rsv1: false,
+        rsv1,
         rsv2: false,
         rsv3: false,
         opcode,

@@ -7,15 +7,17 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use mio::{Events, Interest, Poll, Token};
+use volley::protocol::deflate::{Compressor, CompressorConfig, Decompressor};
 use volley::protocol::frame::OpCode;
 use volley::protocol::handshake;
 use volley::protocol::reader::{Event, ReaderConfig, Role};
-use volley::Message;
 
-use super::conn::{Conn, State};
+use super::conn::{push_frame, Conn, State};
 use super::{Shared, CLOSE, CONNECT, DRAIN, RUN};
 use crate::cli::{Options, Scenario};
+use crate::deflate;
 use crate::hist::Hist;
 use crate::payload::{Pattern, Rng};
 use crate::report::{count_error, Counters, ErrorMap};
@@ -26,8 +28,6 @@ const SCRATCH: usize = 64 * 1024;
 const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 /// How long the close handshake may take at the end before it counts as an error.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
-/// The permessage-deflate offer sent with `--deflate`.
-pub const DEFLATE_OFFER: &str = "permessage-deflate; client_max_window_bits";
 
 /// What a thread found; merged by the shard's control thread.
 #[derive(Debug, Default)]
@@ -80,6 +80,13 @@ struct Ctx {
     scratch: Vec<u8>,
     pattern: Pattern,
     reader_cfg: ReaderConfig,
+    /// Deflate: the message before compression, and after.
+    plain: Vec<u8>,
+    packed: Vec<u8>,
+    /// Deflate: compressors by window bits 9..=15 (no context takeover).
+    compressors: [Option<Box<Compressor>>; 7],
+    /// Deflate: the decompressor shared by connections whose server resets its context.
+    inflater: Option<Box<Decompressor>>,
     extra_headers: Vec<(String, String)>,
     phase: u8,
     /// Echo requests in flight on this thread.
@@ -127,7 +134,7 @@ impl Worker {
         if opts.deflate {
             extra_headers.push((
                 "Sec-WebSocket-Extensions".to_string(),
-                DEFLATE_OFFER.to_string(),
+                deflate::OFFER.to_string(),
             ));
         }
         let max = (opts.size + 1024).max(64 << 20);
@@ -156,6 +163,10 @@ impl Worker {
                     max_message_size: max,
                 },
                 extra_headers,
+                plain: Vec::new(),
+                packed: Vec::new(),
+                compressors: Default::default(),
+                inflater: None,
                 phase: CONNECT,
                 outstanding: 0,
                 pending: 0,
@@ -279,9 +290,11 @@ impl Worker {
                                 }
                                 c.in_flight.clear();
                             }
-                            c.push_frame(OpCode::Close, 2, &mut self.ctx.rng, |o| {
-                                o.extend_from_slice(&1000u16.to_be_bytes())
-                            });
+                            c.push_control(
+                                OpCode::Close,
+                                &1000u16.to_be_bytes(),
+                                &mut self.ctx.rng,
+                            );
                             c.state = State::Closing;
                             if let Err(e) = c.flush() {
                                 let cause = io_cause("close", &e);
@@ -411,10 +424,8 @@ impl Worker {
             let mut n = 0;
             while c.pub_sent < due && c.own_in_flight < window {
                 let (p, seq) = (c.publisher.unwrap_or(0), c.pub_sent);
-                let pattern = &self.ctx.pattern;
-                c.push_frame(OpCode::Binary, pattern.size(), &mut self.ctx.rng, |o| {
-                    pattern.write_broadcast(p, seq, sent_ns, o)
-                });
+                self.ctx
+                    .queue_data(c, |pattern, o| pattern.write_broadcast(p, seq, sent_ns, o));
                 c.pub_sent += 1;
                 c.own_in_flight += 1;
                 n += 1;
@@ -601,7 +612,7 @@ impl Ctx {
                 Err(e) => return Err(Some(format!("handshake: {e}"))),
                 Ok(Some((head_len, extensions))) => {
                     let _ = c.rbuf.split_to(head_len);
-                    self.opened(c, extensions.as_deref(), now);
+                    self.opened(c, extensions.as_deref(), now)?;
                 }
             }
         }
@@ -617,15 +628,15 @@ impl Ctx {
                 Err(e) => return Err(Some(format!("protocol: {e}"))),
             };
             match ev {
-                Event::Message(m) => self.on_message(c, &m, now, now_ns)?,
-                Event::Compressed { .. } => {
-                    return Err(Some(
-                        "deflate: compressed message received but this client cannot inflate (run without --deflate)".into(),
-                    ))
+                Event::Message(m) => self.on_message(c, m.as_bytes(), now, now_ns)?,
+                Event::Compressed { payload, .. } => {
+                    let data = self.inflate(c, &payload)?;
+                    self.res.counters.compressed += 1;
+                    self.on_message(c, &data, now, now_ns)?;
                 }
                 Event::Ping(p) => {
                     self.res.counters.pings += 1;
-                    c.push_frame(OpCode::Pong, p.len(), &mut self.rng, |o| o.extend_from_slice(&p));
+                    c.push_control(OpCode::Pong, &p, &mut self.rng);
                 }
                 Event::Pong(_) => {}
                 Event::Close(frame) => {
@@ -636,13 +647,18 @@ impl Ctx {
                     let code = frame.as_ref().map_or(1005, |f| f.code.0);
                     // Answer the close as RFC 6455 §5.5.1 asks, then count it: the server ended
                     // a connection the run still needed.
-                    if code != 1005 {
-                        c.push_frame(OpCode::Close, 2, &mut self.rng, |o| o.extend_from_slice(&code.to_be_bytes()));
+                    let payload = if code != 1005 {
+                        code.to_be_bytes()
                     } else {
-                        c.push_frame(OpCode::Close, 0, &mut self.rng, |_| {});
-                    }
+                        [0; 2]
+                    };
+                    let len = if code != 1005 { 2 } else { 0 };
+                    c.push_control(OpCode::Close, &payload[..len], &mut self.rng);
                     let _ = c.flush();
-                    return Err(Some(format!("{}: closed by the server (code {code})", scenario_word(&self.opts))));
+                    return Err(Some(format!(
+                        "{}: closed by the server (code {code})",
+                        scenario_word(&self.opts)
+                    )));
                 }
             }
         }
@@ -653,7 +669,28 @@ impl Ctx {
     }
 
     /// The handshake completed.
-    fn opened(&mut self, c: &mut Conn, extensions: Option<&str>, now: Instant) {
+    fn opened(
+        &mut self,
+        c: &mut Conn,
+        extensions: Option<&str>,
+        now: Instant,
+    ) -> Result<(), Ending> {
+        // RFC 6455 §4.1: an extension we did not offer, or cannot use, fails the connection.
+        if let Some(ext) = extensions {
+            if !self.opts.deflate {
+                return Err(Some(format!(
+                    "handshake: server accepted an extension that was not offered ({ext})"
+                )));
+            }
+            match deflate::parse_response(ext) {
+                Some(agreed) => c.deflate = Some(agreed),
+                None => {
+                    return Err(Some(format!(
+                        "handshake: unusable extension answer ({ext})"
+                    )))
+                }
+            }
+        }
         c.state = State::Open;
         c.key = String::new();
         self.pending -= 1;
@@ -662,10 +699,8 @@ impl Ctx {
         self.res
             .handshake
             .record((now - c.started).as_nanos() as u64);
-        if self.opts.deflate && extensions.is_some_and(|e| e.contains("permessage-deflate")) {
+        if c.deflate.is_some() {
             ctr.deflate_accepted += 1;
-            // Accept RSV1 so compressed messages surface as `Event::Compressed` and are reported
-            // as such, not as a protocol error.
             c.reader.set_compression(true);
         }
         match self.opts.scenario {
@@ -686,10 +721,69 @@ impl Ctx {
                 c.wbuf = Vec::new();
             }
         }
+        Ok(())
+    }
+
+    /// Queue one data message of `opts.size` bytes written by `fill`: masked straight into the
+    /// connection's write buffer, or, on a deflate connection, compressed first (one compressor
+    /// per thread and window size, reset after every message, so any connection may use it).
+    fn queue_data(&mut self, c: &mut Conn, fill: impl FnOnce(&Pattern, &mut Vec<u8>)) {
+        let mask = self.rng.mask();
+        let Some(agreed) = c.deflate else {
+            let pattern = &self.pattern;
+            push_frame(
+                &mut c.wbuf,
+                OpCode::Binary,
+                false,
+                self.opts.size,
+                mask,
+                |o| fill(pattern, o),
+            );
+            return;
+        };
+        self.plain.clear();
+        fill(&self.pattern, &mut self.plain);
+        let bits = agreed.client_max_window_bits.clamp(9, 15);
+        let comp = self.compressors[usize::from(bits - 9)].get_or_insert_with(|| {
+            let mut cfg = CompressorConfig::default();
+            cfg.window_bits = bits;
+            cfg.no_context_takeover = true;
+            Box::new(Compressor::new(cfg))
+        });
+        self.packed.clear();
+        comp.compress(&self.plain, &mut self.packed);
+        let packed = &self.packed;
+        push_frame(&mut c.wbuf, OpCode::Binary, true, packed.len(), mask, |o| {
+            o.extend_from_slice(packed)
+        });
+    }
+
+    /// Inflate a compressed message: with the thread's shared decompressor when the server resets
+    /// its context after every message, else with the connection's own.
+    fn inflate(&mut self, c: &mut Conn, payload: &[u8]) -> Result<Bytes, Ending> {
+        let Some(agreed) = c.deflate else {
+            return Err(Some(
+                "deflate: compressed message without an agreed extension".into(),
+            ));
+        };
+        let max = self.reader_cfg.max_message_size;
+        let d = if agreed.server_no_context_takeover {
+            self.inflater
+                .get_or_insert_with(|| Box::new(Decompressor::new(15, true)))
+        } else {
+            c.inflater.get_or_insert_with(|| {
+                Box::new(Decompressor::new(agreed.server_max_window_bits, false))
+            })
+        };
+        d.decompress(payload, max)
+            .map_err(|e| Some(format!("deflate: {e}")))
     }
 
     fn send_echo(&mut self, c: &mut Conn, now: Instant) {
-        c.push_echo(&self.pattern, &mut self.rng, now);
+        let seq = c.next_seq;
+        c.next_seq += 1;
+        c.in_flight.push_back(now);
+        self.queue_data(c, |pattern, o| pattern.write_echo(seq, o));
         self.outstanding += 1;
         self.res.counters.sent += 1;
         self.res.counters.sent_bytes += self.opts.size as u64;
@@ -698,11 +792,10 @@ impl Ctx {
     fn on_message(
         &mut self,
         c: &mut Conn,
-        m: &Message,
+        payload: &[u8],
         now: Instant,
         now_ns: u64,
     ) -> Result<(), Ending> {
-        let payload = m.as_bytes();
         let ctr = &mut self.res.counters;
         ctr.received += 1;
         ctr.received_bytes += payload.len() as u64;
