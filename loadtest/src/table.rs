@@ -22,7 +22,7 @@ fn count(v: f64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -156,7 +156,7 @@ fn figures(scenario: &str) -> Vec<Figure> {
 /// The cell a report belongs to, as a readable name (runs with equal names are comparable).
 pub fn cell_name(r: &Report) -> String {
     let p = &r.params;
-    let size = if p.size >= 1024 && p.size % 1024 == 0 {
+    let size = if p.size >= 1024 && p.size.is_multiple_of(1024) {
         format!("{} KiB", p.size / 1024)
     } else {
         format!("{} B", p.size)
