@@ -68,6 +68,8 @@ pub struct Options {
     pub sources: Vec<IpAddr>,
     /// New connections per second, all processes together (0: as fast as `max_pending` allows).
     pub connect_rate: f64,
+    /// The connect rate rises linearly from 0 to `connect_rate` over this long.
+    pub ramp_up: Duration,
     /// Most handshakes in progress at once, all processes together.
     pub max_pending: usize,
     /// Deadline for TCP connect + handshake of one connection.
@@ -143,6 +145,7 @@ FLAGS (all scenarios):
         --processes P       client processes (each holds N/P sockets)    [1]
         --source RANGE      bind sources, e.g. 127.0.0.1-127.0.0.8       [kernel's choice]
         --connect-rate R    new connections per second (0 = unpaced)     [10000]
+        --ramp-up D         raise the connect rate linearly from 0 over D [0s]
         --max-pending M     handshakes in progress at once               [512]
         --connect-timeout D TCP connect + handshake deadline             [10s]
     -d, --duration D        measurement window / hold time (max 10m)     [echo/broadcast 5s, idle 10s, connect 0s]
@@ -251,6 +254,7 @@ where
     let mut sources: Option<String> = None;
     let mut connect_rate = 10_000.0;
     let mut max_pending = 512usize;
+    let mut ramp_up = Duration::ZERO;
     let mut connect_timeout = Duration::from_secs(10);
     let mut duration: Option<Duration> = None;
     let mut grace = Duration::from_secs(2);
@@ -310,6 +314,7 @@ where
             "--source" => sources = Some(value()?),
             "--connect-rate" => connect_rate = parse_rate(flag, &value()?)?,
             "--max-pending" => max_pending = parse_num(flag, &value()?)?,
+            "--ramp-up" => ramp_up = parse_duration(&value()?)?,
             "--connect-timeout" => connect_timeout = parse_duration(&value()?)?,
             "-d" | "--duration" => duration = Some(parse_duration(&value()?)?),
             "--grace" => grace = parse_duration(&value()?)?,
@@ -365,6 +370,9 @@ where
     if processes > connections {
         return Err("--processes must not exceed --connections".into());
     }
+    if ramp_up > Duration::from_secs(120) {
+        return Err("--ramp-up is capped at 120s".into());
+    }
     if max_pending == 0 {
         return Err("--max-pending must be at least 1".into());
     }
@@ -409,6 +417,7 @@ where
         processes,
         sources,
         connect_rate,
+        ramp_up,
         max_pending,
         connect_timeout,
         duration,
@@ -580,6 +589,8 @@ mod tests {
             "-d",
             "2s",
             "--grace=500ms",
+            "--ramp-up",
+            "3s",
             "--connect-rate",
             "0",
             "--deflate",
@@ -600,6 +611,7 @@ mod tests {
         assert_eq!(o.sources.len(), 4);
         assert_eq!(o.duration, Duration::from_secs(2));
         assert_eq!(o.grace, Duration::from_millis(500));
+        assert_eq!(o.ramp_up, Duration::from_secs(3));
         assert_eq!(o.connect_rate, 0.0);
         assert!(o.deflate && o.quiet);
         assert_eq!(o.server_pid, Some(42));

@@ -135,7 +135,8 @@ pub fn run(opts: Arc<Options>, argv: &[String]) -> Result<Report, String> {
         opts.connections as f64 / opts.connect_rate
     } else {
         0.0
-    }) + opts.connect_timeout
+    }) + opts.ramp_up
+        + opts.connect_timeout
         + opts.duration
         + opts.grace
         + CLOSE_TIMEOUT
@@ -394,6 +395,7 @@ impl ProgressLine {
         self.last_received = p.received;
         let phase = match p.phase {
             engine::CONNECT => "connect",
+            engine::RUN if self.scenario == Scenario::Idle => "hold",
             engine::RUN => "run",
             engine::DRAIN => "drain",
             engine::CLOSE => "close",

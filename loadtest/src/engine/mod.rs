@@ -195,6 +195,7 @@ pub fn start(
             stride: (count * threads) as u64,
             total: opts.connections as u64,
             rate: opts.connect_rate / lanes,
+            ramp: opts.ramp_up.as_secs_f64(),
             max_pending: ((opts.max_pending as f64 / lanes).ceil() as usize).max(1),
         };
         let w = Worker::new(opts.clone(), shared.clone(), t, plan, epoch)
@@ -266,7 +267,8 @@ fn control(
         opts.connections as f64 / opts.connect_rate
     } else {
         0.0
-    }) + opts.connect_timeout
+    }) + opts.ramp_up
+        + opts.connect_timeout
         + Duration::from_secs(10);
     tick_until(
         &shared,

@@ -57,9 +57,39 @@ pub struct Plan {
     pub rate: f64,
     /// Most handshakes in progress on this thread.
     pub max_pending: usize,
+    /// Seconds over which the rate ramps up linearly from 0 to `rate`.
+    pub ramp: f64,
 }
 
 impl Plan {
+    /// How many connections should have been opened `t` seconds after the start: the integral
+    /// of the rate (rising linearly over `ramp`, then flat), plus one so the first opens at 0.
+    pub fn due(&self, t: f64) -> u64 {
+        if self.rate <= 0.0 {
+            return u64::MAX;
+        }
+        let n = if t < self.ramp {
+            self.rate * t * t / (2.0 * self.ramp)
+        } else {
+            self.rate * (t - self.ramp / 2.0)
+        };
+        n as u64 + 1
+    }
+
+    /// When connection number `k` (0-based) is due, in seconds after the start.
+    pub fn time_of(&self, k: u64) -> f64 {
+        if self.rate <= 0.0 || k == 0 {
+            return 0.0;
+        }
+        let k = k as f64;
+        let ramp_count = self.rate * self.ramp / 2.0;
+        if k < ramp_count {
+            (2.0 * self.ramp * k / self.rate).sqrt()
+        } else {
+            k / self.rate + self.ramp / 2.0
+        }
+    }
+
     /// How many connections this thread opens.
     pub fn count(&self) -> u64 {
         if self.start >= self.total {
@@ -234,7 +264,7 @@ impl Worker {
     fn poll_timeout(&self, now: Instant) -> Duration {
         let mut t = Duration::from_millis(10);
         if self.ctx.phase == CONNECT && self.opened < self.plan.count() && self.plan.rate > 0.0 {
-            let next = Duration::from_secs_f64(self.opened as f64 / self.plan.rate);
+            let next = Duration::from_secs_f64(self.plan.time_of(self.opened));
             let due = self.ctx.epoch + next;
             t = t
                 .min(due.saturating_duration_since(now))
@@ -319,11 +349,7 @@ impl Worker {
     /// Open connections up to the pacing rate and the pending cap.
     fn open_more(&mut self, now: Instant) {
         let total = self.plan.count();
-        let due = if self.plan.rate > 0.0 {
-            ((now - self.ctx.epoch).as_secs_f64() * self.plan.rate) as u64 + 1
-        } else {
-            u64::MAX
-        };
+        let due = self.plan.due((now - self.ctx.epoch).as_secs_f64());
         while self.opened < total && self.opened < due && self.ctx.pending < self.plan.max_pending {
             let index = self.plan.start + self.opened * self.plan.stride;
             self.opened += 1;
@@ -877,6 +903,7 @@ mod tests {
                     total,
                     rate: 0.0,
                     max_pending: 1,
+                    ramp: 0.0,
                 };
                 for k in 0..plan.count() {
                     seen[(plan.start + k * plan.stride) as usize] += 1;
@@ -890,8 +917,35 @@ mod tests {
             total: 5,
             rate: 0.0,
             max_pending: 1,
+            ramp: 0.0,
         };
         assert_eq!(plan.count(), 0);
+        assert_eq!(plan.due(100.0), u64::MAX);
+    }
+
+    #[test]
+    fn pacing_with_and_without_ramp() {
+        let flat = Plan {
+            start: 0,
+            stride: 1,
+            total: 1000,
+            rate: 100.0,
+            max_pending: 9,
+            ramp: 0.0,
+        };
+        assert_eq!(flat.due(0.0), 1);
+        assert_eq!(flat.due(1.0), 101);
+        assert!((flat.time_of(50) - 0.5).abs() < 1e-9);
+        // Ramp over 2 s: 100 connections in the ramp (area of the triangle), then 100/s.
+        let ramp = Plan { ramp: 2.0, ..flat };
+        assert_eq!(ramp.due(0.0), 1);
+        assert_eq!(ramp.due(1.0), 26);
+        assert_eq!(ramp.due(2.0), 101);
+        assert_eq!(ramp.due(3.0), 201);
+        for k in [1u64, 10, 99, 100, 150, 400] {
+            let t = ramp.time_of(k);
+            assert_eq!(ramp.due(t + 1e-9), k + 1, "k {k} at t {t}");
+        }
     }
 
     #[test]
