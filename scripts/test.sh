@@ -12,7 +12,7 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
@@ -20,8 +20,11 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 step "cargo test"
 cargo test --workspace
 
-step "conformance (Autobahn TestSuite via kosoku)"
+step "conformance: Autobahn TestSuite (kosoku), all cases, deflate shared"
 scripts/conformance.sh
+
+step "conformance: compression cases, deflate dedicated"
+DEFLATE=dedicated scripts/conformance.sh '12.*' '13.*'
 
 for extra in scripts/interop.sh scripts/browser.sh; do
   if [ -x "$extra" ]; then

@@ -48,6 +48,13 @@ pub use server::{ConnHandle, ConnId, Server, ServerBuilder, ServerHandle, Stats}
 
 pub use bytes::Bytes;
 
+/// Internals exposed only for the criterion benches (`--features bench-internals`); not a
+/// stable API.
+#[cfg(feature = "bench-internals")]
+pub mod bench_internals {
+    pub use crate::runtime::connection::OutQueue;
+}
+
 /// The README's example, compiled and checked by `cargo test --doc`.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -31,7 +31,11 @@ pub(crate) struct ConnDeflate {
 
 impl ConnDeflate {
     pub fn new(neg: Negotiated) -> Self {
-        ConnDeflate { neg, compressor: None, decompressor: None }
+        ConnDeflate {
+            neg,
+            compressor: None,
+            decompressor: None,
+        }
     }
 
     /// Whether frames compressed by a worker's shared (reset-per-message, window 15) compressor
@@ -95,7 +99,11 @@ impl WorkerDeflate {
     }
 
     fn frame(&self, msg: &Message) -> Bytes {
-        let opcode = if msg.is_text() { OpCode::Text } else { OpCode::Binary };
+        let opcode = if msg.is_text() {
+            OpCode::Text
+        } else {
+            OpCode::Binary
+        };
         encode_frame(opcode, true, true, &self.buf, None)
     }
 
@@ -119,11 +127,14 @@ impl WorkerDeflate {
         if conn.neg.server_no_context_takeover {
             let bits = conn.neg.server_max_window_bits;
             let mut buf = std::mem::take(&mut self.buf);
-            self.shared_compressor(bits).compress(msg.as_bytes(), &mut buf);
+            self.shared_compressor(bits)
+                .compress(msg.as_bytes(), &mut buf);
             self.buf = buf;
         } else {
             let options = &self.options;
-            let c = conn.compressor.get_or_insert_with(|| Box::new(conn.neg.compressor(options)));
+            let c = conn
+                .compressor
+                .get_or_insert_with(|| Box::new(conn.neg.compressor(options)));
             c.compress(msg.as_bytes(), &mut self.buf);
         }
         Some(self.frame(msg))
@@ -133,7 +144,8 @@ impl WorkerDeflate {
     fn compress_shared(&mut self, msg: &Message) -> Bytes {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
-        self.shared_compressor(15).compress(msg.as_bytes(), &mut buf);
+        self.shared_compressor(15)
+            .compress(msg.as_bytes(), &mut buf);
         self.buf = buf;
         self.frame(msg)
     }
@@ -148,11 +160,15 @@ impl WorkerDeflate {
         if conn.neg.client_no_context_takeover {
             // The client resets its context after every message: one worker-wide inflater
             // (reset after each message) serves every such connection.
-            let d = self.inflater.get_or_insert_with(|| Box::new(Decompressor::new(15, true)));
+            let d = self
+                .inflater
+                .get_or_insert_with(|| Box::new(Decompressor::new(15, true)));
             return d.decompress(payload, max);
         }
         let neg = &conn.neg;
-        let d = conn.decompressor.get_or_insert_with(|| Box::new(neg.decompressor()));
+        let d = conn
+            .decompressor
+            .get_or_insert_with(|| Box::new(neg.decompressor()));
         d.decompress(payload, max)
     }
 }

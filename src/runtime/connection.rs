@@ -63,9 +63,8 @@ pub(crate) struct ConnCore {
     pub peer: SocketAddr,
     /// Bytes of an incomplete request or frame; empty (no allocation) when idle.
     pub rbuf: BytesMut,
-    /// Frames waiting for the socket. The front may be partly written (already advanced).
-    pub out: VecDeque<Bytes>,
-    pub out_bytes: usize,
+    /// Frames waiting for the socket.
+    pub out: OutQueue,
     pub reader: Reader,
     pub timer: Option<TimerKey>,
     pub extra: Option<Box<Extra>>,
@@ -94,8 +93,7 @@ impl ConnCore {
             stream,
             peer,
             rbuf: BytesMut::new(),
-            out: VecDeque::new(),
-            out_bytes: 0,
+            out: OutQueue::default(),
             reader: Reader::new(),
             timer: None,
             extra: None,
@@ -135,26 +133,65 @@ impl ConnCore {
     /// Queue bytes; the caller marks the connection dirty.
     #[inline]
     pub fn push(&mut self, b: Bytes) {
+        self.out.push(b);
+    }
+
+    /// Write as much of the queue as the socket takes.
+    pub fn write_out(&mut self) -> io::Result<usize> {
+        self.out.write_to(&mut self.stream)
+    }
+}
+
+/// A connection's outbound queue: frames as shared `Bytes`, written with vectored writes. The
+/// front buffer may be partly written (advanced in place). An empty queue holds no allocation.
+#[derive(Debug, Default)]
+pub struct OutQueue {
+    bufs: VecDeque<Bytes>,
+    bytes: usize,
+}
+
+impl OutQueue {
+    /// Append a buffer (empty ones are skipped).
+    #[inline]
+    pub fn push(&mut self, b: Bytes) {
         if b.is_empty() {
             return;
         }
-        self.out_bytes += b.len();
-        self.out.push_back(b);
+        self.bytes += b.len();
+        self.bufs.push_back(b);
     }
 
-    /// Write as much of the queue as the socket takes, with vectored writes.
-    /// Returns the bytes written; `Ok` with the queue non-empty means the socket is full.
-    pub fn write_out(&mut self) -> io::Result<usize> {
+    /// Bytes queued and not yet written.
+    #[inline]
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Whether nothing is queued.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.bufs.is_empty()
+    }
+
+    /// The queued buffers, front first.
+    #[cfg(any(test, feature = "bench-internals"))]
+    pub fn iter(&self) -> impl Iterator<Item = &Bytes> {
+        self.bufs.iter()
+    }
+
+    /// Write as much as `w` takes, up to 64 buffers per `writev`. Returns the bytes written;
+    /// `Ok` with the queue non-empty means `w` would block.
+    pub fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<usize> {
         let mut total = 0;
-        while !self.out.is_empty() {
+        while !self.bufs.is_empty() {
             let n = {
                 let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
                 let mut k = 0;
-                for b in self.out.iter().take(MAX_IOVECS) {
+                for b in self.bufs.iter().take(MAX_IOVECS) {
                     iov[k] = IoSlice::new(b);
                     k += 1;
                 }
-                match self.stream.write_vectored(&iov[..k]) {
+                match w.write_vectored(&iov[..k]) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(total),
@@ -163,24 +200,102 @@ impl ConnCore {
                 }
             };
             total += n;
-            self.out_bytes -= n;
+            self.bytes -= n;
             let mut left = n;
             while left > 0 {
-                let Some(front) = self.out.front_mut() else {
+                let Some(front) = self.bufs.front_mut() else {
                     break;
                 };
                 if front.len() <= left {
                     left -= front.len();
-                    self.out.pop_front();
+                    self.bufs.pop_front();
                 } else {
                     front.advance(left);
                     left = 0;
                 }
             }
         }
-        if self.out.capacity() > 16 {
-            self.out.shrink_to_fit();
+        if self.bufs.capacity() > 16 {
+            self.bufs.shrink_to_fit();
         }
         Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that takes at most `cap` bytes per call, then blocks after `budget` bytes.
+    struct Trickle {
+        got: Vec<u8>,
+        cap: usize,
+        budget: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.budget == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.cap).min(self.budget);
+            self.got.extend_from_slice(&buf[..n]);
+            self.budget -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn partial_writes_keep_order_and_counts() {
+        let mut q = OutQueue::default();
+        let mut want = Vec::new();
+        for i in 0..200u32 {
+            let b: Vec<u8> = (0..(i % 37) as u8).map(|x| x ^ i as u8).collect();
+            want.extend_from_slice(&b);
+            q.push(Bytes::from(b));
+        }
+        q.push(Bytes::new());
+        let total = want.len();
+        assert_eq!(q.bytes(), total);
+        let mut w = Trickle {
+            got: Vec::new(),
+            cap: 7,
+            budget: 1000,
+        };
+        assert_eq!(q.write_to(&mut w).unwrap(), 1000);
+        assert_eq!(q.bytes(), total - 1000);
+        w.budget = usize::MAX;
+        assert_eq!(q.write_to(&mut w).unwrap(), total - 1000);
+        assert!(q.is_empty());
+        assert_eq!(w.got, want);
+    }
+
+    #[test]
+    fn shared_bytes_are_queued_not_copied() {
+        let frame = Bytes::from(vec![1u8; 100]);
+        let mut a = OutQueue::default();
+        let mut b = OutQueue::default();
+        a.push(frame.clone());
+        b.push(frame.clone());
+        let pa = a.iter().next().unwrap().as_ptr();
+        let pb = b.iter().next().unwrap().as_ptr();
+        assert_eq!(pa, pb);
+        assert_eq!(pa, frame.as_ptr());
+    }
+}
+
+#[cfg(test)]
+mod size {
+    use super::*;
+
+    /// Every idle connection pays for its `ConnCore`; keep it small (docs/ARCHITECTURE.md).
+    #[test]
+    fn conn_core_stays_small() {
+        let n = std::mem::size_of::<ConnCore>();
+        eprintln!("ConnCore: {n} bytes, Reader: {}", std::mem::size_of::<Reader>());
+        assert!(n <= 200, "ConnCore grew to {n} bytes");
     }
 }

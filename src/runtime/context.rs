@@ -83,7 +83,7 @@ impl Context<'_> {
 
     /// Bytes queued for this connection and not yet accepted by its socket.
     pub fn buffered_amount(&self) -> usize {
-        self.core.out_bytes
+        self.core.out.bytes()
     }
 
     /// A `Send + Clone` handle to this connection, usable from any thread.

@@ -12,8 +12,8 @@ use bytes::Bytes;
 use slab::Slab;
 
 use crate::message::Message;
-use crate::runtime::compress::LazyDeflated;
 use crate::protocol::frame::{encode_frame, OpCode};
+use crate::runtime::compress::LazyDeflated;
 
 /// A message encoded once as a complete server frame, shared by reference.
 #[derive(Debug, Clone)]

@@ -10,8 +10,8 @@ use bytes::BytesMut;
 use crate::config::Config;
 use crate::error::HandshakeError;
 use crate::handler::{Factory, Request, Response, Upgrade};
-use crate::protocol::handshake::{self, write_response};
 use crate::protocol::deflate::Negotiated;
+use crate::protocol::handshake::{self, write_response};
 use crate::runtime::compress::WorkerDeflate;
 use crate::runtime::Shared;
 
@@ -117,9 +117,24 @@ pub(crate) fn handle<F: Factory>(
             let accept = handshake::accept_key(up.key);
             let mut bytes = Vec::with_capacity(200);
             let ext = deflate.as_ref().map(|n| n.response());
-            handshake::write_switching_protocols(&mut bytes, &accept, protocol.as_deref(), ext, &headers);
-            let upgraded = Upgraded { handler, protocol, deflate, consumed: len };
-            Outcome::Respond { bytes, upgraded: Some(upgraded), rejected: false }
+            handshake::write_switching_protocols(
+                &mut bytes,
+                &accept,
+                protocol.as_deref(),
+                ext,
+                &headers,
+            );
+            let upgraded = Upgraded {
+                handler,
+                protocol,
+                deflate,
+                consumed: len,
+            };
+            Outcome::Respond {
+                bytes,
+                upgraded: Some(upgraded),
+                rejected: false,
+            }
         }
     }
 }

@@ -188,18 +188,18 @@ impl WorkerState {
     /// go out through an empty queue).
     fn admit(&mut self, core: &mut ConnCore, len: usize) -> Result<(), Error> {
         let max = self.shared.config.max_outbound_bytes;
-        if core.out_bytes == 0 || core.out_bytes + len <= max {
+        if core.out.bytes() == 0 || core.out.bytes() + len <= max {
             return Ok(());
         }
         // Over the limit within one loop turn: see whether the socket takes the queue now, so
         // only a peer that really does not read hits the policy. Errors surface at the flush.
         if let Ok(n) = core.write_out() {
             bump(&self.stats().bytes_out, n as u64);
-            if core.out_bytes == 0 || core.out_bytes + len <= max {
+            if core.out.bytes() == 0 || core.out.bytes() + len <= max {
                 return Ok(());
             }
         }
-        let queued = core.out_bytes;
+        let queued = core.out.bytes();
         match self.shared.config.backpressure {
             BackpressurePolicy::Drop => bump(&self.stats().dropped_messages, 1),
             _ => {
@@ -881,9 +881,24 @@ impl<F: Factory> Worker<F> {
                 self.ws.arm(&mut conn.core, deadline);
                 false
             }
-            Outcome::Respond { bytes, upgraded: Some(up), .. } => {
+            Outcome::Respond {
+                bytes,
+                upgraded: Some(up),
+                ..
+            } => {
                 bytes::Buf::advance(buf, up.consumed);
-                conn.core.push(Bytes::from(bytes));
+                // Write the 101 straight away: an idle connection then never allocates its
+                // outbound ring buffer. Whatever the socket does not take is queued.
+                let written = match std::io::Write::write(&mut conn.core.stream, &bytes) {
+                    Ok(n) => n,
+                    Err(_) => 0, // queued; the flush reports real errors
+                };
+                if written < bytes.len() {
+                    let mut rest = Bytes::from(bytes);
+                    bytes::Buf::advance(&mut rest, written);
+                    conn.core.push(rest);
+                }
+                bump(&self.ws.stats().bytes_out, written as u64);
                 conn.core.phase = Phase::Open;
                 if let Some(p) = up.protocol {
                     conn.core.extra().protocol = Some(p.into_boxed_str());
@@ -926,7 +941,12 @@ impl<F: Factory> Worker<F> {
                     return;
                 }
                 let max = self.ws.shared.config.max_message_size;
-                let Some(cd) = conn.core.extra.as_mut().and_then(|e| e.deflate.as_deref_mut()) else {
+                let Some(cd) = conn
+                    .core
+                    .extra
+                    .as_mut()
+                    .and_then(|e| e.deflate.as_deref_mut())
+                else {
                     return self.fail(slot, ProtocolError::ReservedBits);
                 };
                 let inflated = match self.ws.deflate.decompress(cd, &payload, max) {

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Interop: third-party clients against examples/echo in each deflate mode — Python's
+# `websockets` (PyPI, installed into .venv) always; headless Chromium when tests/browser has its
+# harness installed (scripts/browser.sh installs it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/venv.sh
+cargo build --release --example echo --quiet
+for mode in shared dedicated; do
+  out=$(mktemp)
+  VOLLEY_LOG=warn target/release/examples/echo 127.0.0.1:0 2 "$mode" >"$out" 2>&1 &
+  pid=$!
+  trap 'kill $pid 2>/dev/null || true' EXIT
+  url=""
+  for _ in $(seq 1 100); do
+    url=$(grep -o 'ws://[0-9.:]*/' "$out" | head -1) || true
+    [ -n "$url" ] && break
+    sleep 0.1
+  done
+  [ -n "$url" ] || { echo "echo did not start"; cat "$out"; exit 1; }
+  echo "interop against $url (deflate $mode)"
+  "$VENV/bin/python" tests/interop/websockets_client.py "$url"
+  if [ -f tests/browser/node_modules/playwright-core/package.json ] && [ -x /usr/bin/chromium ]; then
+    node tests/interop/chromium_deflate.mjs "$url"
+  fi
+  kill $pid; wait $pid 2>/dev/null || true
+  trap - EXIT
+done
+echo "interop: passed"

@@ -1,0 +1,312 @@
+//! permessage-deflate over real sockets: negotiation per mode, the threshold, round trips of
+//! small and large messages, context takeover, compressed publish to mixed subscribers, and the
+//! decompression-bomb cap.
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use util::*;
+use volley::protocol::deflate::{Compressor, CompressorConfig, Decompressor};
+use volley::protocol::frame::{encode_frame, OpCode};
+use volley::protocol::handshake;
+use volley::protocol::reader::{Event, Reader, ReaderConfig, Role};
+use volley::{CloseCode, Config, Context, DeflateMode, Handler, Message, Request, Upgrade};
+
+struct Echo;
+impl Handler for Echo {
+    fn on_open(&mut self, ctx: &mut Context<'_>) {
+        ctx.subscribe("all");
+    }
+    fn on_message(&mut self, ctx: &mut Context<'_>, msg: Message) {
+        if let Some(t) = msg.as_text().and_then(|t| t.strip_prefix("publish:")) {
+            ctx.publish("all", t.to_string());
+            return;
+        }
+        let _ = ctx.send(msg);
+    }
+}
+
+fn server(cfg: Config) -> TestServer {
+    TestServer::start(cfg, |_r: &Request<'_>| Upgrade::accept(Echo))
+}
+
+/// A client that offers permessage-deflate and compresses what it sends.
+struct Dc {
+    s: TcpStream,
+    buf: BytesMut,
+    reader: Reader,
+    cfg: ReaderConfig,
+    ext: Option<String>,
+    comp: Compressor,
+    decomp: Decompressor,
+    /// Whether the last message received was compressed.
+    last_compressed: bool,
+}
+
+impl Dc {
+    fn connect(addr: std::net::SocketAddr, offer: Option<&str>) -> Dc {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let key = handshake::generate_key();
+        let mut req = Vec::new();
+        let extra: Vec<(String, String)> = offer
+            .map(|o| vec![("Sec-WebSocket-Extensions".into(), o.into())])
+            .unwrap_or_default();
+        handshake::write_client_request(&mut req, "localhost", "/", &key, &extra);
+        s.write_all(&req).unwrap();
+        let mut buf = BytesMut::new();
+        let mut chunk = [0u8; 4096];
+        let (n, ext) = loop {
+            if let Some(r) = handshake::parse_response(&buf, &key).unwrap() {
+                break r;
+            }
+            let k = s.read(&mut chunk).unwrap();
+            assert!(k > 0);
+            buf.extend_from_slice(&chunk[..k]);
+        };
+        let _ = buf.split_to(n);
+        let mut reader = Reader::new();
+        reader.set_compression(ext.is_some());
+        let server_nct = ext
+            .as_deref()
+            .is_some_and(|e| e.contains("server_no_context_takeover"));
+        let client_nct = ext
+            .as_deref()
+            .is_some_and(|e| e.contains("client_no_context_takeover"));
+        let mut cc = CompressorConfig::default();
+        cc.no_context_takeover = client_nct;
+        Dc {
+            s,
+            buf,
+            reader,
+            cfg: ReaderConfig {
+                role: Role::Client,
+                max_frame_size: 1 << 30,
+                max_message_size: 1 << 30,
+            },
+            ext,
+            comp: Compressor::new(cc),
+            decomp: Decompressor::new(15, server_nct),
+            last_compressed: false,
+        }
+    }
+
+    fn send(&mut self, text: &str) {
+        let mut out = Vec::new();
+        self.comp.compress(text.as_bytes(), &mut out);
+        self.s
+            .write_all(&encode_frame(
+                OpCode::Text,
+                true,
+                true,
+                &out,
+                Some([1, 2, 3, 4]),
+            ))
+            .unwrap();
+    }
+
+    fn send_raw_compressed(&mut self, payload: &[u8]) {
+        self.s
+            .write_all(&encode_frame(
+                OpCode::Binary,
+                true,
+                true,
+                payload,
+                Some([5, 6, 7, 8]),
+            ))
+            .unwrap();
+    }
+
+    fn next(&mut self) -> Event {
+        let mut chunk = vec![0u8; 65536];
+        loop {
+            if let Some(ev) = self.reader.read(&mut self.buf, &self.cfg).unwrap() {
+                return ev;
+            }
+            let n = self.s.read(&mut chunk).unwrap();
+            assert!(n > 0, "eof");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    fn recv_text(&mut self) -> String {
+        match self.next() {
+            Event::Message(m) => {
+                self.last_compressed = false;
+                m.as_text().unwrap().to_string()
+            }
+            Event::Compressed {
+                text: true,
+                payload,
+            } => {
+                self.last_compressed = true;
+                let b = self.decomp.decompress(&payload, 1 << 30).unwrap();
+                String::from_utf8(b.to_vec()).unwrap()
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+const OFFER: &str = "permessage-deflate; client_max_window_bits";
+
+fn chatty(n: usize) -> String {
+    let mut s = String::new();
+    while s.len() < n {
+        s.push_str(r#"{"type":"chat","room":"lobby","user":"alice","text":"hello everyone, how are you?"}"#);
+    }
+    s.truncate(n);
+    s
+}
+
+#[test]
+fn shared_mode_negotiates_no_context_takeover_both_ways() {
+    let s = server(config());
+    let c = Dc::connect(s.addr, Some(OFFER));
+    let ext = c.ext.unwrap();
+    assert!(ext.starts_with("permessage-deflate"), "{ext}");
+    assert!(ext.contains("server_no_context_takeover"), "{ext}");
+    assert!(ext.contains("client_no_context_takeover"), "{ext}");
+}
+
+#[test]
+fn off_mode_declines_and_rsv1_is_a_protocol_error() {
+    let s = server(config().deflate(DeflateMode::Off));
+    let mut c = Dc::connect(s.addr, Some(OFFER));
+    assert_eq!(c.ext, None);
+    c.send_raw_compressed(b"\x02\x00");
+    match c.next() {
+        Event::Close(Some(f)) => assert_eq!(f.code, CloseCode::PROTOCOL),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn round_trips(mode: DeflateMode) {
+    let s = server(config().deflate(mode).compression_threshold(100));
+    let mut c = Dc::connect(s.addr, Some(OFFER));
+    assert!(c.ext.is_some());
+    for (len, compressed) in [
+        (10, false),
+        (99, false),
+        (100, true),
+        (5000, true),
+        (70_000, true),
+    ] {
+        for _ in 0..3 {
+            let text = chatty(len);
+            c.send(&text);
+            assert_eq!(c.recv_text(), text);
+            assert_eq!(c.last_compressed, compressed, "len {len}");
+        }
+    }
+    c.send("");
+    assert_eq!(c.recv_text(), "");
+    let st = s.handle.stats();
+    assert_eq!(st.compressed_in, 16);
+    assert_eq!(st.compressed_out, 9);
+}
+
+#[test]
+fn shared_mode_round_trips_and_respects_threshold() {
+    round_trips(DeflateMode::Shared);
+}
+
+#[test]
+fn dedicated_mode_round_trips_with_context_takeover() {
+    let s = server(config().deflate(DeflateMode::Dedicated));
+    let c = Dc::connect(s.addr, Some(OFFER));
+    assert!(
+        !c.ext.as_deref().unwrap().contains("no_context_takeover"),
+        "{:?}",
+        c.ext
+    );
+    drop(c);
+    round_trips(DeflateMode::Dedicated);
+}
+
+#[test]
+fn compressed_publish_reaches_plain_and_deflate_subscribers() {
+    for mode in [DeflateMode::Shared, DeflateMode::Dedicated] {
+        let s = server(config().deflate(mode).compression_threshold(0));
+        let mut d1 = Dc::connect(s.addr, Some(OFFER));
+        let mut d2 = Dc::connect(s.addr, Some("permessage-deflate"));
+        let mut plain = Dc::connect(s.addr, None);
+        wait_until(5, "subscribed", || s.handle.subscriber_count("all") == 3);
+        for i in 0..5 {
+            let text = format!("publish:{}", chatty(2000 + i));
+            d1.send(&text);
+            let want = &text["publish:".len()..];
+            assert_eq!(d1.recv_text(), want);
+            assert!(d1.last_compressed);
+            assert_eq!(d2.recv_text(), want);
+            assert_eq!(plain.recv_text(), want);
+            assert!(!plain.last_compressed);
+        }
+    }
+}
+
+#[test]
+fn deflate_bomb_is_cut_at_the_message_limit() {
+    let s = server(config().max_message_size(1 << 20));
+    let mut c = Dc::connect(s.addr, Some(OFFER));
+    // 64 MiB of zeros deflate to ~64 KiB at level 9: a bomb with a 1000:1 ratio.
+    let zeros = vec![0u8; 64 << 20];
+    let mut cc = CompressorConfig::default();
+    cc.level = 9;
+    let mut comp = Compressor::new(cc);
+    let mut payload = Vec::new();
+    comp.compress(&zeros, &mut payload);
+    drop(zeros);
+    assert!(payload.len() < 1 << 20, "{}", payload.len());
+    let rss_before = rss_kib();
+    c.send_raw_compressed(&payload);
+    match c.next() {
+        Event::Close(Some(f)) => assert_eq!(f.code, CloseCode::TOO_BIG),
+        other => panic!("{other:?}"),
+    }
+    let grew = rss_kib().saturating_sub(rss_before);
+    assert!(
+        grew < 64 << 10,
+        "server memory grew by {grew} KiB inflating a bomb"
+    );
+    wait_until(5, "1009 counted", || s.handle.stats().closed_too_big == 1);
+}
+
+fn rss_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn corrupt_compressed_data_is_1002_and_bad_utf8_is_1007() {
+    let s = server(config());
+    let mut c = Dc::connect(s.addr, Some(OFFER));
+    c.send_raw_compressed(&[0xff, 0xff, 0xff, 0xff, 0x00]);
+    match c.next() {
+        Event::Close(Some(f)) => assert_eq!(f.code, CloseCode::PROTOCOL),
+        other => panic!("{other:?}"),
+    }
+    let mut c = Dc::connect(s.addr, Some(OFFER));
+    let mut out = Vec::new();
+    c.comp.compress(b"\xff\xfe invalid", &mut out);
+    c.s.write_all(&encode_frame(
+        OpCode::Text,
+        true,
+        true,
+        &out,
+        Some([1, 2, 3, 4]),
+    ))
+    .unwrap();
+    match c.next() {
+        Event::Close(Some(f)) => assert_eq!(f.code, CloseCode::INVALID_PAYLOAD),
+        other => panic!("{other:?}"),
+    }
+}

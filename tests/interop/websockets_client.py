@@ -1,0 +1,47 @@
+"""Interop: Python's `websockets` client (PyPI) against examples/echo.
+
+Negotiates permessage-deflate, round-trips compressible text of 64 KiB and more plus small
+messages, checks the negotiated extension and the echoed bytes; then the same without deflate.
+Usage: python websockets_client.py ws://127.0.0.1:PORT/
+"""
+import asyncio
+import sys
+
+from websockets.asyncio.client import connect
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+
+
+def chatty(n: int) -> str:
+    line = '{"type":"chat","room":"lobby","user":"alice","text":"hello everyone"}\n'
+    return (line * (n // len(line) + 1))[:n]
+
+
+async def round_trip(url: str, deflate: bool) -> None:
+    extensions = [ClientPerMessageDeflateFactory(client_max_window_bits=True)] if deflate else []
+    async with connect(url, extensions=extensions, compression=None, max_size=None) as ws:
+        negotiated = ws.response.headers.get("Sec-WebSocket-Extensions")
+        if deflate:
+            assert negotiated and negotiated.startswith("permessage-deflate"), negotiated
+        else:
+            assert negotiated is None, negotiated
+        for n in (0, 1, 20, 125, 126, 1000, 65536, 200_000):
+            text = chatty(n)
+            await ws.send(text)
+            got = await ws.recv()
+            assert got == text, (n, len(got))
+        data = bytes(range(256)) * 300
+        await ws.send(data)
+        assert await ws.recv() == data
+        # A fragmented message.
+        await ws.send([chatty(10_000), chatty(5), chatty(70_000)])
+        assert await ws.recv() == chatty(10_000) + chatty(5) + chatty(70_000)
+        print(f"websockets interop ok (deflate={deflate}, extension={negotiated!r})")
+
+
+async def main() -> None:
+    url = sys.argv[1]
+    await round_trip(url, True)
+    await round_trip(url, False)
+
+
+asyncio.run(main())
