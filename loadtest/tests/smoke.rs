@@ -38,6 +38,8 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
         accept_key(key.as_bytes())
     )?;
+    // Every scenario must answer pings: one per connection, right after the upgrade.
+    w.write_all(&[0x89, 0x02, b'h', b'i'])?;
     let mut head = [0u8; MAX_HEADER_LEN];
     let mut payload = Vec::new();
     loop {
@@ -60,7 +62,9 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
         }
         let reply = match h.opcode {
             OpCode::Ping => OpCode::Pong,
-            OpCode::Pong => continue,
+            // A wrong pong ends the connection, which the client counts as an error.
+            OpCode::Pong if payload == b"hi" => continue,
+            OpCode::Pong => return Ok(()),
             op => op,
         };
         let out = FrameHeader {
@@ -136,6 +140,7 @@ fn echo_200_connections_against_a_minimal_server() {
     assert_eq!(c["mismatched"], 0);
     assert_eq!(c["unanswered"], 0);
     assert_eq!(c["sent"], c["received"]);
+    assert_eq!(c["pings"], 200, "every connection answers the server's ping");
     assert!(c["window_received"].as_u64().unwrap() > 200, "{stdout}");
     assert!(r["rtt"]["count"].as_u64().unwrap() > 0);
     assert!(r["derived"]["messages_per_s"].as_f64().unwrap() > 0.0);
