@@ -140,7 +140,10 @@ fn echo_200_connections_against_a_minimal_server() {
     assert_eq!(c["mismatched"], 0);
     assert_eq!(c["unanswered"], 0);
     assert_eq!(c["sent"], c["received"]);
-    assert_eq!(c["pings"], 200, "every connection answers the server's ping");
+    assert_eq!(
+        c["pings"], 200,
+        "every connection answers the server's ping"
+    );
     assert!(c["window_received"].as_u64().unwrap() > 200, "{stdout}");
     assert!(r["rtt"]["count"].as_u64().unwrap() > 0);
     assert!(r["derived"]["messages_per_s"].as_f64().unwrap() > 0.0);
