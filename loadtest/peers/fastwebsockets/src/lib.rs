@@ -17,7 +17,10 @@ use tokio::net::TcpListener;
 pub fn args() -> (SocketAddr, usize) {
     let mut it = std::env::args().skip(1);
     let addr = it.next().unwrap_or_else(|| "127.0.0.1:9001".into());
-    let workers = it.next().map(|w| w.parse().expect("WORKERS must be a number")).unwrap_or(1);
+    let workers = it
+        .next()
+        .map(|w| w.parse().expect("WORKERS must be a number"))
+        .unwrap_or(1);
     (addr.parse().expect("ADDR must be host:port"), workers)
 }
 
@@ -50,7 +53,10 @@ where
             tokio::spawn(async move {
                 let io = hyper_util::rt::TokioIo::new(stream);
                 let service = service_fn(move |req| server_upgrade(req, handle.clone()));
-                let _ = http1::Builder::new().serve_connection(io, service).with_upgrades().await;
+                let _ = http1::Builder::new()
+                    .serve_connection(io, service)
+                    .with_upgrades()
+                    .await;
             });
         }
     });

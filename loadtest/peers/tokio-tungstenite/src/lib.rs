@@ -7,7 +7,10 @@ use std::net::SocketAddr;
 pub fn args() -> (SocketAddr, usize) {
     let mut it = std::env::args().skip(1);
     let addr = it.next().unwrap_or_else(|| "127.0.0.1:9001".into());
-    let workers = it.next().map(|w| w.parse().expect("WORKERS must be a number")).unwrap_or(1);
+    let workers = it
+        .next()
+        .map(|w| w.parse().expect("WORKERS must be a number"))
+        .unwrap_or(1);
     (addr.parse().expect("ADDR must be host:port"), workers)
 }
 

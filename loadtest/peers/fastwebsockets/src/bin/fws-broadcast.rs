@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use fastwebsockets::{upgrade, Frame, FragmentCollectorRead, OpCode, Payload, WebSocketError};
+use fastwebsockets::{upgrade, FragmentCollectorRead, Frame, OpCode, Payload, WebSocketError};
 use hyper::body::Bytes;
 use tokio::io::BufWriter;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
@@ -58,7 +58,12 @@ async fn handle_client(fut: upgrade::UpgradeFut) -> Result<(), WebSocketError> {
                     Out::Data(_, b) => Payload::Borrowed(b),
                     Out::Control(_, v) => Payload::Borrowed(v),
                 };
-                if tx.write_frame(Frame::new(true, opcode, None, payload)).await.is_err() || close {
+                if tx
+                    .write_frame(Frame::new(true, opcode, None, payload))
+                    .await
+                    .is_err()
+                    || close
+                {
                     let _ = tx.flush().await;
                     return;
                 }

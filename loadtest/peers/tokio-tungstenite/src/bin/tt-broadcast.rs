@@ -34,7 +34,9 @@ fn main() {
 
 async fn handle_connection(room: Room, stream: TcpStream, id: u64) {
     let _ = stream.set_nodelay(true);
-    let Ok(ws) = tokio_tungstenite::accept_async(stream).await else { return };
+    let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+        return;
+    };
     let (tx, rx) = unbounded();
     room.lock().unwrap().insert(id, tx);
 

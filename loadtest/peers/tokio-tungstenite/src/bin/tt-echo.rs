@@ -22,7 +22,9 @@ fn main() {
 
 async fn accept_connection(stream: TcpStream) {
     let _ = stream.set_nodelay(true);
-    let Ok(ws) = tokio_tungstenite::accept_async(stream).await else { return };
+    let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+        return;
+    };
     let (write, read) = ws.split();
     // Only data messages are echoed; tungstenite answers pings and closes itself.
     let _ = read
