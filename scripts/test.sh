@@ -26,7 +26,7 @@ scripts/conformance.sh
 step "conformance: compression cases, deflate dedicated"
 DEFLATE=dedicated scripts/conformance.sh '12.*' '13.*'
 
-for extra in scripts/interop.sh scripts/browser.sh; do
+for extra in scripts/browser.sh scripts/interop.sh; do
   if [ -x "$extra" ]; then
     step "$extra"
     "$extra"

@@ -32,8 +32,8 @@ impl Handler for Cmd {
             }
             "pub" => ctx.publish(a, b),
             "others" => ctx.publish_others(a, b),
-            "all" => ctx.broadcast(format!("{a}")),
-            "allothers" => ctx.broadcast_others(format!("{a}")),
+            "all" => ctx.broadcast(a.to_string()),
+            "allothers" => ctx.broadcast_others(a.to_string()),
             "count" => {
                 let n = ctx.subscriber_count(a);
                 let _ = ctx.send(format!("count {a} {n}"));

@@ -59,10 +59,12 @@ pub(crate) struct WorkerDeflate {
 
 impl WorkerDeflate {
     pub fn new(cfg: &Config) -> Self {
-        let mut options = DeflateOptions::default();
-        options.level = cfg.deflate_level;
-        options.mem_level = cfg.deflate_mem_level;
-        options.server_max_window_bits = cfg.deflate_window_bits;
+        let mut options = DeflateOptions {
+            level: cfg.deflate_level,
+            mem_level: cfg.deflate_mem_level,
+            server_max_window_bits: cfg.deflate_window_bits,
+            ..Default::default()
+        };
         if cfg.deflate == DeflateMode::Shared {
             options.server_no_context_takeover = true;
             options.client_no_context_takeover = true;

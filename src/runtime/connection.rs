@@ -295,7 +295,10 @@ mod size {
     #[test]
     fn conn_core_stays_small() {
         let n = std::mem::size_of::<ConnCore>();
-        eprintln!("ConnCore: {n} bytes, Reader: {}", std::mem::size_of::<Reader>());
+        eprintln!(
+            "ConnCore: {n} bytes, Reader: {}",
+            std::mem::size_of::<Reader>()
+        );
         assert!(n <= 200, "ConnCore grew to {n} bytes");
     }
 }

@@ -889,10 +889,9 @@ impl<F: Factory> Worker<F> {
                 bytes::Buf::advance(buf, up.consumed);
                 // Write the 101 straight away: an idle connection then never allocates its
                 // outbound ring buffer. Whatever the socket does not take is queued.
-                let written = match std::io::Write::write(&mut conn.core.stream, &bytes) {
-                    Ok(n) => n,
-                    Err(_) => 0, // queued; the flush reports real errors
-                };
+                // On error nothing was written: it is all queued, and the flush reports it.
+                let written =
+                    std::io::Write::write(&mut conn.core.stream, &bytes).unwrap_or_default();
                 if written < bytes.len() {
                     let mut rest = Bytes::from(bytes);
                     bytes::Buf::advance(&mut rest, written);

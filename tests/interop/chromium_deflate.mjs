@@ -3,20 +3,16 @@
 // text of 64 KiB and more, small messages and binary come back unchanged.
 // Usage: node tests/interop/chromium_deflate.mjs ws://127.0.0.1:PORT/
 import { createRequire } from 'node:module';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 const require = createRequire(new URL('../browser/package.json', import.meta.url));
 const { chromium } = require('playwright-core');
 
 const url = process.argv[2];
-const userDataDir = mkdtempSync(join(tmpdir(), 'volley-chromium-'));
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    `--user-data-dir=${userDataDir}`],
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  // launch() gives the browser a fresh temporary profile directory and removes it afterwards.
 });
 let failed = false;
 try {
@@ -54,7 +50,6 @@ try {
   }
 } finally {
   await browser.close();
-  rmSync(userDataDir, { recursive: true, force: true });
 }
 if (failed) process.exit(1);
 console.log('chromium interop ok');

@@ -267,15 +267,11 @@ impl Client {
             .set_read_timeout(Some(Duration::from_millis(ms)))
             .unwrap();
         let mut b = [0u8; 1];
-        let r = match self.stream.peek(&mut b) {
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut =>
-            {
-                true
-            }
-            _ => false,
-        };
+        let r = matches!(
+            self.stream.peek(&mut b),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+                || e.kind() == std::io::ErrorKind::TimedOut
+        );
         self.stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();

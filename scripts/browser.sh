@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Browser end-to-end test of the chat example: builds `examples/chat`, then
+# tests/browser/chat-e2e.mjs starts it on a free port and drives three users in headless
+# Chromium (rooms, members, messages, typing, a private message, HTML injection shown as text,
+# reconnecting after a server restart). Leaves a screenshot in target/chat-e2e.png.
+#
+# Installs what it needs, and is safe to run again: Debian's chromium (apt-get, as root) when
+# /usr/bin/chromium is missing, and playwright-core from tests/browser/package-lock.json (never
+# a browser download). UPDATE_DOCS=1 also copies the screenshot to docs/chat.png (the README's).
+# Takes about 10 s once built.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x /usr/bin/chromium ]; then
+  echo "== installing chromium (apt-get)"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "browser.sh: /usr/bin/chromium is missing and installing it needs root" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+fi
+
+echo "== npm packages (tests/browser)"
+(
+  cd tests/browser
+  if [ -f package-lock.json ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+  else
+    npm install --no-audit --no-fund --loglevel=error
+  fi
+)
+
+# A debug build by default: `cargo test` has already made it, so this costs nothing in
+# scripts/test.sh. RELEASE=1 tests the optimised build that the README tells users to run.
+echo "== building the chat example"
+if [ "${RELEASE:-}" = 1 ]; then
+  cargo build --release --example chat
+  binary=target/release/examples/chat
+else
+  cargo build --example chat
+  binary=target/debug/examples/chat
+fi
+
+echo "== browser test"
+# The test kills the server it starts on any exit; `timeout` bounds the whole run, and the trap
+# stops the test (and so its server) if this script is interrupted.
+timeout -k 5 90 node tests/browser/chat-e2e.mjs "$binary" target/chat-e2e.png &
+test_pid=$!
+trap 'kill "$test_pid" 2>/dev/null || true' EXIT
+wait "$test_pid"
+trap - EXIT
+
+if [ "${UPDATE_DOCS:-}" = 1 ]; then
+  cp target/chat-e2e.png docs/chat.png
+  echo "== copied the screenshot to docs/chat.png"
+fi
+echo "== browser test passed"

@@ -1,0 +1,275 @@
+// End-to-end test of the chat example (examples/chat) in headless Chromium.
+//
+// Run by scripts/browser.sh, which installs Debian's chromium and playwright-core first:
+//   node tests/browser/chat-e2e.mjs CHAT_BINARY SCREENSHOT.png
+// It starts the chat server on a free port, then drives three users in separate browser
+// contexts: nicknames, joining a room, the member list, messages both ways, the typing
+// indicator, a private message, HTML injection shown as literal text, and a server restart
+// (the page reconnects, re-joins its room and sends what was typed while offline). Exits
+// non-zero on any failure; the server is always killed on the way out.
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const [binary, screenshot] = process.argv.slice(2);
+if (!binary || !screenshot) {
+  console.error('usage: node chat-e2e.mjs CHAT_BINARY SCREENSHOT.png');
+  process.exit(2);
+}
+const TIMEOUT = 5000; // for any single thing to appear
+const XSS = '<img src=x onerror=alert(1)>';
+
+const problems = []; // dialogs, page errors, console errors: each one fails the test
+let expectOutage = false; // while the server is down, failed WebSocket connects are expected
+
+// ---- the server ------------------------------------------------------------------------------
+
+let server = null;
+
+/** Start the chat on `port` (0: any free port); resolves to its URL once it prints it. */
+function startServer(port) {
+  const args = ['--host', '127.0.0.1', '--port', String(port)];
+  const child = spawn(binary, args, {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, VOLLEY_LOG: process.env.VOLLEY_LOG || 'warn' },
+  });
+  server = child;
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error('the server printed no address')), 10000);
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+      const m = out.match(/open (http:\/\/\S+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(new URL(m[1]));
+      }
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`the server exited (${code ?? signal})`));
+    });
+  });
+}
+
+function stopServer() {
+  if (server && server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
+}
+
+process.on('exit', stopServer);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    stopServer();
+    process.exit(1);
+  });
+}
+
+// ---- the pages ---------------------------------------------------------------------------------
+
+/** A new user in a fresh browser context (own storage), with a nickname, in the lobby. */
+async function openUser(browser, url, nick) {
+  const context = await browser.newContext({ viewport: { width: 1180, height: 720 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  page.on('dialog', (d) => {
+    problems.push(`${nick}: a ${d.type()} dialog fired: ${d.message()}`);
+    d.dismiss().catch(() => {});
+  });
+  page.on('pageerror', (e) => problems.push(`${nick}: page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    if (expectOutage && /WebSocket|ERR_CONNECTION_REFUSED/.test(m.text())) return;
+    problems.push(`${nick}: console error: ${m.text()}`);
+  });
+  await page.goto(url.href);
+  await page.locator('#conn[data-state="online"]').waitFor();
+  await page.fill('#nick', nick);
+  await page.press('#nick', 'Enter');
+  await waitForText(page, '#members li.me .from', nick);
+  return page;
+}
+
+/** Wait until some element matching `selector` has exactly `text` as its text. */
+async function waitForText(page, selector, text) {
+  try {
+    await page.waitForFunction(
+      ([sel, want]) => [...document.querySelectorAll(sel)].some((n) => n.textContent === want),
+      [selector, text],
+      { timeout: TIMEOUT },
+    );
+  } catch {
+    const seen = await page.$$eval(selector, (ns) => ns.map((n) => n.textContent)).catch(() => []);
+    const want = JSON.stringify(text);
+    throw new Error(`no ${selector} with text ${want}; saw ${JSON.stringify(seen)}`);
+  }
+}
+
+async function members(page) {
+  return page.$$eval('#members li .from', (ns) => ns.map((n) => n.textContent));
+}
+
+async function waitForMembers(page, want) {
+  const expected = JSON.stringify([...want].sort());
+  try {
+    await page.waitForFunction(
+      (exp) => JSON.stringify([...document.querySelectorAll('#members li .from')]
+        .map((n) => n.textContent).sort()) === exp,
+      expected,
+      { timeout: TIMEOUT },
+    );
+  } catch {
+    throw new Error(`members: wanted ${expected}, saw ${JSON.stringify(await members(page))}`);
+  }
+}
+
+async function joinRoom(page, room) {
+  await page.fill('#join-room', room);
+  await page.press('#join-room', 'Enter');
+  await waitForText(page, '#room-title', '# ' + room);
+}
+
+async function say(page, text) {
+  await page.fill('#text', text);
+  await page.press('#text', 'Enter');
+}
+
+/** Wait for a chat line with this author and text. */
+async function waitForMessage(page, from, text) {
+  try {
+    await page.waitForFunction(
+      ([f, t]) => [...document.querySelectorAll('#messages li.msg')].some((li) =>
+        li.dataset.from === f && li.querySelector('.text')?.textContent === t),
+      [from, text],
+      { timeout: TIMEOUT },
+    );
+  } catch {
+    const seen = await page.$$eval('#messages li', (ns) => ns.map((n) => n.textContent));
+    throw new Error(`no message ${JSON.stringify(text)} from ${from}; saw ${JSON.stringify(seen)}`);
+  }
+}
+
+// ---- the test ----------------------------------------------------------------------------------
+
+let step = 0;
+async function check(name, fn) {
+  step += 1;
+  const t = Date.now();
+  await fn();
+  console.log(`ok ${step} - ${name} (${Date.now() - t} ms)`);
+}
+
+async function main() {
+  const url = await startServer(0);
+  console.log(`# chat server at ${url.href}`);
+  // Playwright gives each launch a fresh temporary --user-data-dir and removes it on close.
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+  });
+  let alice;
+  let bob;
+  try {
+    let carol;
+    await check('three users open the page and pick nicknames', async () => {
+      [alice, bob, carol] = await Promise.all(
+        ['alice', 'bob', 'carol'].map((n) => openUser(browser, url, n)),
+      );
+    });
+
+    await check('they join #rust and see each other in the member list', async () => {
+      for (const p of [alice, bob, carol]) await joinRoom(p, 'rust');
+      for (const p of [alice, bob, carol]) await waitForMembers(p, ['alice', 'bob', 'carol']);
+      await waitForText(alice, '#rooms li.current .name', '# rust');
+      await waitForText(alice, '#rooms li.current .count', '3');
+    });
+
+    await check('the page reconnects after a restart and sends what was queued', async () => {
+      expectOutage = true;
+      stopServer();
+      await alice.locator('#conn[data-state="offline"]').waitFor();
+      await say(alice, 'typed while the server was down');
+      await waitForText(alice, '#messages li.pending .text', 'typed while the server was down');
+      await startServer(url.port);
+      for (const p of [alice, bob, carol]) {
+        await p.locator('#conn[data-state="online"]').waitFor({ timeout: 10000 });
+      }
+      expectOutage = false;
+      // Nicknames and the room were taken back, and the queued line went out.
+      for (const p of [alice, bob, carol]) {
+        await waitForText(p, '#room-title', '# rust');
+        await waitForMembers(p, ['alice', 'bob', 'carol']);
+        await waitForMessage(p, 'alice', 'typed while the server was down');
+      }
+      if (await alice.locator('#messages li.pending').count()) throw new Error('still pending');
+    });
+
+    await check('messages go both ways', async () => {
+      await say(alice, 'Hi both! Does the new build handle 10k sockets?');
+      await waitForMessage(bob, 'alice', 'Hi both! Does the new build handle 10k sockets?');
+      await say(bob, 'Autobahn says yes: every case passes');
+      await waitForMessage(alice, 'bob', 'Autobahn says yes: every case passes');
+      await waitForMessage(carol, 'bob', 'Autobahn says yes: every case passes');
+    });
+
+    await check('user text is shown as text, never as HTML', async () => {
+      await say(carol, XSS);
+      for (const p of [alice, bob, carol]) await waitForMessage(p, 'carol', XSS);
+      await new Promise((r) => setTimeout(r, 300)); // time for an onerror handler to fire
+      for (const p of [alice, bob, carol]) {
+        const imgs = await p.evaluate(() => document.querySelectorAll('img').length);
+        if (imgs !== 0) throw new Error(`an <img> element was created (${imgs})`);
+      }
+      if (problems.some((p) => p.includes('dialog'))) throw new Error(problems.join('\n'));
+    });
+
+    await check('a private message reaches only its recipient', async () => {
+      await alice.locator('#members li', { hasText: 'bob' }).click();
+      await alice.locator('#pm-chip:not([hidden])').waitFor();
+      await say(alice, 'psst: lunch after the release?');
+      await waitForText(bob, '#messages li.private .text', 'psst: lunch after the release?');
+      await waitForText(alice, '#messages li.private .text', 'psst: lunch after the release?');
+      await alice.click('#pm-cancel');
+      await say(alice, 'Ship it.');
+      await waitForMessage(carol, 'alice', 'Ship it.');
+      const leaked = await carol.locator('#messages li.private').count();
+      if (leaked) throw new Error('carol saw a private message');
+    });
+
+    await check('others see who is typing', async () => {
+      const text = 'Reconnect with backoff works too: I restarted the server mid-chat.';
+      await say(bob, text);
+      await waitForMessage(alice, 'bob', text);
+      await carol.locator('#text').pressSequentially('Nice, the queued line', { delay: 10 });
+      await waitForText(bob, '#typing', 'carol is typing…');
+    });
+
+    await check('no page errors, console errors or dialogs', async () => {
+      if (problems.length) throw new Error(problems.join('\n'));
+    });
+
+    mkdirSync(dirname(screenshot), { recursive: true });
+    await bob.screenshot({ path: screenshot });
+    console.log(`# screenshot of bob's page: ${screenshot}`);
+  } catch (e) {
+    const failed = screenshot.replace(/\.png$/, '') + '-failure.png';
+    await (bob || alice)?.screenshot({ path: failed }).catch(() => {});
+    console.error(`not ok ${step} - ${e.message}`);
+    if (problems.length) console.error(problems.join('\n'));
+    console.error(`# page at the failure: ${failed}`);
+    process.exitCode = 1;
+  } finally {
+    await browser.close().catch(() => {});
+    stopServer();
+  }
+}
+
+main().catch((e) => {
+  console.error(`not ok - ${e.stack || e}`);
+  process.exitCode = 1;
+  stopServer();
+});
