@@ -1,0 +1,707 @@
+//! Command-line parsing: subcommands, flags, durations and sizes. Hand-rolled so every rule is
+//! unit-tested here and the binary carries no argument-parsing dependency.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::target::{parse_sources, parse_url, WsUrl};
+
+/// Longest `--duration` accepted: runs are bounded.
+pub const MAX_DURATION: Duration = Duration::from_secs(600);
+/// Most connections one run may open (all processes together).
+pub const MAX_CONNECTIONS: usize = 1_000_000;
+/// Largest message size.
+pub const MAX_SIZE: usize = 16 << 20;
+/// Bytes of the broadcast payload header: publisher id (u32), sequence (u64), timestamp (u64).
+pub const BROADCAST_HEADER: usize = 20;
+
+/// The scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Open N connections; handshake rate and latency.
+    Connect,
+    /// Request/response echo with W messages in flight per connection.
+    Echo,
+    /// Publishers send into one room; every connection receives every message.
+    Broadcast,
+    /// Hold N connections; server memory and CPU per connection.
+    Idle,
+}
+
+impl Scenario {
+    /// The subcommand name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Connect => "connect",
+            Scenario::Echo => "echo",
+            Scenario::Broadcast => "broadcast",
+            Scenario::Idle => "idle",
+        }
+    }
+
+    fn from_name(s: &str) -> Option<Self> {
+        Some(match s {
+            "connect" => Scenario::Connect,
+            "echo" => Scenario::Echo,
+            "broadcast" => Scenario::Broadcast,
+            "idle" => Scenario::Idle,
+            _ => return None,
+        })
+    }
+}
+
+/// Everything a run needs, validated.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Which scenario.
+    pub scenario: Scenario,
+    /// Target.
+    pub url: WsUrl,
+    /// Connections, all processes together.
+    pub connections: usize,
+    /// Poll threads per process.
+    pub threads: usize,
+    /// Client processes.
+    pub processes: usize,
+    /// Source addresses to bind before connecting (empty: let the kernel choose).
+    pub sources: Vec<IpAddr>,
+    /// New connections per second, all processes together (0: as fast as `max_pending` allows).
+    pub connect_rate: f64,
+    /// The connect rate rises linearly from 0 to `connect_rate` over this long.
+    pub ramp_up: Duration,
+    /// Most handshakes in progress at once, all processes together.
+    pub max_pending: usize,
+    /// Deadline for TCP connect + handshake of one connection.
+    pub connect_timeout: Duration,
+    /// Measurement window (echo, broadcast) or hold time (idle, connect).
+    pub duration: Duration,
+    /// Wait after the window for outstanding replies/deliveries before counting them lost.
+    pub grace: Duration,
+    /// Message payload size in bytes.
+    pub size: usize,
+    /// Messages in flight per connection (echo) or per publisher (broadcast).
+    pub in_flight: usize,
+    /// Broadcast: messages per second, all publishers together (0: only the window limits).
+    pub rate: f64,
+    /// Broadcast: how many of the connections publish.
+    pub publishers: usize,
+    /// Offer permessage-deflate.
+    pub deflate: bool,
+    /// Sample this server process's RSS and CPU from /proc.
+    pub server_pid: Option<u32>,
+    /// Write the JSON report here.
+    pub json: Option<PathBuf>,
+    /// Write the SVG percentile plot here.
+    pub plot: Option<PathBuf>,
+    /// A name for this run in reports and plots (e.g. the server's name).
+    pub label: String,
+    /// No progress line.
+    pub quiet: bool,
+    /// Internal: this process is child `index` of `count` (set by the parent).
+    pub child: Option<(usize, usize)>,
+}
+
+/// `plot` subcommand options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlotOptions {
+    /// Output SVG.
+    pub out: PathBuf,
+    /// Which histogram: rtt, fanout or handshake (default: each report's main one).
+    pub metric: Option<String>,
+    /// Title.
+    pub title: Option<String>,
+    /// JSON reports to overlay.
+    pub inputs: Vec<PathBuf>,
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Run a scenario.
+    Run(Box<Options>),
+    /// Overlay saved reports in one SVG.
+    Plot(PlotOptions),
+    /// Markdown comparison of saved reports: `(baseline label, inputs)`.
+    Table(String, Vec<PathBuf>),
+    /// Print usage.
+    Help,
+}
+
+/// Usage text.
+pub const USAGE: &str = "\
+volley-loadtest — load generator for WebSocket servers (loopback targets only)
+
+USAGE:
+    volley-loadtest <connect|echo|broadcast|idle> [ws://HOST:PORT/PATH] [FLAGS]
+    volley-loadtest plot --out FILE.svg [--metric rtt|fanout|handshake] [--title T] REPORT.json...
+    volley-loadtest table [--baseline LABEL] REPORT.json...   (markdown, ratios to LABEL [volley])
+
+TARGET (default ws://127.0.0.1:9001/): 127.0.0.0/8, [::1] or localhost only.
+
+FLAGS (all scenarios):
+    -c, --connections N     connections, all processes together        [100]
+    -t, --threads T         poll threads per process                     [2]
+        --processes P       client processes (each holds N/P sockets)    [1]
+        --source RANGE      bind sources, e.g. 127.0.0.1-127.0.0.8       [kernel's choice]
+        --connect-rate R    new connections per second (0 = unpaced)     [10000]
+        --ramp-up D         raise the connect rate linearly from 0 over D [0s]
+        --max-pending M     handshakes in progress at once               [512]
+        --connect-timeout D TCP connect + handshake deadline             [10s]
+    -d, --duration D        measurement window / hold time (max 10m)     [echo/broadcast 5s, idle 10s, connect 0s]
+        --grace D           wait for outstanding replies before counting loss [2s]
+        --deflate           offer permessage-deflate, report acceptance
+        --server-pid PID    sample server RSS and CPU from /proc
+        --json FILE         write the full report as JSON
+        --plot FILE         write an SVG latency-percentile plot
+        --label NAME        name of this run in reports and plots        [the scenario]
+    -q, --quiet             no live progress line
+
+ECHO:
+    -s, --size S            payload bytes (e.g. 32, 4k, 16KiB)            [32]
+    -w, --in-flight W       messages in flight per connection            [1]
+
+BROADCAST:
+    -s, --size S            payload bytes, at least 20                  [64]
+        --publishers P      connections that publish                    [10]
+    -r, --rate R            messages per second, all publishers         [100]
+    -w, --in-flight W       own messages not yet received back, per publisher [1000]
+
+Durations: 500ms, 5s, 2m, or plain seconds. Sizes: 32, 4k, 4KiB, 1m.
+";
+
+/// Parse a duration: `500ms`, `5s`, `1.5s`, `2m`, or plain (fractional) seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad duration {s:?}"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("bad duration {s:?}"));
+    }
+    let secs = v * scale;
+    if secs > 86_400.0 {
+        return Err(format!("duration {s:?} is too long"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parse a size: `32`, `4k`, `4K`, `4KiB`, `4kb`, `1m`, `1MiB` (binary multiples).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let lower = t.to_ascii_lowercase();
+    let stripped = lower.trim_end_matches("ib").trim_end_matches('b');
+    let (num, mult) = if let Some(n) = stripped.strip_suffix('k') {
+        (n, 1usize << 10)
+    } else if let Some(n) = stripped.strip_suffix('m') {
+        (n, 1 << 20)
+    } else {
+        (stripped, 1)
+    };
+    let v: usize = num.trim().parse().map_err(|_| format!("bad size {s:?}"))?;
+    v.checked_mul(mult)
+        .ok_or_else(|| format!("size {s:?} overflows"))
+}
+
+fn parse_num<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
+    v.trim()
+        .parse()
+        .map_err(|_| format!("{flag}: bad number {v:?}"))
+}
+
+fn parse_rate(flag: &str, v: &str) -> Result<f64, String> {
+    let r: f64 = parse_num(flag, v)?;
+    if !r.is_finite() || r < 0.0 {
+        return Err(format!("{flag}: must be >= 0"));
+    }
+    Ok(r)
+}
+
+/// Parse the arguments after the program name.
+pub fn parse_args<I, S>(args: I) -> Result<Command, String>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let args: Vec<String> = args.into_iter().map(Into::into).collect();
+    let Some(first) = args.first() else {
+        return Ok(Command::Help);
+    };
+    match first.as_str() {
+        "-h" | "--help" | "help" => return Ok(Command::Help),
+        "plot" => return parse_plot(&args[1..]).map(Command::Plot),
+        "table" => return parse_table(&args[1..]),
+        _ => {}
+    }
+    let scenario = Scenario::from_name(first).ok_or_else(|| {
+        format!("unknown scenario {first:?}: expected connect, echo, broadcast, idle or plot")
+    })?;
+
+    let mut url: Option<String> = None;
+    let mut connections = 100usize;
+    let mut threads = 2usize;
+    let mut processes = 1usize;
+    let mut sources: Option<String> = None;
+    let mut connect_rate = 10_000.0;
+    let mut max_pending = 512usize;
+    let mut ramp_up = Duration::ZERO;
+    let mut connect_timeout = Duration::from_secs(10);
+    let mut duration: Option<Duration> = None;
+    let mut grace = Duration::from_secs(2);
+    let mut size: Option<usize> = None;
+    let mut in_flight: Option<usize> = None;
+    let mut rate = 100.0;
+    let mut publishers = 10usize;
+    let mut deflate = false;
+    let mut server_pid = None;
+    let mut json = None;
+    let mut plot = None;
+    let mut label = None;
+    let mut quiet = false;
+    let mut child = None;
+
+    let mut it = args[1..].iter();
+    while let Some(arg) = it.next() {
+        if !arg.starts_with('-') || arg == "-" {
+            if url.is_some() {
+                return Err(format!("unexpected argument {arg:?}"));
+            }
+            url = Some(arg.clone());
+            continue;
+        }
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        // Boolean flags first: they take no value.
+        match flag {
+            "--deflate" | "--quiet" | "-q" | "--help" | "-h" => {
+                if inline.is_some() {
+                    return Err(format!("{flag} takes no value"));
+                }
+                match flag {
+                    "--deflate" => deflate = true,
+                    "--help" | "-h" => return Ok(Command::Help),
+                    _ => quiet = true,
+                }
+                continue;
+            }
+            _ => {}
+        }
+        let mut value = || -> Result<String, String> {
+            match &inline {
+                Some(v) => Ok(v.clone()),
+                None => it
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| format!("{flag} needs a value")),
+            }
+        };
+        match flag {
+            "-c" | "--connections" => connections = parse_num(flag, &value()?)?,
+            "-t" | "--threads" => threads = parse_num(flag, &value()?)?,
+            "--processes" => processes = parse_num(flag, &value()?)?,
+            "--source" => sources = Some(value()?),
+            "--connect-rate" => connect_rate = parse_rate(flag, &value()?)?,
+            "--max-pending" => max_pending = parse_num(flag, &value()?)?,
+            "--ramp-up" => ramp_up = parse_duration(&value()?)?,
+            "--connect-timeout" => connect_timeout = parse_duration(&value()?)?,
+            "-d" | "--duration" => duration = Some(parse_duration(&value()?)?),
+            "--grace" => grace = parse_duration(&value()?)?,
+            "-s" | "--size" => size = Some(parse_size(&value()?)?),
+            "-w" | "--in-flight" => in_flight = Some(parse_num(flag, &value()?)?),
+            "-r" | "--rate" => rate = parse_rate(flag, &value()?)?,
+            "--publishers" => publishers = parse_num(flag, &value()?)?,
+            "--server-pid" => server_pid = Some(parse_num(flag, &value()?)?),
+            "--json" => json = Some(PathBuf::from(value()?)),
+            "--plot" => plot = Some(PathBuf::from(value()?)),
+            "--label" => label = Some(value()?),
+            "--child" => {
+                let v = value()?;
+                let (i, n) = v.split_once('/').ok_or("--child: expected I/N")?;
+                let (i, n): (usize, usize) = (parse_num(flag, i)?, parse_num(flag, n)?);
+                if n == 0 || i >= n {
+                    return Err("--child: expected I/N with I < N".into());
+                }
+                child = Some((i, n));
+            }
+            _ => return Err(format!("unknown flag {flag:?} (see --help)")),
+        }
+    }
+
+    let url = parse_url(url.as_deref().unwrap_or("ws://127.0.0.1:9001/"))?;
+    let sources = match sources {
+        Some(spec) => parse_sources(&spec, url.addr.ip())?,
+        None => Vec::new(),
+    };
+    let duration = duration.unwrap_or(match scenario {
+        Scenario::Connect => Duration::ZERO,
+        Scenario::Idle => Duration::from_secs(10),
+        Scenario::Echo | Scenario::Broadcast => Duration::from_secs(5),
+    });
+    let size = size.unwrap_or(match scenario {
+        Scenario::Broadcast => 64,
+        _ => 32,
+    });
+    let in_flight = in_flight.unwrap_or(match scenario {
+        Scenario::Broadcast => 1000,
+        _ => 1,
+    });
+
+    if connections == 0 || connections > MAX_CONNECTIONS {
+        return Err(format!("--connections must be 1..={MAX_CONNECTIONS}"));
+    }
+    if threads == 0 || threads > 64 {
+        return Err("--threads must be 1..=64".into());
+    }
+    if processes == 0 || processes > 64 {
+        return Err("--processes must be 1..=64".into());
+    }
+    if processes > connections {
+        return Err("--processes must not exceed --connections".into());
+    }
+    if ramp_up > Duration::from_secs(120) {
+        return Err("--ramp-up is capped at 120s".into());
+    }
+    if max_pending == 0 {
+        return Err("--max-pending must be at least 1".into());
+    }
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "--duration is capped at {}s",
+            MAX_DURATION.as_secs()
+        ));
+    }
+    if grace > Duration::from_secs(60) {
+        return Err("--grace is capped at 60s".into());
+    }
+    if connect_timeout.is_zero() || connect_timeout > Duration::from_secs(120) {
+        return Err("--connect-timeout must be in (0, 120s]".into());
+    }
+    if size > MAX_SIZE {
+        return Err(format!("--size is capped at {MAX_SIZE} bytes"));
+    }
+    if in_flight == 0 || in_flight > 1_000_000 {
+        return Err("--in-flight must be 1..=1000000".into());
+    }
+    if scenario == Scenario::Broadcast {
+        if size < BROADCAST_HEADER {
+            return Err(format!(
+                "broadcast --size must be at least {BROADCAST_HEADER} (publisher, sequence, timestamp)"
+            ));
+        }
+        if publishers == 0 || publishers > connections {
+            return Err("--publishers must be 1..=connections".into());
+        }
+        // Every connection tracks the next sequence number of every publisher.
+        if (connections as u128) * (publishers as u128) > 200_000_000 {
+            return Err("--publishers × --connections is too large (limit 2e8)".into());
+        }
+    }
+    let label = label.unwrap_or_else(|| scenario.name().to_string());
+    Ok(Command::Run(Box::new(Options {
+        scenario,
+        url,
+        connections,
+        threads,
+        processes,
+        sources,
+        connect_rate,
+        ramp_up,
+        max_pending,
+        connect_timeout,
+        duration,
+        grace,
+        size,
+        in_flight,
+        rate,
+        publishers,
+        deflate,
+        server_pid,
+        json,
+        plot,
+        label,
+        quiet,
+        child,
+    })))
+}
+
+fn parse_plot(args: &[String]) -> Result<PlotOptions, String> {
+    let mut out = None;
+    let mut metric = None;
+    let mut title = None;
+    let mut inputs = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |f: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{f} needs a value"))
+        };
+        match a.as_str() {
+            "--out" | "-o" => out = Some(PathBuf::from(value(a)?)),
+            "--metric" => {
+                let m = value(a)?;
+                if !matches!(m.as_str(), "rtt" | "fanout" | "handshake") {
+                    return Err(format!(
+                        "--metric: expected rtt, fanout or handshake, not {m:?}"
+                    ));
+                }
+                metric = Some(m);
+            }
+            "--title" => title = Some(value(a)?),
+            f if f.starts_with('-') => return Err(format!("plot: unknown flag {f:?}")),
+            p => inputs.push(PathBuf::from(p)),
+        }
+    }
+    let out = out.ok_or("plot: --out FILE is required")?;
+    if inputs.is_empty() {
+        return Err("plot: give at least one JSON report".into());
+    }
+    Ok(PlotOptions {
+        out,
+        metric,
+        title,
+        inputs,
+    })
+}
+
+fn parse_table(args: &[String]) -> Result<Command, String> {
+    let mut baseline = "volley".to_string();
+    let mut inputs = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--baseline" => baseline = it.next().cloned().ok_or("--baseline needs a value")?,
+            f if f.starts_with('-') => return Err(format!("table: unknown flag {f:?}")),
+            p => inputs.push(PathBuf::from(p)),
+        }
+    }
+    if inputs.is_empty() {
+        return Err("table: give at least one JSON report".into());
+    }
+    Ok(Command::Table(baseline, inputs))
+}
+
+/// The arguments a child process gets: the parent's, minus output files and `--processes`, plus
+/// `--child I/N` and `--quiet`.
+pub fn child_args(parent: &[String], index: usize, count: usize) -> Vec<String> {
+    let mut out = Vec::with_capacity(parent.len() + 3);
+    let mut it = parent.iter();
+    while let Some(a) = it.next() {
+        let flag = a.split_once('=').map_or(a.as_str(), |(f, _)| f);
+        let drop = matches!(
+            flag,
+            "--json" | "--plot" | "--processes" | "--server-pid" | "--child"
+        );
+        if drop {
+            if !a.contains('=') {
+                it.next();
+            }
+            continue;
+        }
+        out.push(a.clone());
+    }
+    out.push("--child".into());
+    out.push(format!("{index}/{count}"));
+    out.push("--quiet".into());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Options {
+        match parse_args(args.iter().copied()).unwrap() {
+            Command::Run(o) => *o,
+            other => panic!("expected a run, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        for bad in ["", "s", "-1s", "abc", "5h", "NaN", "1e9"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("32").unwrap(), 32);
+        assert_eq!(parse_size("4k").unwrap(), 4096);
+        assert_eq!(parse_size("4K").unwrap(), 4096);
+        assert_eq!(parse_size("4KiB").unwrap(), 4096);
+        assert_eq!(parse_size("16kb").unwrap(), 16384);
+        assert_eq!(parse_size("1m").unwrap(), 1 << 20);
+        assert_eq!(parse_size("0").unwrap(), 0);
+        for bad in ["", "k", "-1", "4x", "1.5k", "99999999999999999999k"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn defaults_per_scenario() {
+        let o = run(&["echo"]);
+        assert_eq!(o.scenario, Scenario::Echo);
+        assert_eq!(o.url.addr, "127.0.0.1:9001".parse().unwrap());
+        assert_eq!((o.connections, o.threads, o.processes), (100, 2, 1));
+        assert_eq!((o.size, o.in_flight), (32, 1));
+        assert_eq!(o.duration, Duration::from_secs(5));
+        assert_eq!(o.label, "echo");
+        let o = run(&["broadcast"]);
+        assert_eq!((o.size, o.in_flight, o.publishers), (64, 1000, 10));
+        assert_eq!(run(&["connect"]).duration, Duration::ZERO);
+        assert_eq!(run(&["idle"]).duration, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn flags_both_spellings() {
+        let o = run(&[
+            "echo",
+            "ws://127.0.0.1:9100/x",
+            "-c",
+            "1000",
+            "--size=4k",
+            "--in-flight",
+            "4",
+            "--threads=3",
+            "--processes",
+            "2",
+            "--source",
+            "127.0.0.1-127.0.0.4",
+            "-d",
+            "2s",
+            "--grace=500ms",
+            "--ramp-up",
+            "3s",
+            "--connect-rate",
+            "0",
+            "--deflate",
+            "--server-pid",
+            "42",
+            "--json",
+            "out.json",
+            "--plot=p.svg",
+            "--label",
+            "volley",
+            "-q",
+        ]);
+        assert_eq!(o.url.path, "/x");
+        assert_eq!(
+            (o.connections, o.size, o.in_flight, o.threads, o.processes),
+            (1000, 4096, 4, 3, 2)
+        );
+        assert_eq!(o.sources.len(), 4);
+        assert_eq!(o.duration, Duration::from_secs(2));
+        assert_eq!(o.grace, Duration::from_millis(500));
+        assert_eq!(o.ramp_up, Duration::from_secs(3));
+        assert_eq!(o.connect_rate, 0.0);
+        assert!(o.deflate && o.quiet);
+        assert_eq!(o.server_pid, Some(42));
+        assert_eq!(o.json.as_deref(), Some(std::path::Path::new("out.json")));
+        assert_eq!(o.plot.as_deref(), Some(std::path::Path::new("p.svg")));
+        assert_eq!(o.label, "volley");
+        assert_eq!(o.child, None);
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        for bad in [
+            &["nope"][..],
+            &["echo", "--connections"],
+            &["echo", "-c", "0"],
+            &["echo", "-c", "x"],
+            &["echo", "--bogus", "1"],
+            &["echo", "ws://10.0.0.1/"],
+            &["echo", "ws://127.0.0.1/", "ws://127.0.0.1/"],
+            &["echo", "-d", "11m"],
+            &["echo", "-w", "0"],
+            &["echo", "--processes", "3", "-c", "2"],
+            &["echo", "--deflate=1"],
+            &["echo", "--source", "10.0.0.1"],
+            &["broadcast", "-s", "8"],
+            &["broadcast", "--publishers", "0"],
+            &["broadcast", "-c", "5", "--publishers", "6"],
+            &["echo", "--child", "2/2"],
+            &["echo", "-r", "-5"],
+        ] {
+            assert!(
+                parse_args(bad.iter().copied()).is_err(),
+                "{bad:?} should fail"
+            );
+        }
+    }
+
+    #[test]
+    fn help_and_plot() {
+        assert!(matches!(
+            parse_args(Vec::<String>::new()).unwrap(),
+            Command::Help
+        ));
+        assert!(matches!(parse_args(["--help"]).unwrap(), Command::Help));
+        assert!(matches!(parse_args(["echo", "-h"]).unwrap(), Command::Help));
+        match parse_args([
+            "plot", "--out", "a.svg", "--metric", "rtt", "x.json", "y.json",
+        ])
+        .unwrap()
+        {
+            Command::Plot(p) => {
+                assert_eq!(p.inputs.len(), 2);
+                assert_eq!(p.metric.as_deref(), Some("rtt"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_args(["plot", "x.json"]).is_err());
+        match parse_args(["table", "--baseline", "v", "a.json"]).unwrap() {
+            Command::Table(b, i) => assert_eq!((b.as_str(), i.len()), ("v", 1)),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(parse_args(["table", "a.json"]).unwrap(), Command::Table(b, _) if b == "volley")
+        );
+        assert!(parse_args(["table"]).is_err());
+        assert!(parse_args(["plot", "--out", "a.svg"]).is_err());
+        assert!(parse_args(["plot", "--out", "a.svg", "--metric", "cpu", "x.json"]).is_err());
+    }
+
+    #[test]
+    fn child_args_drop_outputs_and_add_index() {
+        let parent: Vec<String> = [
+            "idle",
+            "-c",
+            "100",
+            "--processes",
+            "2",
+            "--json",
+            "a.json",
+            "--plot=b.svg",
+            "--server-pid",
+            "9",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let c = child_args(&parent, 1, 2);
+        assert_eq!(c, ["idle", "-c", "100", "--child", "1/2", "--quiet"]);
+        let o = run(&c.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(o.child, Some((1, 2)));
+        assert_eq!(o.processes, 1);
+    }
+}

@@ -1,0 +1,178 @@
+//! One client connection: its socket, buffers and per-scenario state, and the masked frames it
+//! writes. Frames are encoded with the library's `FrameHeader` and masked with its `apply_mask`
+//! straight into the connection's reusable write buffer: no allocation per message.
+
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use bytes::BytesMut;
+use mio::net::TcpStream;
+use socket2::{Domain, Protocol, Socket, Type};
+use volley::protocol::deflate::Decompressor;
+use volley::protocol::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use volley::protocol::mask::apply_mask;
+use volley::protocol::reader::Reader;
+
+use crate::deflate::Agreed;
+use crate::payload::Rng;
+
+/// Linux `EINPROGRESS`: a non-blocking connect has started.
+const EINPROGRESS: i32 = 115;
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// TCP connect in progress.
+    Connecting,
+    /// Upgrade request sent, waiting for the 101.
+    Handshaking,
+    /// WebSocket open.
+    Open,
+    /// We sent a close frame and wait for the server's.
+    Closing,
+}
+
+/// A client connection.
+#[derive(Debug)]
+pub struct Conn {
+    /// The socket.
+    pub sock: TcpStream,
+    /// State.
+    pub state: State,
+    /// When the TCP connect started.
+    pub started: Instant,
+    /// `Sec-WebSocket-Key` sent (cleared once open).
+    pub key: String,
+    /// Bytes read and not yet consumed.
+    pub rbuf: BytesMut,
+    /// Bytes queued for the socket; `wpos` of them already written.
+    pub wbuf: Vec<u8>,
+    /// Written prefix of `wbuf`.
+    pub wpos: usize,
+    /// Frame reader (the library's).
+    pub reader: Reader,
+    /// Echo: send times of requests in flight, oldest first.
+    pub in_flight: VecDeque<Instant>,
+    /// Echo: sequence number of the next request.
+    pub next_seq: u64,
+    /// Echo: sequence number of the next expected reply.
+    pub recv_seq: u64,
+    /// Broadcast: this connection's publisher id, if it publishes.
+    pub publisher: Option<u32>,
+    /// Broadcast: messages published by this connection.
+    pub pub_sent: u64,
+    /// Broadcast: own messages not yet received back.
+    pub own_in_flight: u64,
+    /// Broadcast: next expected sequence number per publisher.
+    pub expect: Vec<u64>,
+    /// Broadcast: already in the thread's publisher list.
+    pub listed: bool,
+    /// permessage-deflate as agreed with the server, if it was.
+    pub deflate: Option<Agreed>,
+    /// This connection's decompressor, when the server keeps its compression context.
+    pub inflater: Option<Box<Decompressor>>,
+}
+
+impl Conn {
+    /// Start a non-blocking connect to `addr`, bound to `source` first if given.
+    pub fn connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<Conn> {
+        let started = Instant::now();
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        s.set_nonblocking(true)?;
+        s.set_tcp_nodelay(true)?;
+        if let Some(src) = source {
+            s.bind(&SocketAddr::new(src, 0).into())?;
+        }
+        match s.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e)
+                if e.raw_os_error() == Some(EINPROGRESS)
+                    || e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        let sock = TcpStream::from_std(std::net::TcpStream::from(s));
+        Ok(Conn {
+            sock,
+            state: State::Connecting,
+            started,
+            key: String::new(),
+            rbuf: BytesMut::new(),
+            wbuf: Vec::new(),
+            wpos: 0,
+            reader: Reader::new(),
+            in_flight: VecDeque::new(),
+            next_seq: 0,
+            recv_seq: 0,
+            publisher: None,
+            pub_sent: 0,
+            own_in_flight: 0,
+            expect: Vec::new(),
+            listed: false,
+            deflate: None,
+            inflater: None,
+        })
+    }
+
+    /// Write queued bytes until done or the socket would block. `Err` on a socket error.
+    pub fn flush(&mut self) -> io::Result<()> {
+        while self.wpos < self.wbuf.len() {
+            match self.sock.write(&self.wbuf[self.wpos..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.wpos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.wpos == self.wbuf.len() {
+            self.wbuf.clear();
+            self.wpos = 0;
+        }
+        Ok(())
+    }
+
+    /// Queue one masked control frame with `payload`.
+    pub fn push_control(&mut self, opcode: OpCode, payload: &[u8], rng: &mut Rng) {
+        push_frame(
+            &mut self.wbuf,
+            opcode,
+            false,
+            payload.len(),
+            rng.mask(),
+            |o| o.extend_from_slice(payload),
+        );
+    }
+}
+
+/// Append a masked frame to `out`: the library encodes the header and masks the payload in place.
+pub fn push_frame(
+    out: &mut Vec<u8>,
+    opcode: OpCode,
+    rsv1: bool,
+    len: usize,
+    mask: [u8; 4],
+    fill: impl FnOnce(&mut Vec<u8>),
+) {
+    let header = FrameHeader {
+        fin: true,
+        rsv1,
+        rsv2: false,
+        rsv3: false,
+        opcode,
+        mask: Some(mask),
+        payload_len: len as u64,
+    };
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let n = header.encode(&mut head);
+    out.extend_from_slice(&head[..n]);
+    let start = out.len();
+    fill(out);
+    debug_assert_eq!(
+        out.len() - start,
+        len,
+        "payload length differs from the header's"
+    );
+    apply_mask(&mut out[start..], mask, 0);
+}
