@@ -9,7 +9,9 @@
 #[path = "common/log.rs"]
 mod logger;
 
-use volley::{AcceptMode, Config, Context, DeflateMode, Handler, Message, Request, Server, Upgrade};
+use volley::{
+    AcceptMode, Config, Context, DeflateMode, Handler, Message, Request, Server, Upgrade,
+};
 
 struct Echo;
 

@@ -31,7 +31,8 @@ pub(crate) enum Phase {
 pub(crate) mod flags {
     /// In the worker's dirty list (flush at the end of the loop turn).
     pub const DIRTY: u8 = 1;
-    /// A flush hit WouldBlock; call `on_drain` when the queue empties.
+    /// A flush hit WouldBlock: the socket is registered for writable events, and `on_drain`
+    /// runs when the queue empties.
     pub const WANT_DRAIN: u8 = 2;
     /// `on_close` has been called (or the connection never opened).
     pub const CLOSE_REPORTED: u8 = 4;
@@ -78,8 +79,11 @@ pub(crate) struct ConnCore {
     pub flags: u8,
 }
 
-/// Most buffers handed to one `writev`.
-const MAX_IOVECS: usize = 64;
+/// Most buffers handed to one `writev` (Linux's IOV_MAX). A busy broadcast subscriber can get
+/// hundreds of frames in one loop turn; one system call takes them all.
+const MAX_IOVECS: usize = 1024;
+/// The common case, with a smaller array to fill.
+const SMALL_IOVECS: usize = 64;
 
 impl ConnCore {
     pub fn new(
@@ -179,26 +183,48 @@ impl OutQueue {
         self.bufs.iter()
     }
 
-    /// Write as much as `w` takes, up to 64 buffers per `writev`. Returns the bytes written;
+    /// One `writev` of up to `N` buffers; `Ok(0)` if it would block.
+    fn writev<const N: usize, W: Write>(&self, w: &mut W) -> io::Result<usize> {
+        let mut iov = [IoSlice::new(&[]); N];
+        let mut k = 0;
+        for b in self.bufs.iter().take(N) {
+            iov[k] = IoSlice::new(b);
+            k += 1;
+        }
+        loop {
+            return match w.write_vectored(&iov[..k]) {
+                Ok(0) => Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(e),
+            };
+        }
+    }
+
+    /// Write as much as `w` takes, up to 1024 buffers per `writev`. Returns the bytes written;
     /// `Ok` with the queue non-empty means `w` would block.
     pub fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<usize> {
         let mut total = 0;
         while !self.bufs.is_empty() {
-            let n = {
-                let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
-                let mut k = 0;
-                for b in self.bufs.iter().take(MAX_IOVECS) {
-                    iov[k] = IoSlice::new(b);
-                    k += 1;
-                }
-                match w.write_vectored(&iov[..k]) {
+            let n = if self.bufs.len() == 1 {
+                // One buffer (the common case of a single reply): a plain write is cheaper in the
+                // kernel than a one-element writev.
+                match w.write(&self.bufs[0]) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(total),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(e),
                 }
+            } else if self.bufs.len() <= SMALL_IOVECS {
+                self.writev::<SMALL_IOVECS, W>(w)?
+            } else {
+                self.writev::<MAX_IOVECS, W>(w)?
             };
+            if n == 0 {
+                return Ok(total); // would block
+            }
             total += n;
             self.bytes -= n;
             let mut left = n;
@@ -215,7 +241,9 @@ impl OutQueue {
                 }
             }
         }
-        if self.bufs.capacity() > 16 {
+        // Keep a ring that busy turns have grown (re-growing it every turn would cost several
+        // reallocations per connection), but not a burst's huge one.
+        if self.bufs.is_empty() && self.bufs.capacity() > 256 {
             self.bufs.shrink_to_fit();
         }
         Ok(total)

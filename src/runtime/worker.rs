@@ -488,7 +488,9 @@ impl<F: Factory> Worker<F> {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
-        let now = Instant::now();
+        // The clock read at the end of the last turn: at most one turn's work stale, which only
+        // makes a timer fire that much later than its tick, never early.
+        let now = self.ws.now;
         let timers = self.ws.timers.timeout(now);
         match self.shutdown_deadline {
             Some(d) => {
@@ -572,11 +574,11 @@ impl<F: Factory> Worker<F> {
         }
         let entry = self.conns.vacant_entry();
         let slot = entry.key();
-        if let Err(e) = self.poll.registry().register(
-            &mut stream,
-            Token(slot),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, Token(slot), Interest::READABLE)
+        {
             log::warn!("{peer}: register failed: {e}");
             shared.conn_count.fetch_sub(1, Ordering::Relaxed);
             return;
@@ -1082,8 +1084,25 @@ impl<F: Factory> Worker<F> {
             }
         }
         if !conn.core.out.is_empty() {
-            conn.core.set(flags::WANT_DRAIN);
+            // The socket is full: ask for writable events until the queue drains. Sockets are
+            // registered for reading only otherwise, so the ACKs of an ordinary write wake no
+            // one (edge-triggered EPOLLOUT would fire on every freed send buffer).
+            if !conn.core.has(flags::WANT_DRAIN) {
+                conn.core.set(flags::WANT_DRAIN);
+                let interest = Interest::READABLE | Interest::WRITABLE;
+                let _ =
+                    self.poll
+                        .registry()
+                        .reregister(&mut conn.core.stream, Token(slot), interest);
+            }
             return;
+        }
+        if conn.core.has(flags::WANT_DRAIN) {
+            let _ = self.poll.registry().reregister(
+                &mut conn.core.stream,
+                Token(slot),
+                Interest::READABLE,
+            );
         }
         if conn.core.phase == Phase::Draining {
             if !conn.core.has(flags::WRITE_SHUT) {
