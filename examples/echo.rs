@@ -4,7 +4,8 @@
 //! Run: `cargo run --release --example echo -- [ADDR] [WORKERS] [off|shared|dedicated]`
 //! (default `127.0.0.1:9001`, workers = available parallelism, deflate `shared`), then point any
 //! WebSocket client at `ws://ADDR/`. `VOLLEY_ACCEPT=acceptor` uses one acceptor thread instead of
-//! a `SO_REUSEPORT` listener per worker (for comparing the two). Set `VOLLEY_LOG=debug` to watch connections come and go.
+//! a `SO_REUSEPORT` listener per worker (for comparing the two); `VOLLEY_PING_MS=1000` sets the
+//! heartbeat interval (default 30 s). Set `VOLLEY_LOG=debug` to watch connections come and go.
 
 #[path = "common/log.rs"]
 mod logger;
@@ -34,6 +35,10 @@ fn main() {
         .compression_threshold(0);
     if let Some(w) = args.next() {
         config = config.workers(w.parse().expect("WORKERS must be a number"));
+    }
+    if let Ok(ms) = std::env::var("VOLLEY_PING_MS") {
+        let ms = ms.parse().expect("VOLLEY_PING_MS must be a number of milliseconds");
+        config = config.ping_interval(Some(std::time::Duration::from_millis(ms)));
     }
     if std::env::var("VOLLEY_ACCEPT").as_deref() == Ok("acceptor") {
         config = config.accept_mode(AcceptMode::Acceptor);

@@ -793,7 +793,14 @@ impl<F: Factory> Worker<F> {
                 Ok(n) => {
                     let chunk = self.spare.split_to(n);
                     conn.core.last_rx_ms = self.ws.now_ms;
-                    conn.core.clear(flags::PING_OUTSTANDING);
+                    if conn.core.has(flags::PING_OUTSTANDING) {
+                        // The peer is alive: the next check is a ping interval from now, not the
+                        // pong deadline. Other traffic never touches the wheel.
+                        conn.core.clear(flags::PING_OUTSTANDING);
+                        if conn.core.phase == Phase::Open {
+                            self.ws.arm_liveness(&mut conn.core);
+                        }
+                    }
                     if conn.core.phase == Phase::Draining {
                         continue; // discard until EOF
                     }
