@@ -37,7 +37,9 @@ fn main() {
         config = config.workers(w.parse().expect("WORKERS must be a number"));
     }
     if let Ok(ms) = std::env::var("VOLLEY_PING_MS") {
-        let ms = ms.parse().expect("VOLLEY_PING_MS must be a number of milliseconds");
+        let ms = ms
+            .parse()
+            .expect("VOLLEY_PING_MS must be a number of milliseconds");
         config = config.ping_interval(Some(std::time::Duration::from_millis(ms)));
     }
     if std::env::var("VOLLEY_ACCEPT").as_deref() == Ok("acceptor") {

@@ -59,19 +59,8 @@ pub(crate) struct WorkerDeflate {
 
 impl WorkerDeflate {
     pub fn new(cfg: &Config) -> Self {
-        let mut options = DeflateOptions {
-            level: cfg.deflate_level,
-            mem_level: cfg.deflate_mem_level,
-            server_max_window_bits: cfg.deflate_window_bits,
-            ..Default::default()
-        };
-        if cfg.deflate == DeflateMode::Shared {
-            options.server_no_context_takeover = true;
-            options.client_no_context_takeover = true;
-            options.server_max_window_bits = 15;
-        }
         WorkerDeflate {
-            options,
+            options: options(cfg),
             threshold: cfg.compression_threshold,
             shared: Default::default(),
             inflater: None,
@@ -80,11 +69,11 @@ impl WorkerDeflate {
     }
 
     /// Accept a permessage-deflate offer, if compression is on.
-    pub fn negotiate(mode: DeflateMode, cfg: &Config, offers: &[&str]) -> Option<Negotiated> {
-        if mode == DeflateMode::Off || offers.is_empty() {
+    pub fn negotiate(cfg: &Config, offers: &[&str]) -> Option<Negotiated> {
+        if cfg.deflate == DeflateMode::Off || offers.is_empty() {
             return None;
         }
-        negotiate(offers, &WorkerDeflate::new(cfg).options)
+        negotiate(offers, &options(cfg))
     }
 
     fn shared_compressor(&mut self, bits: u8) -> &mut Compressor {
@@ -173,6 +162,22 @@ impl WorkerDeflate {
             .get_or_insert_with(|| Box::new(neg.decompressor()));
         d.decompress(payload, max)
     }
+}
+
+/// The negotiation policy of `cfg`'s mode.
+fn options(cfg: &Config) -> DeflateOptions {
+    let mut options = DeflateOptions {
+        level: cfg.deflate_level,
+        mem_level: cfg.deflate_mem_level,
+        server_max_window_bits: cfg.deflate_window_bits,
+        ..Default::default()
+    };
+    if cfg.deflate == DeflateMode::Shared {
+        options.server_no_context_takeover = true;
+        options.client_no_context_takeover = true;
+        options.server_max_window_bits = 15;
+    }
+    options
 }
 
 /// A publish's compressed frame, computed by the first worker that needs it and shared by all.

@@ -113,7 +113,7 @@ pub(crate) fn handle<F: Factory>(
                 }
                 offered
             });
-            let deflate = WorkerDeflate::negotiate(cfg.deflate, cfg, &up.extensions);
+            let deflate = WorkerDeflate::negotiate(cfg, &up.extensions);
             let accept = handshake::accept_key(up.key);
             let mut bytes = Vec::with_capacity(200);
             let ext = deflate.as_ref().map(|n| n.response());

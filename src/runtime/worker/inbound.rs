@@ -1,0 +1,323 @@
+//! Reading: draining a readable socket into the worker's shared block, the handshake phase,
+//! frames to events, events to handler callbacks, and failing a connection on bad input.
+
+use std::io::{self, Read};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::error::{Error, ProtocolError};
+use crate::handler::{Factory, Handler};
+use crate::message::{CloseCode, CloseFrame, Message, Utf8Bytes};
+use crate::protocol::close;
+use crate::protocol::frame::OpCode;
+use crate::protocol::reader::Event;
+use crate::runtime::compress::ConnDeflate;
+use crate::runtime::connection::{flags, Phase};
+use crate::runtime::stats::bump;
+use crate::runtime::upgrade::{self, Outcome};
+
+use super::*;
+
+impl<F: Factory> Worker<F> {
+    // ---- reading ---------------------------------------------------------------------------
+
+    pub(super) fn on_readable(&mut self, slot: usize) {
+        let read_size = self.ws.shared.config.read_buffer_size.max(4096);
+        loop {
+            let Some(conn) = self.conns.get_mut(slot) else {
+                return;
+            };
+            if self.spare.len() < read_size / 4 {
+                self.spare = BytesMut::zeroed(read_size);
+            }
+            let want = self.spare.len();
+            match conn.core.stream.read(&mut self.spare[..]) {
+                Ok(0) => {
+                    self.peer_eof(slot);
+                    return;
+                }
+                Ok(n) => {
+                    let chunk = self.spare.split_to(n);
+                    conn.core.last_rx_ms = self.ws.now_ms;
+                    if conn.core.has(flags::PING_OUTSTANDING) {
+                        // The peer is alive: the next check is a ping interval from now, not the
+                        // pong deadline. Other traffic never touches the wheel.
+                        conn.core.clear(flags::PING_OUTSTANDING);
+                        if conn.core.phase == Phase::Open {
+                            self.ws.arm_liveness(&mut conn.core);
+                        }
+                    }
+                    if conn.core.phase == Phase::Draining {
+                        continue; // discard until EOF
+                    }
+                    if conn.core.rbuf.is_empty() {
+                        self.process(slot, chunk);
+                    } else {
+                        conn.core.rbuf.extend_from_slice(&chunk);
+                        let buf = std::mem::take(&mut conn.core.rbuf);
+                        self.process(slot, buf);
+                    }
+                    if n < want {
+                        return; // drained: edge-triggered readiness will report new data
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.io_error(slot, e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Parse what `buf` holds for this connection; keep an incomplete tail in the connection.
+    pub(super) fn process(&mut self, slot: usize, mut buf: BytesMut) {
+        loop {
+            let Some(conn) = self.conns.get_mut(slot) else {
+                return;
+            };
+            match conn.core.phase {
+                Phase::Handshake => {
+                    if !self.handshake(slot, &mut buf) {
+                        break;
+                    }
+                }
+                Phase::Open | Phase::Closing => {
+                    match conn.core.reader.read(&mut buf, &self.ws.reader_cfg) {
+                        Ok(Some(ev)) => self.dispatch(slot, ev),
+                        Ok(None) => break,
+                        Err(e) => {
+                            self.fail(slot, e);
+                            return;
+                        }
+                    }
+                }
+                Phase::Draining => return,
+            }
+        }
+        if let Some(conn) = self.conns.get_mut(slot) {
+            if buf.is_empty() {
+                conn.core.rbuf = BytesMut::new();
+            } else if buf.capacity() > 4 * buf.len() + 4096 {
+                // Don't let a small tail pin a large shared read block.
+                conn.core.rbuf = BytesMut::from(&buf[..]);
+            } else {
+                conn.core.rbuf = buf;
+            }
+        }
+    }
+
+    /// Returns true if the connection was upgraded and `buf` may hold frames to process.
+    pub(super) fn handshake(&mut self, slot: usize, buf: &mut BytesMut) -> bool {
+        let conn = &mut self.conns[slot];
+        let outcome = upgrade::handle(&*self.factory, &self.ws.shared.config, conn.core.peer, buf);
+        match outcome {
+            Outcome::Partial => false,
+            Outcome::Respond {
+                bytes,
+                upgraded: None,
+                rejected,
+            } => {
+                let st = self.ws.stats();
+                bump(
+                    if rejected {
+                        &st.handshakes_rejected
+                    } else {
+                        &st.http_requests
+                    },
+                    1,
+                );
+                buf.clear();
+                conn.core.push(Bytes::from(bytes));
+                conn.core.phase = Phase::Draining;
+                self.ws.mark_dirty(&mut conn.core);
+                let deadline = self.ws.now + self.ws.shared.config.close_timeout;
+                self.ws.arm(&mut conn.core, deadline);
+                false
+            }
+            Outcome::Respond {
+                bytes,
+                upgraded: Some(up),
+                ..
+            } => {
+                bytes::Buf::advance(buf, up.consumed);
+                // Write the 101 straight away: an idle connection then never allocates its
+                // outbound ring buffer. Whatever the socket does not take is queued.
+                // On error nothing was written: it is all queued, and the flush reports it.
+                let written =
+                    std::io::Write::write(&mut conn.core.stream, &bytes).unwrap_or_default();
+                if written < bytes.len() {
+                    let mut rest = Bytes::from(bytes);
+                    bytes::Buf::advance(&mut rest, written);
+                    conn.core.push(rest);
+                }
+                bump(&self.ws.stats().bytes_out, written as u64);
+                conn.core.phase = Phase::Open;
+                if let Some(p) = up.protocol {
+                    conn.core.extra().protocol = Some(p.into_boxed_str());
+                }
+                if let Some(neg) = up.deflate {
+                    conn.core.set(flags::DEFLATE);
+                    conn.core.reader.set_compression(true);
+                    conn.core.extra().deflate = Some(Box::new(ConnDeflate::new(neg)));
+                }
+                conn.handler = Some(up.handler);
+                conn.core.last_msg_ms = self.ws.now_ms;
+                self.ws.mark_dirty(&mut conn.core);
+                self.ws.arm_liveness(&mut conn.core);
+                let st = self.ws.stats();
+                bump(&st.connections_open, 1);
+                bump(&st.connections_total, 1);
+                self.call(slot, |h, ctx| h.on_open(ctx));
+                true
+            }
+        }
+    }
+
+    pub(super) fn dispatch(&mut self, slot: usize, ev: Event) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        match ev {
+            Event::Message(msg) => {
+                if conn.core.phase != Phase::Open {
+                    return; // we are closing: data is discarded (RFC 6455 §5.5.1)
+                }
+                conn.core.last_msg_ms = self.ws.now_ms;
+                let st = self.ws.stats();
+                bump(&st.messages_in, 1);
+                bump(&st.bytes_in, msg.len() as u64);
+                self.call(slot, |h, ctx| h.on_message(ctx, msg));
+            }
+            Event::Compressed { text, payload } => {
+                if conn.core.phase != Phase::Open {
+                    return;
+                }
+                let max = self.ws.shared.config.max_message_size;
+                let Some(cd) = conn
+                    .core
+                    .extra
+                    .as_mut()
+                    .and_then(|e| e.deflate.as_deref_mut())
+                else {
+                    return self.fail(slot, ProtocolError::ReservedBits);
+                };
+                let inflated = match self.ws.deflate.decompress(cd, &payload, max) {
+                    Ok(b) => b,
+                    Err(e) => return self.fail(slot, e),
+                };
+                let msg = if text {
+                    match Utf8Bytes::try_from_bytes(inflated) {
+                        Ok(t) => Message::Text(t),
+                        Err(_) => return self.fail(slot, ProtocolError::InvalidUtf8),
+                    }
+                } else {
+                    Message::Binary(inflated)
+                };
+                bump(&self.ws.stats().compressed_in, 1);
+                self.dispatch(slot, Event::Message(msg));
+            }
+            Event::Ping(payload) => {
+                if conn.core.phase == Phase::Open {
+                    self.ws
+                        .queue_control(&mut conn.core, OpCode::Pong, &payload);
+                    self.call(slot, |h, ctx| h.on_ping(ctx, payload));
+                }
+            }
+            Event::Pong(payload) => self.call(slot, |h, ctx| h.on_pong(ctx, payload)),
+            Event::Close(frame) => {
+                let was_open = conn.core.phase == Phase::Open;
+                if was_open {
+                    // Echo the code (RFC 6455 §5.5.1); an empty close is answered empty.
+                    let payload = match &frame {
+                        Some(f) => close::encode_payload(f.code, ""),
+                        None => Bytes::new(),
+                    };
+                    self.ws
+                        .queue_control(&mut conn.core, OpCode::Close, &payload);
+                }
+                self.enter_draining(slot);
+                let frame = frame.unwrap_or_else(|| CloseFrame::new(CloseCode::NO_STATUS, ""));
+                self.report_close(slot, frame);
+            }
+        }
+    }
+
+    /// The closing handshake is over (or failed): flush, shut our side, wait for EOF (bounded).
+    pub(super) fn enter_draining(&mut self, slot: usize) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        conn.core.phase = Phase::Draining;
+        conn.core.rbuf = BytesMut::new();
+        self.ws.mark_dirty(&mut conn.core);
+        let deadline = self.ws.now + self.ws.shared.config.close_timeout;
+        self.ws.arm(&mut conn.core, deadline);
+    }
+
+    /// Fail the connection for a protocol violation: close with its code, log, tell the handler.
+    pub(super) fn fail(&mut self, slot: usize, err: ProtocolError) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let code = err.close_code();
+        log::info!(
+            "{}: protocol error, closing with {code}: {err}",
+            conn.core.peer
+        );
+        let st = self.ws.stats();
+        bump(&st.protocol_errors, 1);
+        match code.0 {
+            1002 => bump(&st.closed_1002, 1),
+            1007 => bump(&st.closed_1007, 1),
+            1009 => bump(&st.closed_1009, 1),
+            _ => {}
+        }
+        if conn.core.phase == Phase::Open {
+            let reason = err.to_string();
+            let payload = close::encode_payload(code, &reason);
+            self.ws
+                .queue_control(&mut conn.core, OpCode::Close, &payload);
+        }
+        self.enter_draining(slot);
+        let reason = err.to_string();
+        self.call(slot, |h, ctx| h.on_error(ctx, Error::Protocol(err)));
+        self.report_close(slot, CloseFrame::new(code, reason));
+    }
+
+    pub(super) fn peer_eof(&mut self, slot: usize) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        match conn.core.phase {
+            Phase::Draining => self.remove(slot, CloseCode::ABNORMAL, "closed"),
+            Phase::Handshake => self.remove(slot, CloseCode::ABNORMAL, "eof during handshake"),
+            _ => {
+                log::debug!(
+                    "{}: connection closed without a close frame",
+                    conn.core.peer
+                );
+                self.remove(
+                    slot,
+                    CloseCode::ABNORMAL,
+                    "connection closed without a close frame",
+                );
+            }
+        }
+    }
+
+    pub(super) fn io_error(&mut self, slot: usize, e: io::Error) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if conn.core.phase != Phase::Draining && conn.core.phase != Phase::Handshake {
+            log::debug!("{}: i/o error: {e}", conn.core.peer);
+            let reason = e.to_string();
+            self.call(slot, |h, ctx| h.on_error(ctx, Error::Io(e)));
+            self.remove(slot, CloseCode::ABNORMAL, &reason);
+        } else {
+            self.remove(slot, CloseCode::ABNORMAL, "i/o error");
+        }
+    }
+}

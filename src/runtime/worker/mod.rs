@@ -1,0 +1,580 @@
+//! One worker thread: a `mio::Poll`, a slab of connections, a timer wheel, a command channel.
+//!
+//! A loop turn: wait for events (sleeping until the next timer with work), read each readable
+//! socket until it is drained and dispatch complete messages to handlers, run due timers, apply
+//! commands from other threads, then flush every connection that got output with one vectored
+//! write each, and hand cross-worker publishes to the other workers with one wake-up each.
+
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use crossbeam_channel::Receiver;
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use crate::handler::{Factory, Handler};
+use crate::message::{CloseCode, CloseFrame};
+use crate::protocol::reader::{ReaderConfig, Role};
+use crate::runtime::compress::WorkerDeflate;
+use crate::runtime::connection::{flags, ConnCore, Phase};
+use crate::runtime::context::Context;
+use crate::runtime::pubsub::{SharedFrame, Topics};
+use crate::runtime::stats::{bump, drop_one};
+use crate::runtime::timer::TimerWheel;
+use crate::runtime::upgrade::{self};
+use crate::runtime::{Command, Shared};
+use crate::server::ConnId;
+
+mod inbound;
+mod outbound;
+mod state;
+
+pub(crate) use state::{Action, TimerEntry, WorkerState};
+
+/// Token of the worker's waker.
+pub(crate) const WAKER: Token = Token(usize::MAX);
+/// Token of the worker's own listener (reuse-port mode).
+pub(crate) const LISTENER: Token = Token(usize::MAX - 1);
+/// Timer wheel granularity.
+pub(crate) const TICK: Duration = Duration::from_millis(10);
+/// One connection: its I/O state and, once upgraded, its handler.
+pub(crate) struct Conn<H> {
+    pub core: ConnCore,
+    pub handler: Option<H>,
+}
+
+/// The connection `id` names, if it still exists on worker `me`.
+fn live<H>(conns: &mut Slab<Conn<H>>, me: u16, id: ConnId) -> Option<&mut Conn<H>> {
+    if id.worker() != me {
+        return None;
+    }
+    conns
+        .get_mut(id.slot() as usize)
+        .filter(|c| c.core.generation == id.generation())
+}
+
+/// A worker thread's whole state.
+pub(crate) struct Worker<F: Factory> {
+    poll: Poll,
+    events: Events,
+    listener: Option<TcpListener>,
+    rx: Receiver<Command>,
+    factory: Arc<F>,
+    conns: Slab<Conn<F::Handler>>,
+    ws: WorkerState,
+    /// Zero-initialised space the next read lands in; frames split off it are handed out.
+    spare: BytesMut,
+    next_generation: u32,
+    fired: Vec<TimerEntry>,
+    scratch: Vec<u32>,
+    /// Commands for other workers, sent once per loop turn.
+    outbox: Vec<Vec<Command>>,
+    shutdown_deadline: Option<Instant>,
+}
+
+impl<F: Factory> Worker<F> {
+    pub fn new(
+        id: u16,
+        poll: Poll,
+        listener: Option<TcpListener>,
+        rx: Receiver<Command>,
+        factory: Arc<F>,
+        shared: Arc<Shared>,
+    ) -> io::Result<Self> {
+        let mut listener = listener;
+        if let Some(l) = listener.as_mut() {
+            poll.registry().register(l, LISTENER, Interest::READABLE)?;
+        }
+        let now = Instant::now();
+        let cfg = &shared.config;
+        let reader_cfg = ReaderConfig {
+            role: Role::Server,
+            max_frame_size: cfg.max_frame_size,
+            max_message_size: cfg.max_message_size,
+        };
+        let workers = shared.remotes.len();
+        let deflate = WorkerDeflate::new(cfg);
+        Ok(Worker {
+            poll,
+            events: Events::with_capacity(1024),
+            listener,
+            rx,
+            factory,
+            conns: Slab::new(),
+            ws: WorkerState {
+                id,
+                shared,
+                timers: TimerWheel::new(TICK, now),
+                topics: Topics::default(),
+                actions: Vec::new(),
+                dirty: Vec::new(),
+                epoch: now,
+                now,
+                now_ms: 0,
+                reader_cfg,
+                deflate,
+            },
+            spare: BytesMut::new(),
+            next_generation: 0,
+            fired: Vec::new(),
+            scratch: Vec::new(),
+            outbox: (0..workers).map(|_| Vec::new()).collect(),
+            shutdown_deadline: None,
+        })
+    }
+
+    /// Run until shutdown completes.
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        std::mem::swap(&mut events, &mut self.events);
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("worker {}: poll failed: {e}", self.ws.id);
+                    break;
+                }
+            }
+            self.tick_clock();
+            for ev in events.iter() {
+                match ev.token() {
+                    WAKER => self.drain_commands(),
+                    LISTENER => self.accept_all(),
+                    Token(slot) => {
+                        if ev.is_writable() || ev.is_write_closed() {
+                            self.flush(slot);
+                        }
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            self.on_readable(slot);
+                        }
+                    }
+                }
+            }
+            self.fire_timers();
+            self.end_turn();
+            if let Some(deadline) = self.shutdown_deadline {
+                if self.conns.is_empty() {
+                    break;
+                }
+                if self.ws.now >= deadline {
+                    let slots: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+                    for s in slots {
+                        self.remove(s, CloseCode::ABNORMAL, "shutdown timeout");
+                    }
+                    break;
+                }
+            }
+        }
+        // Give late commands (e.g. publishes) nowhere to go, and let handles see we're gone.
+        drop(self.rx);
+    }
+
+    fn tick_clock(&mut self) {
+        self.ws.now = Instant::now();
+        self.ws.now_ms = self.ws.ms_at(self.ws.now);
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        // The clock read at the end of the last turn: at most one turn's work stale, which only
+        // makes a timer fire that much later than its tick, never early.
+        let now = self.ws.now;
+        let timers = self.ws.timers.timeout(now);
+        match self.shutdown_deadline {
+            Some(d) => {
+                let d = d.saturating_duration_since(now);
+                Some(timers.map_or(d, |t| t.min(d)))
+            }
+            None => timers,
+        }
+    }
+
+    /// Flush dirty connections and forward commands to other workers.
+    fn end_turn(&mut self) {
+        while !self.ws.dirty.is_empty() {
+            let dirty = std::mem::take(&mut self.ws.dirty);
+            for &slot in &dirty {
+                if let Some(c) = self.conns.get_mut(slot as usize) {
+                    c.core.clear(flags::DIRTY);
+                }
+                self.flush(slot as usize);
+            }
+            // Callbacks run by flush (drain, close) may have queued more output.
+            if self.ws.dirty.is_empty() {
+                self.ws.dirty = dirty;
+                self.ws.dirty.clear();
+            }
+        }
+        for (i, out) in self.outbox.iter_mut().enumerate() {
+            if out.is_empty() {
+                continue;
+            }
+            let cmd = if out.len() == 1 {
+                out.pop().unwrap_or(Command::Batch(Vec::new()))
+            } else {
+                Command::Batch(std::mem::take(out))
+            };
+            self.ws.shared.remotes[i].send(cmd);
+        }
+    }
+
+    // ---- accepting -------------------------------------------------------------------------
+
+    fn accept_all(&mut self) {
+        loop {
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => self.admit_socket(stream, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: log and retry on the next readiness event.
+                    log::warn!("worker {}: accept failed: {e}", self.ws.id);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Take a new socket (from our listener or the acceptor thread).
+    pub(crate) fn admit_socket(
+        &mut self,
+        mut stream: mio::net::TcpStream,
+        peer: std::net::SocketAddr,
+    ) {
+        let shared = &self.ws.shared;
+        if shared.stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        if !upgrade::reserve_slot(shared) {
+            log::warn!(
+                "{peer}: over max_connections ({}), answering 503",
+                shared.config.max_connections
+            );
+            bump(&self.ws.stats().handshakes_rejected, 1);
+            upgrade::write_unavailable(&mut stream);
+            return;
+        }
+        if shared.config.tcp_nodelay {
+            let _ = stream.set_nodelay(true);
+        }
+        let entry = self.conns.vacant_entry();
+        let slot = entry.key();
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, Token(slot), Interest::READABLE)
+        {
+            log::warn!("{peer}: register failed: {e}");
+            shared.conn_count.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let mut core = ConnCore::new(
+            stream,
+            peer,
+            slot as u32,
+            self.next_generation,
+            self.ws.now_ms,
+        );
+        if let Some(t) = self.ws.shared.config.handshake_timeout {
+            let deadline = self.ws.now + t;
+            self.ws.arm(&mut core, deadline);
+        }
+        entry.insert(Conn {
+            core,
+            handler: None,
+        });
+    }
+
+    // ---- commands --------------------------------------------------------------------------
+
+    fn drain_commands(&mut self) {
+        while let Ok(cmd) = self.rx.try_recv() {
+            self.command(cmd);
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Accepted(stream, peer) => self.admit_socket(stream, peer),
+            Command::Send(id, msg) => {
+                if let Some(conn) = live(&mut self.conns, self.ws.id, id) {
+                    let _ = self.ws.send_message(&mut conn.core, &msg);
+                }
+            }
+            Command::Close(id, code, reason) => {
+                if let Some(conn) = live(&mut self.conns, self.ws.id, id) {
+                    self.ws.start_close(&mut conn.core, code, &reason);
+                }
+            }
+            Command::Publish { topic, frame, skip } => self.fan_out_local(&topic, &frame, skip),
+            Command::Broadcast { frame, skip } => self.broadcast_local(&frame, skip),
+            Command::Batch(cmds) => cmds.into_iter().for_each(|c| self.command(c)),
+            Command::Shutdown => self.begin_shutdown(),
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        log::debug!(
+            "worker {}: shutting down ({} connections)",
+            self.ws.id,
+            self.conns.len()
+        );
+        self.shutdown_deadline = Some(self.ws.now + self.ws.shared.config.close_timeout);
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        let slots: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for slot in slots {
+            let conn = &mut self.conns[slot];
+            match conn.core.phase {
+                Phase::Handshake => self.remove(slot, CloseCode::ABNORMAL, "server shutdown"),
+                Phase::Open => {
+                    self.ws
+                        .start_close(&mut conn.core, CloseCode::GOING_AWAY, "server shutdown")
+                }
+                _ => {}
+            }
+        }
+    }
+
+    // ---- pub/sub ---------------------------------------------------------------------------
+
+    fn fan_out_local(&mut self, topic: &str, frame: &SharedFrame, skip: Option<ConnId>) {
+        let mut subs = std::mem::take(&mut self.scratch);
+        subs.clear();
+        subs.extend(self.ws.topics.subscribers(topic));
+        for &slot in &subs {
+            let Some(conn) = self.conns.get_mut(slot as usize) else {
+                continue;
+            };
+            if skip.is_some_and(|s| {
+                s.slot() == slot
+                    && s.generation() == conn.core.generation
+                    && s.worker() == self.ws.id
+            }) {
+                continue;
+            }
+            let _ = self.ws.send_shared(&mut conn.core, frame);
+        }
+        self.scratch = subs;
+    }
+
+    fn broadcast_local(&mut self, frame: &SharedFrame, skip: Option<ConnId>) {
+        let id = self.ws.id;
+        for (slot, conn) in self.conns.iter_mut() {
+            if conn.core.phase != Phase::Open {
+                continue;
+            }
+            if skip.is_some_and(|s| {
+                s.worker() == id
+                    && s.slot() as usize == slot
+                    && s.generation() == conn.core.generation
+            }) {
+                continue;
+            }
+            let _ = self.ws.send_shared(&mut conn.core, frame);
+        }
+    }
+
+    /// Apply what handlers queued: local fan-out now, other workers at the end of the turn.
+    fn run_actions(&mut self) {
+        while !self.ws.actions.is_empty() {
+            let actions = std::mem::take(&mut self.ws.actions);
+            for a in actions {
+                match a {
+                    Action::Publish { topic, frame, skip } => {
+                        self.fan_out_local(&topic, &frame, skip);
+                        self.queue_for_others(|| Command::Publish {
+                            topic: topic.clone(),
+                            frame: frame.clone(),
+                            skip,
+                        });
+                    }
+                    Action::Broadcast { frame, skip } => {
+                        self.broadcast_local(&frame, skip);
+                        self.queue_for_others(|| Command::Broadcast {
+                            frame: frame.clone(),
+                            skip,
+                        });
+                    }
+                    Action::TopicEvent(name, active) => {
+                        let f = self.factory.clone();
+                        let _ = catch_unwind(AssertUnwindSafe(|| f.on_topic(&name, active)));
+                    }
+                }
+            }
+        }
+    }
+
+    fn queue_for_others(&mut self, make: impl Fn() -> Command) {
+        let me = self.ws.id as usize;
+        for (i, out) in self.outbox.iter_mut().enumerate() {
+            if i != me {
+                out.push(make());
+            }
+        }
+    }
+
+    // ---- handler calls ---------------------------------------------------------------------
+
+    /// Run a handler callback with a context; a panicking handler closes only its connection
+    /// (1011) and the worker goes on.
+    fn call(&mut self, slot: usize, f: impl FnOnce(&mut F::Handler, &mut Context<'_>)) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let Some(handler) = conn.handler.as_mut() else {
+            return;
+        };
+        let mut ctx = Context {
+            core: &mut conn.core,
+            ws: &mut self.ws,
+        };
+        let r = catch_unwind(AssertUnwindSafe(|| f(handler, &mut ctx)));
+        if r.is_err() {
+            log::error!(
+                "{}: handler panicked; closing the connection with 1011",
+                conn.core.peer
+            );
+            self.ws
+                .start_close(&mut conn.core, CloseCode::INTERNAL, "internal error");
+        }
+        self.run_actions();
+    }
+
+    /// Report the end of the connection to its handler, once.
+    fn report_close(&mut self, slot: usize, frame: CloseFrame) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if conn.handler.is_none() || conn.core.has(flags::CLOSE_REPORTED) {
+            return;
+        }
+        conn.core.set(flags::CLOSE_REPORTED);
+        self.call(slot, |h, ctx| h.on_close(ctx, frame));
+    }
+    // ---- timers ----------------------------------------------------------------------------
+
+    fn fire_timers(&mut self) {
+        let mut fired = std::mem::take(&mut self.fired);
+        self.ws.timers.poll(self.ws.now, &mut fired);
+        for e in fired.drain(..) {
+            let slot = e.slot as usize;
+            let Some(conn) = self.conns.get_mut(slot) else {
+                continue;
+            };
+            if conn.core.generation != e.generation {
+                continue; // stale entry for a reused slot
+            }
+            match e.user {
+                Some(id) => {
+                    if let Some(x) = conn.core.extra.as_mut() {
+                        x.user_timers.retain(|t| t.0 != id);
+                    }
+                    self.call(slot, |h, ctx| h.on_timer(ctx, id));
+                }
+                None => {
+                    conn.core.timer = None;
+                    self.conn_timer(slot);
+                }
+            }
+        }
+        self.fired = fired;
+    }
+
+    fn conn_timer(&mut self, slot: usize) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let st = &self.ws.shared.stats[self.ws.id as usize];
+        match conn.core.phase {
+            Phase::Handshake => {
+                log::info!("{}: handshake timeout", conn.core.peer);
+                bump(&st.timeouts, 1);
+                self.remove(slot, CloseCode::ABNORMAL, "handshake timeout");
+            }
+            Phase::Closing => {
+                log::info!("{}: no answer to our close frame in time", conn.core.peer);
+                bump(&st.timeouts, 1);
+                self.remove(slot, CloseCode::ABNORMAL, "close timeout");
+            }
+            Phase::Draining => self.remove(slot, CloseCode::ABNORMAL, "close timeout"),
+            Phase::Open => self.liveness(slot),
+        }
+    }
+
+    /// Heartbeat and idle checks of an open connection.
+    fn liveness(&mut self, slot: usize) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let cfg = &self.ws.shared.config;
+        let now = self.ws.now_ms;
+        if let Some(idle) = cfg.idle_timeout {
+            if now.wrapping_sub(conn.core.last_msg_ms) >= idle.as_millis() as u32 {
+                log::info!("{}: idle timeout", conn.core.peer);
+                bump(&self.ws.stats().timeouts, 1);
+                self.ws
+                    .start_close(&mut conn.core, CloseCode::NORMAL, "idle timeout");
+                return;
+            }
+        }
+        if let Some(iv) = cfg.ping_interval {
+            let silent = now.wrapping_sub(conn.core.last_rx_ms);
+            if conn.core.has(flags::PING_OUTSTANDING) {
+                if silent >= (iv + cfg.pong_timeout).as_millis() as u32 {
+                    log::info!("{}: no pong or traffic in time; dropping", conn.core.peer);
+                    bump(&self.ws.stats().timeouts, 1);
+                    self.remove(slot, CloseCode::ABNORMAL, "timeout");
+                    return;
+                }
+            } else if silent >= iv.as_millis() as u32 {
+                let _ = self.ws.send_ping(&mut conn.core, b"");
+                conn.core.set(flags::PING_OUTSTANDING);
+                // The pong deadline counts from now, not from the last traffic.
+                conn.core.last_rx_ms = now.wrapping_sub(iv.as_millis() as u32);
+            }
+        }
+        self.ws.arm_liveness(&mut conn.core);
+    }
+
+    // ---- removal ---------------------------------------------------------------------------
+
+    /// Drop a connection: cancel its timers, leave its topics, tell its handler (1006 with
+    /// `reason` unless already told), free its slot.
+    fn remove(&mut self, slot: usize, code: CloseCode, reason: &str) {
+        if !self.conns.contains(slot) {
+            return;
+        }
+        self.report_close(slot, CloseFrame::new(code, reason));
+        let mut conn = self.conns.remove(slot);
+        if let Some(k) = conn.core.timer.take() {
+            self.ws.timers.cancel(k);
+        }
+        if let Some(mut extra) = conn.core.extra.take() {
+            for (_, k) in extra.user_timers.drain(..) {
+                self.ws.timers.cancel(k);
+            }
+            for name in self.ws.topics.unsubscribe_all(&mut extra.topics) {
+                self.ws.topic_left(name);
+            }
+        }
+        if conn.handler.is_some() {
+            drop_one(&self.ws.stats().connections_open);
+        }
+        let _ = self.poll.registry().deregister(&mut conn.core.stream);
+        self.ws.shared.conn_count.fetch_sub(1, Ordering::Relaxed);
+        self.run_actions();
+    }
+}

@@ -1,0 +1,71 @@
+//! Writing: flushing a connection's queue, writable interest while it is blocked, the drain
+//! callback, and shutting our side down when draining.
+
+use mio::{Interest, Token};
+
+use crate::handler::{Factory, Handler};
+use crate::message::CloseCode;
+use crate::runtime::connection::{flags, Phase};
+use crate::runtime::stats::bump;
+
+use super::*;
+
+impl<F: Factory> Worker<F> {
+    // ---- writing ---------------------------------------------------------------------------
+
+    pub(super) fn flush(&mut self, slot: usize) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if !conn.core.out.is_empty() {
+            match conn.core.write_out() {
+                Ok(n) => bump(&self.ws.stats().bytes_out, n as u64),
+                Err(e) => {
+                    self.io_error(slot, e);
+                    return;
+                }
+            }
+        }
+        if !conn.core.out.is_empty() {
+            // The socket is full: ask for writable events until the queue drains. Sockets are
+            // registered for reading only otherwise, so the ACKs of an ordinary write wake no
+            // one (edge-triggered EPOLLOUT would fire on every freed send buffer).
+            if !conn.core.has(flags::WANT_DRAIN) {
+                conn.core.set(flags::WANT_DRAIN);
+                let interest = Interest::READABLE | Interest::WRITABLE;
+                let _ =
+                    self.poll
+                        .registry()
+                        .reregister(&mut conn.core.stream, Token(slot), interest);
+            }
+            return;
+        }
+        if conn.core.has(flags::WANT_DRAIN) {
+            let _ = self.poll.registry().reregister(
+                &mut conn.core.stream,
+                Token(slot),
+                Interest::READABLE,
+            );
+        }
+        if conn.core.phase == Phase::Draining {
+            if !conn.core.has(flags::WRITE_SHUT) {
+                conn.core.set(flags::WRITE_SHUT);
+                if conn
+                    .core
+                    .stream
+                    .shutdown(std::net::Shutdown::Write)
+                    .is_err()
+                {
+                    self.remove(slot, CloseCode::ABNORMAL, "closed");
+                }
+            }
+            return;
+        }
+        if conn.core.has(flags::WANT_DRAIN) {
+            conn.core.clear(flags::WANT_DRAIN);
+            if conn.core.phase == Phase::Open {
+                self.call(slot, |h, ctx| h.on_drain(ctx));
+            }
+        }
+    }
+}

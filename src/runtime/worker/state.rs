@@ -1,0 +1,333 @@
+//! The part of a worker that a [`Context`] borrows while a handler runs: sending (with
+//! compression and the outbound limit), closing, heartbeat arming, topic membership, handler
+//! timers. Kept apart from the event loop so a handler can touch its own connection and the
+//! worker's shared state, but never another connection.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::error::Error;
+use crate::message::{CloseCode, Message};
+use crate::protocol::close;
+use crate::protocol::frame::{encode_frame, FrameHeader, OpCode, MAX_HEADER_LEN};
+use crate::protocol::reader::ReaderConfig;
+use crate::runtime::compress::WorkerDeflate;
+use crate::runtime::connection::{flags, ConnCore, Phase};
+use crate::runtime::pubsub::{SharedFrame, Topics};
+use crate::runtime::stats::{bump, WorkerStats};
+use crate::runtime::timer::TimerWheel;
+use crate::runtime::Shared;
+use crate::server::ConnId;
+use crate::BackpressurePolicy;
+
+/// Payloads up to this size are copied next to their header (one buffer, one iovec); larger ones
+/// are queued as a separate, shared `Bytes`.
+const COPY_THRESHOLD: usize = 1024;
+
+/// What a timer entry refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimerEntry {
+    pub slot: u32,
+    pub generation: u32,
+    /// `None`: the connection's own timer (handshake, heartbeat, idle, close); `Some(id)`: a
+    /// handler timer.
+    pub user: Option<u64>,
+}
+
+/// Deferred work queued by handlers, applied right after the callback returns.
+#[derive(Debug)]
+pub(crate) enum Action {
+    Publish {
+        topic: Arc<str>,
+        frame: SharedFrame,
+        skip: Option<ConnId>,
+    },
+    Broadcast {
+        frame: SharedFrame,
+        skip: Option<ConnId>,
+    },
+    TopicEvent(Arc<str>, bool),
+}
+
+/// The part of a worker a [`Context`] may touch while a handler runs.
+#[derive(Debug)]
+pub(crate) struct WorkerState {
+    pub id: u16,
+    pub shared: Arc<Shared>,
+    pub timers: TimerWheel<TimerEntry>,
+    pub topics: Topics,
+    pub actions: Vec<Action>,
+    pub dirty: Vec<u32>,
+    pub epoch: Instant,
+    pub now: Instant,
+    pub now_ms: u32,
+    pub reader_cfg: ReaderConfig,
+    pub deflate: WorkerDeflate,
+}
+
+impl WorkerState {
+    pub fn stats(&self) -> &WorkerStats {
+        &self.shared.stats[self.id as usize]
+    }
+
+    pub fn conn_id(&self, core: &ConnCore) -> ConnId {
+        ConnId::new(self.id, core.slot, core.generation)
+    }
+
+    #[inline]
+    pub fn mark_dirty(&mut self, core: &mut ConnCore) {
+        if !core.has(flags::DIRTY) {
+            core.set(flags::DIRTY);
+            self.dirty.push(core.slot);
+        }
+    }
+
+    pub(super) fn ms_at(&self, t: Instant) -> u32 {
+        t.saturating_duration_since(self.epoch).as_millis() as u32
+    }
+
+    /// Queue a data message, encoding it for this connection.
+    pub fn send_message(&mut self, core: &mut ConnCore, msg: &Message) -> Result<(), Error> {
+        if !core.can_send() {
+            return Err(Error::Closed);
+        }
+        let opcode = if msg.is_text() {
+            OpCode::Text
+        } else {
+            OpCode::Binary
+        };
+        let payload = msg.as_bytes();
+        let total = payload.len() + MAX_HEADER_LEN;
+        // Admit before compressing: a context-takeover compressor must never see a message the
+        // peer will not get.
+        self.admit(core, total)?;
+        if let Some(frame) = self.compressed(core, msg, None) {
+            core.push(frame);
+        } else if payload.len() <= COPY_THRESHOLD {
+            core.push(encode_frame(opcode, true, false, payload, None));
+        } else {
+            let header = FrameHeader {
+                fin: true,
+                rsv1: false,
+                rsv2: false,
+                rsv3: false,
+                opcode,
+                mask: None,
+                payload_len: payload.len() as u64,
+            };
+            let mut h = [0u8; MAX_HEADER_LEN];
+            let n = header.encode(&mut h);
+            core.push(Bytes::copy_from_slice(&h[..n]));
+            core.push(msg.clone().into_bytes());
+        }
+        bump(&self.stats().messages_out, 1);
+        self.mark_dirty(core);
+        Ok(())
+    }
+
+    /// Queue a pre-encoded shared frame (publish, broadcast).
+    pub fn send_shared(&mut self, core: &mut ConnCore, frame: &SharedFrame) -> Result<(), Error> {
+        if !core.can_send() {
+            return Err(Error::Closed);
+        }
+        self.admit(core, frame.plain.len())?;
+        match self.compressed(core, &frame.msg, Some(&frame.deflated)) {
+            Some(f) => core.push(f),
+            None => core.push(frame.plain.clone()),
+        }
+        bump(&self.stats().messages_out, 1);
+        self.mark_dirty(core);
+        Ok(())
+    }
+
+    /// The compressed frame for `msg` on this connection, if it negotiated deflate and the
+    /// message is over the threshold.
+    pub(super) fn compressed(
+        &mut self,
+        core: &mut ConnCore,
+        msg: &Message,
+        shared: Option<&std::sync::OnceLock<Bytes>>,
+    ) -> Option<Bytes> {
+        if !core.has(flags::DEFLATE) {
+            return None;
+        }
+        let conn = core.extra.as_mut()?.deflate.as_deref_mut()?;
+        let f = self.deflate.compress(conn, msg, shared)?;
+        bump(&self.stats().compressed_out, 1);
+        Some(f)
+    }
+
+    /// Apply the outbound limit: a message is refused when the queue already holds bytes and
+    /// adding it would pass `max_outbound_bytes` (so one message larger than the limit can still
+    /// go out through an empty queue).
+    pub(super) fn admit(&mut self, core: &mut ConnCore, len: usize) -> Result<(), Error> {
+        let max = self.shared.config.max_outbound_bytes;
+        if core.out.bytes() == 0 || core.out.bytes() + len <= max {
+            return Ok(());
+        }
+        // Over the limit within one loop turn: see whether the socket takes the queue now, so
+        // only a peer that really does not read hits the policy. Errors surface at the flush.
+        if let Ok(n) = core.write_out() {
+            bump(&self.stats().bytes_out, n as u64);
+            if core.out.bytes() == 0 || core.out.bytes() + len <= max {
+                return Ok(());
+            }
+        }
+        let queued = core.out.bytes();
+        match self.shared.config.backpressure {
+            BackpressurePolicy::Drop => bump(&self.stats().dropped_messages, 1),
+            _ => {
+                log::info!(
+                    "{}: slow consumer ({queued} bytes queued), closing",
+                    core.peer
+                );
+                bump(&self.stats().slow_consumers_closed, 1);
+                self.start_close(core, CloseCode::POLICY, "slow consumer");
+            }
+        }
+        Err(Error::OutboundFull { queued, max })
+    }
+
+    pub fn send_ping(&mut self, core: &mut ConnCore, payload: &[u8]) -> Result<(), Error> {
+        if !core.can_send() {
+            return Err(Error::Closed);
+        }
+        let p = &payload[..payload.len().min(125)];
+        core.push(encode_frame(OpCode::Ping, true, false, p, None));
+        self.mark_dirty(core);
+        Ok(())
+    }
+
+    pub(super) fn queue_control(&mut self, core: &mut ConnCore, opcode: OpCode, payload: &[u8]) {
+        core.push(encode_frame(opcode, true, false, payload, None));
+        self.mark_dirty(core);
+    }
+
+    /// Send a close frame and wait (bounded by `close_timeout`) for the peer's answer.
+    pub fn start_close(&mut self, core: &mut ConnCore, code: CloseCode, reason: &str) {
+        if core.phase != Phase::Open {
+            return;
+        }
+        let payload = close::encode_payload(code, reason);
+        self.queue_control(core, OpCode::Close, &payload);
+        core.phase = Phase::Closing;
+        let deadline = self.now + self.shared.config.close_timeout;
+        self.arm(core, deadline);
+    }
+
+    /// (Re)arm the connection's own timer.
+    pub fn arm(&mut self, core: &mut ConnCore, deadline: Instant) {
+        if let Some(k) = core.timer.take() {
+            self.timers.cancel(k);
+        }
+        let e = TimerEntry {
+            slot: core.slot,
+            generation: core.generation,
+            user: None,
+        };
+        core.timer = Some(self.timers.schedule(deadline, e));
+    }
+
+    /// Arm the heartbeat/idle check of an open connection at the earliest deadline that applies.
+    pub fn arm_liveness(&mut self, core: &mut ConnCore) {
+        let cfg = &self.shared.config;
+        let mut next: Option<u32> = None;
+        if let Some(iv) = cfg.ping_interval {
+            let at = if core.has(flags::PING_OUTSTANDING) {
+                core.last_rx_ms
+                    .wrapping_add((iv + cfg.pong_timeout).as_millis() as u32)
+            } else {
+                core.last_rx_ms.wrapping_add(iv.as_millis() as u32)
+            };
+            next = Some(at);
+        }
+        if let Some(idle) = cfg.idle_timeout {
+            let at = core.last_msg_ms.wrapping_add(idle.as_millis() as u32);
+            next = Some(next.map_or(at, |n| n.min(at)));
+        }
+        match next {
+            Some(ms) => {
+                let deadline = self.epoch + Duration::from_millis(ms as u64);
+                self.arm(core, deadline.max(self.now));
+            }
+            None => {
+                if let Some(k) = core.timer.take() {
+                    self.timers.cancel(k);
+                }
+            }
+        }
+    }
+
+    pub fn subscribe(&mut self, core: &mut ConnCore, topic: &str) -> bool {
+        let slot = core.slot;
+        let Some(name) = self.topics.subscribe(slot, &mut core.extra().topics, topic) else {
+            return false;
+        };
+        let first = {
+            let mut g = self.shared.topics.lock().unwrap_or_else(|e| e.into_inner());
+            let c = g.entry(name.clone()).or_insert(0);
+            *c += 1;
+            *c == 1
+        };
+        if first {
+            self.actions.push(Action::TopicEvent(name, true));
+        }
+        true
+    }
+
+    pub fn unsubscribe(&mut self, core: &mut ConnCore, topic: &str) -> bool {
+        let Some(extra) = core.extra.as_mut() else {
+            return false;
+        };
+        let Some(name) = self.topics.unsubscribe(&mut extra.topics, topic) else {
+            return false;
+        };
+        self.topic_left(name);
+        true
+    }
+
+    pub(super) fn topic_left(&mut self, name: Arc<str>) {
+        let last = {
+            let mut g = self.shared.topics.lock().unwrap_or_else(|e| e.into_inner());
+            match g.get_mut(&name) {
+                Some(c) if *c > 1 => {
+                    *c -= 1;
+                    false
+                }
+                Some(_) => {
+                    g.remove(&name);
+                    true
+                }
+                None => false,
+            }
+        };
+        if last {
+            self.actions.push(Action::TopicEvent(name, false));
+        }
+    }
+
+    pub fn set_user_timer(&mut self, core: &mut ConnCore, after: Duration, id: u64) {
+        self.cancel_user_timer(core, id);
+        let e = TimerEntry {
+            slot: core.slot,
+            generation: core.generation,
+            user: Some(id),
+        };
+        let key = self.timers.schedule(self.now + after, e);
+        core.extra().user_timers.push((id, key));
+    }
+
+    pub fn cancel_user_timer(&mut self, core: &mut ConnCore, id: u64) -> bool {
+        let Some(extra) = core.extra.as_mut() else {
+            return false;
+        };
+        let Some(i) = extra.user_timers.iter().position(|t| t.0 == id) else {
+            return false;
+        };
+        let (_, key) = extra.user_timers.swap_remove(i);
+        self.timers.cancel(key);
+        true
+    }
+}
