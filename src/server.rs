@@ -17,7 +17,7 @@ use crate::runtime::accept;
 use crate::runtime::pubsub::SharedFrame;
 use crate::runtime::stats::WorkerStats;
 use crate::runtime::worker::{Worker, WAKER};
-use crate::runtime::{publish_remote, Command, Remote, Shared};
+use crate::runtime::{deliver_everywhere, Command, Delivery, Remote, Shared};
 
 pub use crate::runtime::stats::Stats;
 
@@ -138,18 +138,21 @@ impl ServerHandle {
     /// Send `msg` to every subscriber of `topic` on every worker. Encoded once; one command per
     /// worker.
     pub fn publish(&self, topic: &str, msg: impl Into<Message>) {
-        publish_remote(&self.shared, topic, SharedFrame::encode(&msg.into()), None);
+        let (topic, frame) = (Arc::from(topic), SharedFrame::encode(&msg.into()));
+        deliver_everywhere(
+            &self.shared,
+            Delivery::Publish {
+                topic,
+                frame,
+                skip: None,
+            },
+        );
     }
 
     /// Send `msg` to every open connection.
     pub fn broadcast(&self, msg: impl Into<Message>) {
         let frame = SharedFrame::encode(&msg.into());
-        for r in &self.shared.remotes {
-            r.send(Command::Broadcast {
-                frame: frame.clone(),
-                skip: None,
-            });
-        }
+        deliver_everywhere(&self.shared, Delivery::Broadcast { frame, skip: None });
     }
 
     /// A handle to the connection `id` (which may have closed since).

@@ -94,27 +94,7 @@ fn repeat_key<const N: usize>(key: [u8; 4]) -> [u8; N] {
 mod tests {
     use super::*;
 
-    /// xorshift64: a tiny deterministic PRNG for property-style tests.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-
-        fn fill(&mut self, buf: &mut [u8]) {
-            for b in buf {
-                *b = self.next() as u8;
-            }
-        }
-    }
+    use crate::protocol::test_rng::Rng;
 
     fn check(rng: &mut Rng, data: &mut [u8], start: usize, len: usize) {
         let mut mask = [0u8; 4];

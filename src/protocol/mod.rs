@@ -9,3 +9,6 @@ pub mod handshake;
 pub mod mask;
 pub mod reader;
 pub mod utf8;
+
+#[cfg(test)]
+mod test_rng;

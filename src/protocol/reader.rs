@@ -1018,21 +1018,7 @@ mod tests {
         );
     }
 
-    /// xorshift64 for property-style tests.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    use crate::protocol::test_rng::Rng;
 
     #[test]
     fn random_valid_streams_read_back_under_random_chunking() {

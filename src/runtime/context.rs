@@ -8,6 +8,7 @@ use crate::message::{CloseCode, Message};
 use crate::runtime::connection::{ConnCore, Phase};
 use crate::runtime::pubsub::SharedFrame;
 use crate::runtime::worker::{Action, WorkerState};
+use crate::runtime::Delivery;
 use crate::server::{ConnHandle, ConnId, ServerHandle};
 
 /// Passed to every [`Handler`](crate::Handler) callback: everything a handler can do to its
@@ -133,38 +134,38 @@ impl Context<'_> {
     /// Send `msg` to every subscriber of `topic` on every worker, this connection included if it
     /// is subscribed. The message is encoded once and shared by every recipient.
     pub fn publish(&mut self, topic: &str, msg: impl Into<Message>) {
-        let frame = SharedFrame::encode(&msg.into());
-        self.ws.actions.push(Action::Publish {
-            topic: topic.into(),
-            frame,
-            skip: None,
-        });
+        self.publish_skipping(topic, msg.into(), None);
     }
 
     /// Like [`Context::publish`], but skips this connection ("broadcast to everyone but me").
     pub fn publish_others(&mut self, topic: &str, msg: impl Into<Message>) {
-        let frame = SharedFrame::encode(&msg.into());
-        let skip = Some(self.id());
-        self.ws.actions.push(Action::Publish {
-            topic: topic.into(),
-            frame,
-            skip,
-        });
+        let me = Some(self.id());
+        self.publish_skipping(topic, msg.into(), me);
     }
 
     /// Send `msg` to every open connection of the server, this one included.
     pub fn broadcast(&mut self, msg: impl Into<Message>) {
-        let frame = SharedFrame::encode(&msg.into());
-        self.ws
-            .actions
-            .push(Action::Broadcast { frame, skip: None });
+        self.broadcast_skipping(msg.into(), None);
     }
 
     /// Send `msg` to every open connection of the server except this one.
     pub fn broadcast_others(&mut self, msg: impl Into<Message>) {
-        let frame = SharedFrame::encode(&msg.into());
-        let skip = Some(self.id());
-        self.ws.actions.push(Action::Broadcast { frame, skip });
+        let me = Some(self.id());
+        self.broadcast_skipping(msg.into(), me);
+    }
+
+    fn publish_skipping(&mut self, topic: &str, msg: Message, skip: Option<ConnId>) {
+        let (topic, frame) = (topic.into(), SharedFrame::encode(&msg));
+        self.ws
+            .actions
+            .push(Action::Deliver(Delivery::Publish { topic, frame, skip }));
+    }
+
+    fn broadcast_skipping(&mut self, msg: Message, skip: Option<ConnId>) {
+        let frame = SharedFrame::encode(&msg);
+        self.ws
+            .actions
+            .push(Action::Deliver(Delivery::Broadcast { frame, skip }));
     }
 
     /// Arm a timer: [`Handler::on_timer`](crate::Handler::on_timer) runs with `id` after `after`

@@ -34,21 +34,27 @@ pub(crate) enum Command {
     Send(ConnId, Message),
     /// Close one connection.
     Close(ConnId, CloseCode, String),
-    /// Deliver a pre-encoded frame to every local subscriber of a topic.
+    /// Deliver a publish or broadcast to this worker's connections.
+    Deliver(Delivery),
+    /// Several commands sent with one wake-up.
+    Batch(Vec<Command>),
+    /// Stop accepting, close every connection with 1001, exit when done.
+    Shutdown,
+}
+
+/// A frame encoded once, for the connections of a topic or for every connection; `skip` is the
+/// sender of a skip-sender publish. Cloning shares the frame.
+#[derive(Debug, Clone)]
+pub(crate) enum Delivery {
     Publish {
         topic: Arc<str>,
         frame: SharedFrame,
         skip: Option<ConnId>,
     },
-    /// Deliver a pre-encoded frame to every local open connection.
     Broadcast {
         frame: SharedFrame,
         skip: Option<ConnId>,
     },
-    /// Several commands sent with one wake-up.
-    Batch(Vec<Command>),
-    /// Stop accepting, close every connection with 1001, exit when done.
-    Shutdown,
 }
 
 /// How to reach one worker from another thread.
@@ -85,19 +91,9 @@ pub(crate) struct Shared {
     pub acceptor_waker: Option<Arc<Waker>>,
 }
 
-/// Deliver `frame` to every worker's subscribers of `topic` (used off-worker).
-pub(crate) fn publish_remote(
-    shared: &Shared,
-    topic: &str,
-    frame: SharedFrame,
-    skip: Option<ConnId>,
-) {
-    let topic: Arc<str> = Arc::from(topic);
+/// Hand a delivery to every worker (used off-worker: one command per worker).
+pub(crate) fn deliver_everywhere(shared: &Shared, delivery: Delivery) {
     for r in &shared.remotes {
-        r.send(Command::Publish {
-            topic: topic.clone(),
-            frame: frame.clone(),
-            skip,
-        });
+        r.send(Command::Deliver(delivery.clone()));
     }
 }

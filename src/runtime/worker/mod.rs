@@ -27,6 +27,7 @@ use crate::runtime::pubsub::{SharedFrame, Topics};
 use crate::runtime::stats::{bump, drop_one};
 use crate::runtime::timer::TimerWheel;
 use crate::runtime::upgrade::{self};
+use crate::runtime::Delivery;
 use crate::runtime::{Command, Shared};
 use crate::server::ConnId;
 
@@ -314,8 +315,7 @@ impl<F: Factory> Worker<F> {
                     self.ws.start_close(&mut conn.core, code, &reason);
                 }
             }
-            Command::Publish { topic, frame, skip } => self.fan_out_local(&topic, &frame, skip),
-            Command::Broadcast { frame, skip } => self.broadcast_local(&frame, skip),
+            Command::Deliver(d) => self.deliver_local(&d),
             Command::Batch(cmds) => cmds.into_iter().for_each(|c| self.command(c)),
             Command::Shutdown => self.begin_shutdown(),
         }
@@ -387,26 +387,22 @@ impl<F: Factory> Worker<F> {
         }
     }
 
+    fn deliver_local(&mut self, d: &Delivery) {
+        match d {
+            Delivery::Publish { topic, frame, skip } => self.fan_out_local(topic, frame, *skip),
+            Delivery::Broadcast { frame, skip } => self.broadcast_local(frame, *skip),
+        }
+    }
+
     /// Apply what handlers queued: local fan-out now, other workers at the end of the turn.
     fn run_actions(&mut self) {
         while !self.ws.actions.is_empty() {
             let actions = std::mem::take(&mut self.ws.actions);
             for a in actions {
                 match a {
-                    Action::Publish { topic, frame, skip } => {
-                        self.fan_out_local(&topic, &frame, skip);
-                        self.queue_for_others(|| Command::Publish {
-                            topic: topic.clone(),
-                            frame: frame.clone(),
-                            skip,
-                        });
-                    }
-                    Action::Broadcast { frame, skip } => {
-                        self.broadcast_local(&frame, skip);
-                        self.queue_for_others(|| Command::Broadcast {
-                            frame: frame.clone(),
-                            skip,
-                        });
+                    Action::Deliver(d) => {
+                        self.deliver_local(&d);
+                        self.queue_for_others(|| Command::Deliver(d.clone()));
                     }
                     Action::TopicEvent(name, active) => {
                         let f = self.factory.clone();

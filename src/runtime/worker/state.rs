@@ -18,6 +18,7 @@ use crate::runtime::connection::{flags, ConnCore, Phase};
 use crate::runtime::pubsub::{SharedFrame, Topics};
 use crate::runtime::stats::{bump, WorkerStats};
 use crate::runtime::timer::TimerWheel;
+use crate::runtime::Delivery;
 use crate::runtime::Shared;
 use crate::server::ConnId;
 use crate::BackpressurePolicy;
@@ -39,15 +40,9 @@ pub(crate) struct TimerEntry {
 /// Deferred work queued by handlers, applied right after the callback returns.
 #[derive(Debug)]
 pub(crate) enum Action {
-    Publish {
-        topic: Arc<str>,
-        frame: SharedFrame,
-        skip: Option<ConnId>,
-    },
-    Broadcast {
-        frame: SharedFrame,
-        skip: Option<ConnId>,
-    },
+    /// A publish or broadcast: local connections now, other workers at the end of the turn.
+    Deliver(Delivery),
+    /// A topic gained its first (`true`) or lost its last (`false`) subscriber.
     TopicEvent(Arc<str>, bool),
 }
 
