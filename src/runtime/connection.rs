@@ -62,8 +62,8 @@ pub(crate) struct Extra {
 pub(crate) struct ConnCore {
     pub stream: TcpStream,
     pub peer: SocketAddr,
-    /// Bytes of an incomplete request or frame; empty (no allocation) when idle.
-    pub rbuf: BytesMut,
+    /// Bytes of an incomplete request or frame; `None` (8 bytes, no allocation) when idle.
+    pub rbuf: Option<Box<BytesMut>>,
     /// Frames waiting for the socket.
     pub out: OutQueue,
     pub reader: Reader,
@@ -96,7 +96,7 @@ impl ConnCore {
         ConnCore {
             stream,
             peer,
-            rbuf: BytesMut::new(),
+            rbuf: None,
             out: OutQueue::default(),
             reader: Reader::new(),
             timer: None,
@@ -327,6 +327,6 @@ mod size {
             "ConnCore: {n} bytes, Reader: {}",
             std::mem::size_of::<Reader>()
         );
-        assert!(n <= 200, "ConnCore grew to {n} bytes");
+        assert!(n <= 176, "ConnCore grew to {n} bytes");
     }
 }

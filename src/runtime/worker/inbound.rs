@@ -50,12 +50,12 @@ impl<F: Factory> Worker<F> {
                     if conn.core.phase == Phase::Draining {
                         continue; // discard until EOF
                     }
-                    if conn.core.rbuf.is_empty() {
-                        self.process(slot, chunk);
-                    } else {
-                        conn.core.rbuf.extend_from_slice(&chunk);
-                        let buf = std::mem::take(&mut conn.core.rbuf);
-                        self.process(slot, buf);
+                    match conn.core.rbuf.take() {
+                        None => self.process(slot, chunk),
+                        Some(mut tail) => {
+                            tail.extend_from_slice(&chunk);
+                            self.process(slot, *tail);
+                        }
                     }
                     if n < want {
                         return; // drained: edge-triggered readiness will report new data
@@ -97,14 +97,14 @@ impl<F: Factory> Worker<F> {
             }
         }
         if let Some(conn) = self.conns.get_mut(slot) {
-            if buf.is_empty() {
-                conn.core.rbuf = BytesMut::new();
+            conn.core.rbuf = if buf.is_empty() {
+                None
             } else if buf.capacity() > 4 * buf.len() + 4096 {
                 // Don't let a small tail pin a large shared read block.
-                conn.core.rbuf = BytesMut::from(&buf[..]);
+                Some(Box::new(BytesMut::from(&buf[..])))
             } else {
-                conn.core.rbuf = buf;
-            }
+                Some(Box::new(buf))
+            };
         }
     }
 
@@ -250,7 +250,7 @@ impl<F: Factory> Worker<F> {
             return;
         };
         conn.core.phase = Phase::Draining;
-        conn.core.rbuf = BytesMut::new();
+        conn.core.rbuf = None;
         self.ws.mark_dirty(&mut conn.core);
         let deadline = self.ws.now + self.ws.shared.config.close_timeout;
         self.ws.arm(&mut conn.core, deadline);
