@@ -272,3 +272,43 @@ fn large_fragmented_message_round_trips() {
     }
     assert_eq!(c.recv_text().len(), text.len());
 }
+
+#[test]
+fn ping_flood_without_reading_meets_the_outbound_limit() {
+    // 64 KiB limit; 125-byte pings whose pongs the client never reads.
+    let (s, rx) = server_with(config().max_outbound_bytes(64 << 10));
+    let mut flood = Client::connect(s.addr);
+    let mut good = Client::connect(s.addr);
+    let ping = volley::protocol::frame::encode_frame(
+        OpCode::Ping,
+        true,
+        false,
+        &[7u8; 125],
+        Some([1, 2, 3, 4]),
+    );
+    let burst: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 1000)
+        .collect();
+    // Keep sending until the server gives up on us (the socket errors once it is dropped).
+    for _ in 0..2000 {
+        if std::io::Write::write_all(&mut flood.stream, &burst).is_err() {
+            break;
+        }
+        if s.handle.stats().slow_consumers_closed > 0 {
+            break;
+        }
+    }
+    util::wait_until(20, "slow consumer closed", || {
+        s.handle.stats().slow_consumers_closed == 1
+    });
+    let f = wait_close(&rx);
+    assert!(
+        f.code == CloseCode::ABNORMAL || f.code == CloseCode::POLICY,
+        "{f:?}"
+    );
+    good.send_text("fine");
+    assert_eq!(good.recv_text(), "fine");
+}

@@ -220,8 +220,13 @@ impl<F: Factory> Worker<F> {
             }
             Event::Ping(payload) => {
                 if conn.core.phase == Phase::Open {
-                    self.ws
-                        .queue_control(&mut conn.core, OpCode::Pong, &payload);
+                    // Pongs count against the outbound limit too: a peer that floods pings and
+                    // never reads meets the backpressure policy instead of growing our memory.
+                    let len = payload.len() + 2;
+                    if self.ws.admit(&mut conn.core, len).is_ok() {
+                        self.ws
+                            .queue_control(&mut conn.core, OpCode::Pong, &payload);
+                    }
                     self.call(slot, |h, ctx| h.on_ping(ctx, payload));
                 }
             }
