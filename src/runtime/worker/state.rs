@@ -189,8 +189,13 @@ impl WorkerState {
         if !core.can_send() {
             return Err(Error::Closed);
         }
-        let p = &payload[..payload.len().min(125)];
-        core.push(encode_frame(OpCode::Ping, true, false, p, None));
+        if payload.is_empty() {
+            // The heartbeat's ping: a static frame, no allocation.
+            core.push(Bytes::from_static(&[0x89, 0x00]));
+        } else {
+            let p = &payload[..payload.len().min(125)];
+            core.push(encode_frame(OpCode::Ping, true, false, p, None));
+        }
         self.mark_dirty(core);
         Ok(())
     }
