@@ -96,17 +96,15 @@ impl Dc {
     }
 
     fn send(&mut self, text: &str) {
+        self.send_compressed_text(text.as_bytes());
+    }
+
+    /// Compress `bytes` and send them as a text message (valid UTF-8 or not).
+    fn send_compressed_text(&mut self, bytes: &[u8]) {
         let mut out = Vec::new();
-        self.comp.compress(text.as_bytes(), &mut out);
-        self.s
-            .write_all(&encode_frame(
-                OpCode::Text,
-                true,
-                true,
-                &out,
-                Some([1, 2, 3, 4]),
-            ))
-            .unwrap();
+        self.comp.compress(bytes, &mut out);
+        let frame = encode_frame(OpCode::Text, true, true, &out, Some([1, 2, 3, 4]));
+        self.s.write_all(&frame).unwrap();
     }
 
     fn send_raw_compressed(&mut self, payload: &[u8]) {
@@ -295,16 +293,7 @@ fn corrupt_compressed_data_is_1002_and_bad_utf8_is_1007() {
         other => panic!("{other:?}"),
     }
     let mut c = Dc::connect(s.addr, Some(OFFER));
-    let mut out = Vec::new();
-    c.comp.compress(b"\xff\xfe invalid", &mut out);
-    c.s.write_all(&encode_frame(
-        OpCode::Text,
-        true,
-        true,
-        &out,
-        Some([1, 2, 3, 4]),
-    ))
-    .unwrap();
+    c.send_compressed_text(b"\xff\xfe invalid");
     match c.next() {
         Event::Close(Some(f)) => assert_eq!(f.code, CloseCode::INVALID_PAYLOAD),
         other => panic!("{other:?}"),

@@ -191,15 +191,7 @@ impl OutQueue {
             iov[k] = IoSlice::new(b);
             k += 1;
         }
-        loop {
-            return match w.write_vectored(&iov[..k]) {
-                Ok(0) => Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => Err(e),
-            };
-        }
+        attempt(|| w.write_vectored(&iov[..k]))
     }
 
     /// Write as much as `w` takes, up to 1024 buffers per `writev`. Returns the bytes written;
@@ -210,13 +202,7 @@ impl OutQueue {
             let n = if self.bufs.len() == 1 {
                 // One buffer (the common case of a single reply): a plain write is cheaper in the
                 // kernel than a one-element writev.
-                match w.write(&self.bufs[0]) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(total),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                }
+                attempt(|| w.write(&self.bufs[0]))?
             } else if self.bufs.len() <= SMALL_IOVECS {
                 self.writev::<SMALL_IOVECS, W>(w)?
             } else {
@@ -247,6 +233,20 @@ impl OutQueue {
             self.bufs.shrink_to_fit();
         }
         Ok(total)
+    }
+}
+
+/// Run one write system call: retried on EINTR, `Ok(0)` if it would block, an error if the
+/// socket accepted nothing.
+fn attempt(mut write: impl FnMut() -> io::Result<usize>) -> io::Result<usize> {
+    loop {
+        return match write() {
+            Ok(0) => Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(e),
+        };
     }
 }
 
