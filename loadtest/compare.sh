@@ -18,6 +18,8 @@
 #                     (rate 0 = closed loop: each publisher keeps BCAST_WINDOW of its own messages
 #                     in flight, so the figure is the server's fan-out capacity)
 #   SERVERS="volley tokio-tungstenite fastwebsockets"
+#                     (also volley-base: the echo and broadcast binaries in $VOLLEY_BASE, an
+#                     earlier build, to compare a change before and after in one run)
 #   ONLY="echo broadcast idle"   which scenario groups to run
 #   OUT=target/compare/<timestamp>
 set -euo pipefail
@@ -56,6 +58,7 @@ server_bin() {
         volley) echo "$ROOT/target/release/examples/$2" ;;
         tokio-tungstenite) echo "$PEER_TARGET/release/tt-$2" ;;
         fastwebsockets) echo "$PEER_TARGET/release/fws-$2" ;;
+        volley-base) echo "${VOLLEY_BASE:?set VOLLEY_BASE to a folder holding an earlier build of echo and broadcast}/$2" ;;
         *) echo "unknown server $1" >&2; exit 2 ;;
     esac
 }
