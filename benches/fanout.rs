@@ -12,7 +12,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use volley::bench_internals::OutQueue;
-use volley::protocol::frame::{encode_frame, OpCode};
+use volley::protocol::frame::{Frame, OpCode};
 
 const SUBSCRIBERS: usize = 10_000;
 
@@ -26,7 +26,7 @@ fn fanout(c: &mut Criterion) {
         (0..SUBSCRIBERS)
             .map(|_| {
                 let mut q = OutQueue::default();
-                q.push(encode_frame(OpCode::Text, true, false, b"warm", None));
+                q.push(Frame::text(b"warm").encode());
                 q.write_to(&mut std::io::sink()).unwrap();
                 q
             })
@@ -36,7 +36,7 @@ fn fanout(c: &mut Criterion) {
         b.iter_batched(
             fresh,
             |mut queues| {
-                let frame = encode_frame(OpCode::Text, true, false, &payload, None);
+                let frame = Frame::text(&payload).encode();
                 for q in &mut queues {
                     q.push(frame.clone());
                 }
@@ -50,7 +50,7 @@ fn fanout(c: &mut Criterion) {
             fresh,
             |mut queues| {
                 for q in &mut queues {
-                    q.push(encode_frame(OpCode::Text, true, false, &payload, None));
+                    q.push(Frame::text(&payload).encode());
                 }
                 queues
             },

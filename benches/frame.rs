@@ -9,7 +9,7 @@ use std::hint::black_box;
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use volley::protocol::frame::{encode_frame, FrameHeader, OpCode};
+use volley::protocol::frame::{Frame, FrameHeader, OpCode};
 use volley::protocol::reader::{Reader, ReaderConfig, Role};
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -26,7 +26,7 @@ fn config() -> ReaderConfig {
 fn text_frame(frame_len: usize) -> Vec<u8> {
     let payload_len = frame_len - FrameHeader::encoded_len(frame_len as u64 - 6, true);
     let payload: Vec<u8> = (0..payload_len).map(|i| b'a' + (i % 26) as u8).collect();
-    let frame = encode_frame(OpCode::Text, true, false, &payload, Some(KEY)).to_vec();
+    let frame = Frame::text(&payload).masked(KEY).encode().to_vec();
     assert_eq!(frame.len(), frame_len);
     frame
 }
@@ -83,7 +83,7 @@ fn frames(c: &mut Criterion) {
             } else {
                 OpCode::Continuation
             };
-            fragmented.extend_from_slice(&encode_frame(op, i == 9, false, &payload, Some(KEY)));
+            fragmented.extend_from_slice(&Frame::new(op, &payload).with_fin(i == 9).masked(KEY).encode());
         }
     }
     group.throughput(Throughput::Elements(100));

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 use crate::error::Error;
-use crate::message::{CloseFrame, Message};
+use crate::protocol::close::CloseFrame;
+use crate::protocol::message::Message;
 use crate::protocol::handshake::RequestHead;
 use crate::runtime::context::Context;
 

@@ -34,15 +34,16 @@
 mod config;
 mod error;
 mod handler;
-mod message;
 pub mod protocol;
 mod runtime;
 mod server;
 
 pub use config::{AcceptMode, BackpressurePolicy, Config, DeflateMode};
-pub use error::{Error, HandshakeError, ProtocolError};
+pub use error::Error;
 pub use handler::{Factory, Handler, Request, Response, Upgrade};
-pub use message::{CloseCode, CloseFrame, Message, Utf8Bytes};
+pub use protocol::close::{CloseCode, CloseFrame};
+pub use protocol::error::{HandshakeError, ProtocolError};
+pub use protocol::message::{Message, Utf8Bytes};
 pub use runtime::context::Context;
 pub use server::{ConnHandle, ConnId, Server, ServerBuilder, ServerHandle, Stats};
 

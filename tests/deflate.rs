@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use util::*;
 use volley::protocol::deflate::{Compressor, CompressorConfig, Decompressor};
-use volley::protocol::frame::{encode_frame, OpCode};
+use volley::protocol::frame::Frame;
 use volley::protocol::handshake;
 use volley::protocol::reader::{Event, Reader, ReaderConfig, Role};
 use volley::{CloseCode, Config, Context, DeflateMode, Handler, Message, Request, Upgrade};
@@ -103,19 +103,13 @@ impl Dc {
     fn send_compressed_text(&mut self, bytes: &[u8]) {
         let mut out = Vec::new();
         self.comp.compress(bytes, &mut out);
-        let frame = encode_frame(OpCode::Text, true, true, &out, Some([1, 2, 3, 4]));
+        let frame = Frame::text(&out).compressed().masked([1, 2, 3, 4]).encode();
         self.s.write_all(&frame).unwrap();
     }
 
     fn send_raw_compressed(&mut self, payload: &[u8]) {
         self.s
-            .write_all(&encode_frame(
-                OpCode::Binary,
-                true,
-                true,
-                payload,
-                Some([5, 6, 7, 8]),
-            ))
+            .write_all(&Frame::binary(payload).compressed().masked([5, 6, 7, 8]).encode())
             .unwrap();
     }
 

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 
-use volley::protocol::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use volley::protocol::frame::{Frame, FrameHeader, OpCode, MAX_HEADER_LEN};
 use volley::protocol::handshake::accept_key;
 use volley::protocol::mask::apply_mask;
 use volley::{Config, Context, Handler, Message, Request, Server, Upgrade};
@@ -67,17 +67,7 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
             OpCode::Pong => return Ok(()),
             op => op,
         };
-        let out = FrameHeader {
-            fin: true,
-            rsv1: false,
-            rsv2: false,
-            rsv3: false,
-            opcode: reply,
-            mask: None,
-            payload_len: payload.len() as u64,
-        };
-        let n = out.encode(&mut head);
-        w.write_all(&[&head[..n], &payload[..]].concat())?;
+        w.write_all(&Frame::new(reply, &payload).encode())?;
         if h.opcode == OpCode::Close {
             return Ok(());
         }

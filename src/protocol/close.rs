@@ -1,10 +1,11 @@
 //! Close frame rules (RFC 6455 §5.5.1, §7.4): which codes may appear on the wire, and parsing and
 //! encoding of close payloads.
 
+use std::fmt;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::error::ProtocolError;
-use crate::message::{CloseCode, CloseFrame};
+use crate::protocol::error::ProtocolError;
 
 /// Longest close reason that fits a control frame (125 − 2 bytes of code).
 pub const MAX_REASON_LEN: usize = 123;
@@ -50,6 +51,78 @@ pub fn encode_payload(code: CloseCode, reason: &str) -> Bytes {
     buf.put_u16(code.0);
     buf.put_slice(&reason.as_bytes()[..end]);
     buf.freeze()
+}
+
+/// A close status code (RFC 6455 §7.4).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CloseCode(pub u16);
+
+impl CloseCode {
+    /// 1000: normal closure.
+    pub const NORMAL: CloseCode = CloseCode(1000);
+    /// 1001: the endpoint is going away (server shutdown, page navigation).
+    pub const GOING_AWAY: CloseCode = CloseCode(1001);
+    /// 1002: protocol error.
+    pub const PROTOCOL: CloseCode = CloseCode(1002);
+    /// 1003: a data type the endpoint cannot accept.
+    pub const UNSUPPORTED: CloseCode = CloseCode(1003);
+    /// 1005: no status code was present (never sent on the wire).
+    pub const NO_STATUS: CloseCode = CloseCode(1005);
+    /// 1006: the connection ended without a close frame (never sent on the wire).
+    pub const ABNORMAL: CloseCode = CloseCode(1006);
+    /// 1007: a text message (or close reason) was not valid UTF-8.
+    pub const INVALID_PAYLOAD: CloseCode = CloseCode(1007);
+    /// 1008: a policy violation (rate limit, slow consumer, auth).
+    pub const POLICY: CloseCode = CloseCode(1008);
+    /// 1009: a frame or message exceeded a configured size limit.
+    pub const TOO_BIG: CloseCode = CloseCode(1009);
+    /// 1010: the client expected an extension the server did not negotiate.
+    pub const EXTENSION: CloseCode = CloseCode(1010);
+    /// 1011: the server hit an unexpected condition.
+    pub const INTERNAL: CloseCode = CloseCode(1011);
+
+}
+
+impl fmt::Debug for CloseCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CloseCode({})", self.0)
+    }
+}
+
+impl fmt::Display for CloseCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl From<u16> for CloseCode {
+    fn from(c: u16) -> Self {
+        CloseCode(c)
+    }
+}
+
+/// Why a connection closed: the code and the reason text.
+///
+/// A handler's `on_close` receives the peer's close frame, or
+/// [`CloseCode::NO_STATUS`] when the peer's close frame had no code, or [`CloseCode::ABNORMAL`]
+/// (1006) when the connection ended without a close handshake (reset, dead peer, timeout); the
+/// reason then says why (e.g. `"timeout"`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloseFrame {
+    /// The status code.
+    pub code: CloseCode,
+    /// The reason (at most 123 bytes on the wire).
+    pub reason: String,
+}
+
+impl CloseFrame {
+    /// A close frame with a code and a reason.
+    pub fn new(code: CloseCode, reason: impl Into<String>) -> Self {
+        CloseFrame {
+            code,
+            reason: reason.into(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use std::fmt;
 use bytes::Bytes;
 use zlib_rs::{Deflate, DeflateConfig, DeflateFlush, Inflate, InflateFlush, Status};
 
-use crate::error::ProtocolError;
+use crate::protocol::error::ProtocolError;
 
 /// The extension's registered name.
 pub const EXTENSION_NAME: &str = "permessage-deflate";

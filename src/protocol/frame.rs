@@ -18,8 +18,9 @@
 
 use bytes::Bytes;
 
-use crate::error::ProtocolError;
+use crate::protocol::error::ProtocolError;
 use crate::protocol::mask::apply_mask;
+use crate::protocol::message::Message;
 
 /// Longest possible frame header: 2 + 8 (length) + 4 (mask).
 pub const MAX_HEADER_LEN: usize = 14;
@@ -48,7 +49,7 @@ impl OpCode {
     }
 
     /// The opcode's 4-bit wire value.
-    pub fn as_u8(self) -> u8 {
+    pub const fn as_u8(self) -> u8 {
         match self {
             OpCode::Continuation => 0x0,
             OpCode::Text => 0x1,
@@ -198,34 +199,172 @@ impl FrameHeader {
     }
 }
 
-/// One complete frame (header + payload) in one allocation; the payload is masked with `mask` if
-/// given (client role).
-pub fn encode_frame(
-    opcode: OpCode,
-    fin: bool,
-    rsv1: bool,
-    payload: &[u8],
-    mask: Option<[u8; 4]>,
-) -> Bytes {
-    let header = FrameHeader {
-        fin,
-        rsv1,
-        rsv2: false,
-        rsv3: false,
-        opcode,
-        mask,
-        payload_len: payload.len() as u64,
-    };
-    let mut head = [0u8; MAX_HEADER_LEN];
-    let head_len = header.encode(&mut head);
-    let mut out = Vec::with_capacity(head_len + payload.len());
-    out.extend_from_slice(&head[..head_len]);
-    out.extend_from_slice(payload);
-    if let Some(key) = mask {
-        apply_mask(&mut out[head_len..], key, 0);
+impl FrameHeader {
+    /// A final, unmasked header with no reserved bits: the common case, adjusted with the
+    /// builder methods below (`FrameHeader::new(OpCode::Text, 5).compressed()`).
+    pub const fn new(opcode: OpCode, payload_len: u64) -> Self {
+        FrameHeader {
+            fin: true,
+            rsv1: false,
+            rsv2: false,
+            rsv3: false,
+            opcode,
+            mask: None,
+            payload_len,
+        }
     }
-    // `len == capacity`, so this conversion keeps the allocation.
-    Bytes::from(out)
+
+    /// This header with FIN cleared: more fragments follow.
+    pub const fn not_final(mut self) -> Self {
+        self.fin = false;
+        self
+    }
+
+    /// This header with FIN set as given.
+    pub const fn with_fin(mut self, fin: bool) -> Self {
+        self.fin = fin;
+        self
+    }
+
+    /// This header with RSV1 set: a permessage-deflate compressed message (RFC 7692 §6).
+    pub const fn compressed(mut self) -> Self {
+        self.rsv1 = true;
+        self
+    }
+
+    /// This header with a masking key (the client role).
+    pub const fn masked(mut self, key: [u8; 4]) -> Self {
+        self.mask = Some(key);
+        self
+    }
+
+    /// Append this header to `out`, then the payload that `fill` appends (exactly
+    /// `payload_len` bytes), masked in place if the header has a key: a frame written straight
+    /// into a send buffer, without building the payload elsewhere first.
+    pub fn write_frame(&self, out: &mut Vec<u8>, fill: impl FnOnce(&mut Vec<u8>)) {
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let head_len = self.encode(&mut head);
+        out.extend_from_slice(&head[..head_len]);
+        let start = out.len();
+        fill(out);
+        debug_assert_eq!(
+            (out.len() - start) as u64,
+            self.payload_len,
+            "payload length differs from the header's"
+        );
+        if let Some(key) = self.mask {
+            apply_mask(&mut out[start..], key, 0);
+        }
+    }
+}
+
+/// An empty final unmasked control frame of `opcode` (2 bytes), computed at compile time:
+/// heartbeat pings go out as a `static` without allocating. Equal to
+/// `Frame::new(opcode, b"").encode()`.
+pub const fn empty_control_frame(opcode: OpCode) -> [u8; 2] {
+    [0x80 | opcode.as_u8(), 0]
+}
+
+/// One outgoing frame: a header and the payload it describes, built with named constructors
+/// (`Frame::text(b"hi")`, `Frame::ping(b"")`, `Frame::binary(p).not_final().masked(key)`) and
+/// encoded into one buffer. The only way volley (and its loadtest) encodes frames.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    header: FrameHeader,
+    payload: &'a [u8],
+}
+
+impl<'a> Frame<'a> {
+    /// A final, unmasked frame of `opcode` carrying `payload`.
+    pub const fn new(opcode: OpCode, payload: &'a [u8]) -> Self {
+        Frame {
+            header: FrameHeader::new(opcode, payload.len() as u64),
+            payload,
+        }
+    }
+
+    /// A text frame (the payload must be UTF-8 once all fragments are joined).
+    pub const fn text(payload: &'a [u8]) -> Self {
+        Frame::new(OpCode::Text, payload)
+    }
+
+    /// A binary frame.
+    pub const fn binary(payload: &'a [u8]) -> Self {
+        Frame::new(OpCode::Binary, payload)
+    }
+
+    /// A continuation frame (a later fragment of a message).
+    pub const fn continuation(payload: &'a [u8]) -> Self {
+        Frame::new(OpCode::Continuation, payload)
+    }
+
+    /// A ping (payload of at most 125 bytes).
+    pub const fn ping(payload: &'a [u8]) -> Self {
+        Frame::new(OpCode::Ping, payload)
+    }
+
+    /// A pong (payload of at most 125 bytes).
+    pub const fn pong(payload: &'a [u8]) -> Self {
+        Frame::new(OpCode::Pong, payload)
+    }
+
+    /// A close frame carrying an already encoded close payload (see
+    /// [`close::encode_payload`](crate::protocol::close::encode_payload)).
+    pub const fn close(payload: &'a [u8]) -> Self {
+        Frame::new(OpCode::Close, payload)
+    }
+
+    /// The single frame carrying a whole message: text or binary as the message is.
+    pub fn message(msg: &'a Message) -> Self {
+        Frame::new(msg.opcode(), msg.as_bytes())
+    }
+
+    /// FIN cleared: more fragments follow.
+    pub const fn not_final(mut self) -> Self {
+        self.header = self.header.not_final();
+        self
+    }
+
+    /// FIN set as given (for loops that emit the last fragment differently).
+    pub const fn with_fin(mut self, fin: bool) -> Self {
+        self.header = self.header.with_fin(fin);
+        self
+    }
+
+    /// RSV1 set: the payload is a permessage-deflate compressed message.
+    pub const fn compressed(mut self) -> Self {
+        self.header = self.header.compressed();
+        self
+    }
+
+    /// Masked with `key` (the client role); the payload is masked while encoding.
+    pub const fn masked(mut self, key: [u8; 4]) -> Self {
+        self.header = self.header.masked(key);
+        self
+    }
+
+    /// The header this frame is sent with.
+    pub const fn header(&self) -> FrameHeader {
+        self.header
+    }
+
+    /// Append the whole frame (header, then the payload, masked if a key is set) to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.reserve(MAX_HEADER_LEN + self.payload.len());
+        self.header
+            .write_frame(out, |o| o.extend_from_slice(self.payload));
+    }
+
+    /// The whole frame in one allocation.
+    pub fn encode(&self) -> Bytes {
+        let mut out = Vec::with_capacity(
+            FrameHeader::encoded_len(self.payload.len() as u64, self.header.mask.is_some())
+                + self.payload.len(),
+        );
+        self.encode_into(&mut out);
+        // `len == capacity`, so this conversion keeps the allocation.
+        Bytes::from(out)
+    }
 }
 
 #[cfg(test)]
@@ -370,31 +509,35 @@ mod tests {
     fn rfc_examples() {
         // RFC 6455 §5.7.
         assert_eq!(
-            &encode_frame(OpCode::Text, true, false, b"Hello", None)[..],
+            &Frame::text(b"Hello").encode()[..],
             &[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]
         );
         assert_eq!(
-            &encode_frame(
-                OpCode::Text,
-                true,
-                false,
-                b"Hello",
-                Some([0x37, 0xfa, 0x21, 0x3d])
-            )[..],
+            &Frame::text(b"Hello").masked([0x37, 0xfa, 0x21, 0x3d]).encode()[..],
             &[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]
         );
         assert_eq!(
-            &encode_frame(OpCode::Text, false, false, b"Hel", None)[..],
+            &Frame::text(b"Hel").not_final().encode()[..],
             &[0x01, 0x03, 0x48, 0x65, 0x6c]
         );
         assert_eq!(
-            &encode_frame(OpCode::Continuation, true, false, b"lo", None)[..],
+            &Frame::continuation(b"lo").encode()[..],
             &[0x80, 0x02, 0x6c, 0x6f]
         );
-        let f = encode_frame(OpCode::Binary, true, false, &[0u8; 256], None);
+        let f = Frame::binary(&[0u8; 256]).encode();
         assert_eq!(&f[..4], &[0x82, 0x7E, 0x01, 0x00]);
-        let f = encode_frame(OpCode::Binary, true, false, &[0u8; 65536], None);
+        let f = Frame::binary(&[0u8; 65536]).encode();
         assert_eq!(&f[..10], &[0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0]);
+    }
+
+    #[test]
+    fn empty_control_frames_match_the_encoder() {
+        for op in [OpCode::Ping, OpCode::Pong, OpCode::Close] {
+            assert_eq!(
+                &empty_control_frame(op)[..],
+                &Frame::new(op, b"").encode()[..]
+            );
+        }
     }
 
     #[test]
@@ -402,7 +545,7 @@ mod tests {
         for len in [0usize, 1, 125, 126, 1000, 65535, 65536] {
             let payload: Vec<u8> = (0..len).map(|i| (i * 31) as u8).collect();
             let key = [0xA1, 0xB2, 0xC3, 0xD4];
-            let frame = encode_frame(OpCode::Binary, true, true, &payload, Some(key));
+            let frame = Frame::binary(&payload).compressed().masked(key).encode();
             assert_eq!(
                 frame.len(),
                 FrameHeader::encoded_len(len as u64, true) + len

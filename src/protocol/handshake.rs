@@ -16,7 +16,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
-use crate::error::HandshakeError;
+use crate::protocol::error::HandshakeError;
 
 /// The GUID appended to the key before hashing (RFC 6455 §1.3).
 const WS_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";

@@ -8,8 +8,9 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use crate::error::ProtocolError;
-use crate::message::{CloseFrame, Message, Utf8Bytes};
+use crate::protocol::error::ProtocolError;
+use crate::protocol::close::CloseFrame;
+use crate::protocol::message::{Message, Utf8Bytes};
 use crate::protocol::close;
 use crate::protocol::frame::{FrameHeader, OpCode};
 use crate::protocol::mask::apply_mask;
@@ -336,8 +337,8 @@ fn too_large(size: u64, cfg: &ReaderConfig) -> ProtocolError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::CloseCode;
-    use crate::protocol::frame::encode_frame;
+    use crate::protocol::close::CloseCode;
+    use crate::protocol::frame::Frame;
 
     const KEYS: [[u8; 4]; 4] = [
         [0x37, 0xfa, 0x21, 0x3d],
@@ -365,12 +366,13 @@ mod tests {
 
     fn cfr(op: OpCode, fin: bool, rsv1: bool, payload: &[u8]) -> Vec<u8> {
         let key = KEYS[payload.len() % KEYS.len()];
-        encode_frame(op, fin, rsv1, payload, Some(key)).to_vec()
+        let frame = Frame::new(op, payload).with_fin(fin).masked(key);
+        if rsv1 { frame.compressed() } else { frame }.encode().to_vec()
     }
 
     /// An unmasked frame as a server sends it.
     fn sf(op: OpCode, fin: bool, payload: &[u8]) -> Vec<u8> {
-        encode_frame(op, fin, false, payload, None).to_vec()
+        Frame::new(op, payload).with_fin(fin).encode().to_vec()
     }
 
     fn cat(frames: &[Vec<u8>]) -> Vec<u8> {
@@ -1051,13 +1053,7 @@ mod tests {
                     };
                     let key = (rng.next() as u32).to_ne_bytes();
                     let fin = i + 1 == cuts.len();
-                    input.extend_from_slice(&encode_frame(
-                        op,
-                        fin,
-                        false,
-                        &payload[from..to],
-                        Some(key),
-                    ));
+                    input.extend_from_slice(&Frame::new(op, &payload[from..to]).with_fin(fin).masked(key).encode());
                     from = to;
                     if !fin && rng.below(3) == 0 {
                         let ping = vec![rng.next() as u8; rng.below(126)];

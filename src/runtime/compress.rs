@@ -14,12 +14,12 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 
 use crate::config::{Config, DeflateMode};
-use crate::error::ProtocolError;
-use crate::message::Message;
+use crate::protocol::error::ProtocolError;
+use crate::protocol::message::Message;
 use crate::protocol::deflate::{
     negotiate, Compressor, CompressorConfig, Decompressor, DeflateOptions, Negotiated,
 };
-use crate::protocol::frame::{encode_frame, OpCode};
+use crate::protocol::frame::Frame;
 
 /// A connection's negotiated parameters and its own contexts (dedicated mode only).
 #[derive(Debug)]
@@ -90,12 +90,7 @@ impl WorkerDeflate {
     }
 
     fn frame(&self, msg: &Message) -> Bytes {
-        let opcode = if msg.is_text() {
-            OpCode::Text
-        } else {
-            OpCode::Binary
-        };
-        encode_frame(opcode, true, true, &self.buf, None)
+        Frame::new(msg.opcode(), &self.buf).compressed().encode()
     }
 
     /// The whole compressed frame for `msg` on this connection, or `None` to send it plain

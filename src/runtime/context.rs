@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::message::{CloseCode, Message};
+use crate::protocol::close::CloseCode;
+use crate::protocol::message::Message;
 use crate::runtime::connection::{ConnCore, Phase};
 use crate::runtime::pubsub::SharedFrame;
 use crate::runtime::worker::{Action, WorkerState};

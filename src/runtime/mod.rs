@@ -20,7 +20,8 @@ use crossbeam_channel::Sender;
 use mio::Waker;
 
 use crate::config::Config;
-use crate::message::{CloseCode, Message};
+use crate::protocol::close::CloseCode;
+use crate::protocol::message::Message;
 use crate::server::ConnId;
 use pubsub::SharedFrame;
 use stats::WorkerStats;

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use slab::Slab;
 
-use crate::message::Message;
-use crate::protocol::frame::{encode_frame, OpCode};
+use crate::protocol::message::Message;
+use crate::protocol::frame::Frame;
 use crate::runtime::compress::LazyDeflated;
 
 /// A message encoded once as a complete server frame, shared by reference.
@@ -29,13 +29,8 @@ pub(crate) struct SharedFrame {
 impl SharedFrame {
     /// Encode `msg` into one frame.
     pub fn encode(msg: &Message) -> Self {
-        let opcode = if msg.is_text() {
-            OpCode::Text
-        } else {
-            OpCode::Binary
-        };
         SharedFrame {
-            plain: encode_frame(opcode, true, false, msg.as_bytes(), None),
+            plain: Frame::message(msg).encode(),
             msg: msg.clone(),
             deflated: Default::default(),
         }

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use bytes::BytesMut;
 
 use crate::config::Config;
-use crate::error::HandshakeError;
+use crate::protocol::error::HandshakeError;
 use crate::handler::{Factory, Request, Response, Upgrade};
 use crate::protocol::deflate::Negotiated;
 use crate::protocol::handshake::{self, write_response};

@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use volley::protocol::frame::{encode_frame, OpCode};
+use volley::protocol::frame::{Frame, OpCode};
 use volley::protocol::handshake;
 use volley::protocol::reader::{Event, Reader, ReaderConfig, Role};
 use volley::{CloseCode, CloseFrame, Config, Factory, Message, Server, ServerHandle};
@@ -171,7 +171,7 @@ impl Client {
     }
 
     pub fn send_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) {
-        let f = encode_frame(opcode, fin, false, payload, Some(MASK));
+        let f = Frame::new(opcode, payload).with_fin(fin).masked(MASK).encode();
         self.stream.write_all(&f).unwrap();
     }
 

@@ -11,8 +11,7 @@ use bytes::BytesMut;
 use mio::net::TcpStream;
 use socket2::{Domain, Protocol, Socket, Type};
 use volley::protocol::deflate::Decompressor;
-use volley::protocol::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
-use volley::protocol::mask::apply_mask;
+use volley::protocol::frame::{FrameHeader, OpCode};
 use volley::protocol::reader::Reader;
 
 use crate::deflate::Agreed;
@@ -137,42 +136,20 @@ impl Conn {
     pub fn push_control(&mut self, opcode: OpCode, payload: &[u8], rng: &mut Rng) {
         push_frame(
             &mut self.wbuf,
-            opcode,
-            false,
-            payload.len(),
+            FrameHeader::new(opcode, payload.len() as u64),
             rng.mask(),
             |o| o.extend_from_slice(payload),
         );
     }
 }
 
-/// Append a masked frame to `out`: the library encodes the header and masks the payload in place.
+/// Append a masked frame to `out`: the library encodes the header, `fill` writes the payload
+/// straight into the buffer, and it is masked in place.
 pub fn push_frame(
     out: &mut Vec<u8>,
-    opcode: OpCode,
-    rsv1: bool,
-    len: usize,
+    header: FrameHeader,
     mask: [u8; 4],
     fill: impl FnOnce(&mut Vec<u8>),
 ) {
-    let header = FrameHeader {
-        fin: true,
-        rsv1,
-        rsv2: false,
-        rsv3: false,
-        opcode,
-        mask: Some(mask),
-        payload_len: len as u64,
-    };
-    let mut head = [0u8; MAX_HEADER_LEN];
-    let n = header.encode(&mut head);
-    out.extend_from_slice(&head[..n]);
-    let start = out.len();
-    fill(out);
-    debug_assert_eq!(
-        out.len() - start,
-        len,
-        "payload length differs from the header's"
-    );
-    apply_mask(&mut out[start..], mask, 0);
+    header.masked(mask).write_frame(out, fill);
 }

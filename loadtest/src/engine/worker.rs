@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use mio::{Events, Interest, Poll, Token};
 use volley::protocol::deflate::{Compressor, CompressorConfig, Decompressor};
-use volley::protocol::frame::OpCode;
+use volley::protocol::frame::{FrameHeader, OpCode};
 use volley::protocol::handshake;
 use volley::protocol::reader::{Event, ReaderConfig, Role};
 
@@ -759,9 +759,7 @@ impl Ctx {
             let pattern = &self.pattern;
             push_frame(
                 &mut c.wbuf,
-                OpCode::Binary,
-                false,
-                self.opts.size,
+                FrameHeader::new(OpCode::Binary, self.opts.size as u64),
                 mask,
                 |o| fill(pattern, o),
             );
@@ -779,9 +777,12 @@ impl Ctx {
         self.packed.clear();
         comp.compress(&self.plain, &mut self.packed);
         let packed = &self.packed;
-        push_frame(&mut c.wbuf, OpCode::Binary, true, packed.len(), mask, |o| {
-            o.extend_from_slice(packed)
-        });
+        push_frame(
+            &mut c.wbuf,
+            FrameHeader::new(OpCode::Binary, packed.len() as u64).compressed(),
+            mask,
+            |o| o.extend_from_slice(packed),
+        );
     }
 
     /// Inflate a compressed message: with the thread's shared decompressor when the server resets

@@ -5,9 +5,11 @@ use std::io::{self, Read};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::error::{Error, ProtocolError};
+use crate::error::Error;
+use crate::protocol::error::ProtocolError;
 use crate::handler::{Factory, Handler};
-use crate::message::{CloseCode, CloseFrame, Message, Utf8Bytes};
+use crate::protocol::close::{CloseCode, CloseFrame};
+use crate::protocol::message::{Message, Utf8Bytes};
 use crate::protocol::close;
 use crate::protocol::frame::OpCode;
 use crate::protocol::reader::Event;

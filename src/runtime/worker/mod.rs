@@ -18,7 +18,7 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::handler::{Factory, Handler};
-use crate::message::{CloseCode, CloseFrame};
+use crate::protocol::close::{CloseCode, CloseFrame};
 use crate::protocol::reader::{ReaderConfig, Role};
 use crate::runtime::compress::WorkerDeflate;
 use crate::runtime::connection::{flags, ConnCore, Phase};

@@ -4,7 +4,7 @@
 use mio::{Interest, Token};
 
 use crate::handler::{Factory, Handler};
-use crate::message::CloseCode;
+use crate::protocol::close::CloseCode;
 use crate::runtime::connection::{flags, Phase};
 use crate::runtime::stats::bump;
 

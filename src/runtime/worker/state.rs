@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::error::Error;
-use crate::message::{CloseCode, Message};
+use crate::protocol::close::CloseCode;
+use crate::protocol::message::Message;
 use crate::protocol::close;
-use crate::protocol::frame::{encode_frame, FrameHeader, OpCode, MAX_HEADER_LEN};
+use crate::protocol::frame::{empty_control_frame, Frame, OpCode, MAX_HEADER_LEN};
 use crate::protocol::reader::ReaderConfig;
 use crate::runtime::compress::WorkerDeflate;
 use crate::runtime::connection::{flags, ConnCore, Phase};
@@ -20,6 +21,9 @@ use crate::runtime::stats::{bump, WorkerStats};
 use crate::runtime::timer::TimerWheel;
 use crate::runtime::Delivery;
 use crate::runtime::Shared;
+
+/// The heartbeat's ping, encoded once at compile time.
+static EMPTY_PING: [u8; 2] = empty_control_frame(OpCode::Ping);
 use crate::server::ConnId;
 use crate::BackpressurePolicy;
 
@@ -88,11 +92,6 @@ impl WorkerState {
         if !core.can_send() {
             return Err(Error::Closed);
         }
-        let opcode = if msg.is_text() {
-            OpCode::Text
-        } else {
-            OpCode::Binary
-        };
         let payload = msg.as_bytes();
         let total = payload.len() + MAX_HEADER_LEN;
         // Admit before compressing: a context-takeover compressor must never see a message the
@@ -101,19 +100,11 @@ impl WorkerState {
         if let Some(frame) = self.compressed(core, msg, None) {
             core.push(frame);
         } else if payload.len() <= COPY_THRESHOLD {
-            core.push(encode_frame(opcode, true, false, payload, None));
+            core.push(Frame::message(msg).encode());
         } else {
-            let header = FrameHeader {
-                fin: true,
-                rsv1: false,
-                rsv2: false,
-                rsv3: false,
-                opcode,
-                mask: None,
-                payload_len: payload.len() as u64,
-            };
+            // A large payload is queued by reference after its own header (no copy).
             let mut h = [0u8; MAX_HEADER_LEN];
-            let n = header.encode(&mut h);
+            let n = Frame::message(msg).header().encode(&mut h);
             core.push(Bytes::copy_from_slice(&h[..n]));
             core.push(msg.clone().into_bytes());
         }
@@ -191,17 +182,17 @@ impl WorkerState {
         }
         if payload.is_empty() {
             // The heartbeat's ping: a static frame, no allocation.
-            core.push(Bytes::from_static(&[0x89, 0x00]));
+            core.push(Bytes::from_static(&EMPTY_PING));
         } else {
             let p = &payload[..payload.len().min(125)];
-            core.push(encode_frame(OpCode::Ping, true, false, p, None));
+            core.push(Frame::ping(p).encode());
         }
         self.mark_dirty(core);
         Ok(())
     }
 
     pub(super) fn queue_control(&mut self, core: &mut ConnCore, opcode: OpCode, payload: &[u8]) {
-        core.push(encode_frame(opcode, true, false, payload, None));
+        core.push(Frame::new(opcode, payload).encode());
         self.mark_dirty(core);
     }
 
