@@ -83,7 +83,12 @@ fn frames(c: &mut Criterion) {
             } else {
                 OpCode::Continuation
             };
-            fragmented.extend_from_slice(&Frame::new(op, &payload).with_fin(i == 9).masked(KEY).encode());
+            fragmented.extend_from_slice(
+                &Frame::new(op, &payload)
+                    .with_fin(i == 9)
+                    .masked(KEY)
+                    .encode(),
+            );
         }
     }
     group.throughput(Throughput::Elements(100));

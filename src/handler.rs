@@ -7,8 +7,8 @@ use bytes::Bytes;
 
 use crate::error::Error;
 use crate::protocol::close::CloseFrame;
-use crate::protocol::message::Message;
 use crate::protocol::handshake::RequestHead;
+use crate::protocol::message::Message;
 use crate::runtime::context::Context;
 
 /// A per-connection WebSocket handler. It owns the connection's state (`&mut self`) and lives on

@@ -109,7 +109,12 @@ impl Dc {
 
     fn send_raw_compressed(&mut self, payload: &[u8]) {
         self.s
-            .write_all(&Frame::binary(payload).compressed().masked([5, 6, 7, 8]).encode())
+            .write_all(
+                &Frame::binary(payload)
+                    .compressed()
+                    .masked([5, 6, 7, 8])
+                    .encode(),
+            )
             .unwrap();
     }
 

@@ -211,7 +211,9 @@ fn masked_frame_split_at_every_byte_boundary() {
     let mut c = Client::connect(s.addr);
     c.stream.set_nodelay(true).unwrap();
     let payload: Vec<u8> = (0..300u32).map(|i| (i * 7) as u8).collect();
-    let f = volley::protocol::frame::Frame::binary(&payload).masked([9, 8, 7, 6]).encode();
+    let f = volley::protocol::frame::Frame::binary(&payload)
+        .masked([9, 8, 7, 6])
+        .encode();
     for split in [1usize, 2, 3, 5, 7, 13, 150] {
         for chunk in f.chunks(split) {
             c.send_raw(chunk);
@@ -273,7 +275,9 @@ fn ping_flood_without_reading_meets_the_outbound_limit() {
     let (s, rx) = server_with(config().max_outbound_bytes(64 << 10));
     let mut flood = Client::connect(s.addr);
     let mut good = Client::connect(s.addr);
-    let ping = volley::protocol::frame::Frame::ping(&[7u8; 125]).masked([1, 2, 3, 4]).encode();
+    let ping = volley::protocol::frame::Frame::ping(&[7u8; 125])
+        .masked([1, 2, 3, 4])
+        .encode();
     let burst: Vec<u8> = ping
         .iter()
         .copied()

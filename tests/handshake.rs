@@ -228,7 +228,11 @@ fn request_split_into_segments_and_coalesced_with_frames() {
     // Request and the first frame in one write: the frame must not be lost.
     let mut st = TcpStream::connect(s.addr).unwrap();
     let mut bytes = upgrade_request("/", "").into_bytes();
-    bytes.extend_from_slice(&volley::protocol::frame::Frame::text(b"early").masked([1, 2, 3, 4]).encode());
+    bytes.extend_from_slice(
+        &volley::protocol::frame::Frame::text(b"early")
+            .masked([1, 2, 3, 4])
+            .encode(),
+    );
     st.write_all(&bytes).unwrap();
     st.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut got = Vec::new();

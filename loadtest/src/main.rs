@@ -3,7 +3,6 @@
 
 mod cli;
 mod coord;
-mod deflate;
 mod engine;
 mod hist;
 mod payload;

@@ -80,7 +80,6 @@ impl CloseCode {
     pub const EXTENSION: CloseCode = CloseCode(1010);
     /// 1011: the server hit an unexpected condition.
     pub const INTERNAL: CloseCode = CloseCode(1011);
-
 }
 
 impl fmt::Debug for CloseCode {

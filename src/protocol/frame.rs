@@ -343,6 +343,12 @@ impl<'a> Frame<'a> {
         self
     }
 
+    /// Length of the encoded frame, header included.
+    pub fn encoded_len(&self) -> usize {
+        FrameHeader::encoded_len(self.header.payload_len, self.header.mask.is_some())
+            + self.payload.len()
+    }
+
     /// The header this frame is sent with.
     pub const fn header(&self) -> FrameHeader {
         self.header
@@ -350,17 +356,14 @@ impl<'a> Frame<'a> {
 
     /// Append the whole frame (header, then the payload, masked if a key is set) to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        out.reserve(MAX_HEADER_LEN + self.payload.len());
+        out.reserve(self.encoded_len());
         self.header
             .write_frame(out, |o| o.extend_from_slice(self.payload));
     }
 
     /// The whole frame in one allocation.
     pub fn encode(&self) -> Bytes {
-        let mut out = Vec::with_capacity(
-            FrameHeader::encoded_len(self.payload.len() as u64, self.header.mask.is_some())
-                + self.payload.len(),
-        );
+        let mut out = Vec::with_capacity(self.encoded_len());
         self.encode_into(&mut out);
         // `len == capacity`, so this conversion keeps the allocation.
         Bytes::from(out)
@@ -513,7 +516,9 @@ mod tests {
             &[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]
         );
         assert_eq!(
-            &Frame::text(b"Hello").masked([0x37, 0xfa, 0x21, 0x3d]).encode()[..],
+            &Frame::text(b"Hello")
+                .masked([0x37, 0xfa, 0x21, 0x3d])
+                .encode()[..],
             &[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]
         );
         assert_eq!(

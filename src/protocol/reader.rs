@@ -8,12 +8,12 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use crate::protocol::error::ProtocolError;
-use crate::protocol::close::CloseFrame;
-use crate::protocol::message::{Message, Utf8Bytes};
 use crate::protocol::close;
+use crate::protocol::close::CloseFrame;
+use crate::protocol::error::ProtocolError;
 use crate::protocol::frame::{FrameHeader, OpCode};
 use crate::protocol::mask::apply_mask;
+use crate::protocol::message::{Message, Utf8Bytes};
 use crate::protocol::utf8::Utf8Validator;
 
 /// Which side of the connection we are: servers require masked frames, clients refuse them.
@@ -367,7 +367,9 @@ mod tests {
     fn cfr(op: OpCode, fin: bool, rsv1: bool, payload: &[u8]) -> Vec<u8> {
         let key = KEYS[payload.len() % KEYS.len()];
         let frame = Frame::new(op, payload).with_fin(fin).masked(key);
-        if rsv1 { frame.compressed() } else { frame }.encode().to_vec()
+        if rsv1 { frame.compressed() } else { frame }
+            .encode()
+            .to_vec()
     }
 
     /// An unmasked frame as a server sends it.
@@ -1053,7 +1055,12 @@ mod tests {
                     };
                     let key = (rng.next() as u32).to_ne_bytes();
                     let fin = i + 1 == cuts.len();
-                    input.extend_from_slice(&Frame::new(op, &payload[from..to]).with_fin(fin).masked(key).encode());
+                    input.extend_from_slice(
+                        &Frame::new(op, &payload[from..to])
+                            .with_fin(fin)
+                            .masked(key)
+                            .encode(),
+                    );
                     from = to;
                     if !fin && rng.below(3) == 0 {
                         let ping = vec![rng.next() as u8; rng.below(126)];

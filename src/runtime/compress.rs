@@ -1,5 +1,6 @@
-//! permessage-deflate in the runtime: which compressor or decompressor a message uses, per
-//! [`DeflateMode`]. The codec itself is [`crate::protocol::deflate`].
+//! permessage-deflate in the runtime: where the contexts live (per worker or per connection) and
+//! which compressor an outgoing message uses, per [`DeflateMode`]. The codec, and turning a
+//! compressed message into a finished one, is [`crate::protocol::deflate`].
 //!
 //! - `Shared`: every connection agrees `server_no_context_takeover` and
 //!   `client_no_context_takeover`, so one compressor per worker (per window size) and one
@@ -14,27 +15,28 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 
 use crate::config::{Config, DeflateMode};
-use crate::protocol::error::ProtocolError;
-use crate::protocol::message::Message;
 use crate::protocol::deflate::{
-    negotiate, Compressor, CompressorConfig, Decompressor, DeflateOptions, Negotiated,
+    negotiate, Compressor, CompressorConfig, DeflateOptions, InflateState, Inflater, Negotiated,
 };
 use crate::protocol::frame::Frame;
+use crate::protocol::message::Message;
 
 /// A connection's negotiated parameters and its own contexts (dedicated mode only).
 #[derive(Debug)]
 pub(crate) struct ConnDeflate {
     pub neg: Negotiated,
     compressor: Option<Box<Compressor>>,
-    decompressor: Option<Box<Decompressor>>,
+    /// The receiving side (the protocol layer picks the worker's shared context or this
+    /// connection's own).
+    pub inflate: InflateState,
 }
 
 impl ConnDeflate {
     pub fn new(neg: Negotiated) -> Self {
         ConnDeflate {
+            inflate: neg.server_inflate(),
             neg,
             compressor: None,
-            decompressor: None,
         }
     }
 
@@ -52,8 +54,9 @@ pub(crate) struct WorkerDeflate {
     threshold: usize,
     /// Reset-per-message compressors, by window bits − 8.
     shared: [Option<Box<Compressor>>; 8],
-    /// Reset-per-message decompressor for connections that agreed client_no_context_takeover.
-    inflater: Option<Box<Decompressor>>,
+    /// Inflates compressed messages into finished ones; holds the reset-per-message
+    /// decompressor shared by connections that agreed client_no_context_takeover.
+    pub inflater: Inflater,
     buf: Vec<u8>,
 }
 
@@ -63,7 +66,7 @@ impl WorkerDeflate {
             options: options(cfg),
             threshold: cfg.compression_threshold,
             shared: Default::default(),
-            inflater: None,
+            inflater: Inflater::new(),
             buf: Vec::new(),
         }
     }
@@ -134,28 +137,6 @@ impl WorkerDeflate {
             .compress(msg.as_bytes(), &mut buf);
         self.buf = buf;
         self.frame(msg)
-    }
-
-    /// Inflate a compressed message, bounded by `max` bytes.
-    pub fn decompress(
-        &mut self,
-        conn: &mut ConnDeflate,
-        payload: &[u8],
-        max: usize,
-    ) -> Result<Bytes, ProtocolError> {
-        if conn.neg.client_no_context_takeover {
-            // The client resets its context after every message: one worker-wide inflater
-            // (reset after each message) serves every such connection.
-            let d = self
-                .inflater
-                .get_or_insert_with(|| Box::new(Decompressor::new(15, true)));
-            return d.decompress(payload, max);
-        }
-        let neg = &conn.neg;
-        let d = conn
-            .decompressor
-            .get_or_insert_with(|| Box::new(neg.decompressor()));
-        d.decompress(payload, max)
     }
 }
 

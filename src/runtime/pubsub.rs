@@ -11,8 +11,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use slab::Slab;
 
-use crate::protocol::message::Message;
 use crate::protocol::frame::Frame;
+use crate::protocol::message::Message;
 use crate::runtime::compress::LazyDeflated;
 
 /// A message encoded once as a complete server frame, shared by reference.

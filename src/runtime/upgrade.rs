@@ -8,9 +8,9 @@ use std::sync::atomic::Ordering;
 use bytes::BytesMut;
 
 use crate::config::Config;
-use crate::protocol::error::HandshakeError;
 use crate::handler::{Factory, Request, Response, Upgrade};
 use crate::protocol::deflate::Negotiated;
+use crate::protocol::error::HandshakeError;
 use crate::protocol::handshake::{self, write_response};
 use crate::runtime::compress::WorkerDeflate;
 use crate::runtime::Shared;

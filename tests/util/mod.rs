@@ -171,7 +171,10 @@ impl Client {
     }
 
     pub fn send_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) {
-        let f = Frame::new(opcode, payload).with_fin(fin).masked(MASK).encode();
+        let f = Frame::new(opcode, payload)
+            .with_fin(fin)
+            .masked(MASK)
+            .encode();
         self.stream.write_all(&f).unwrap();
     }
 

@@ -10,11 +10,10 @@ use std::time::Instant;
 use bytes::BytesMut;
 use mio::net::TcpStream;
 use socket2::{Domain, Protocol, Socket, Type};
-use volley::protocol::deflate::Decompressor;
+use volley::protocol::deflate::{InflateState, Negotiated};
 use volley::protocol::frame::{FrameHeader, OpCode};
 use volley::protocol::reader::Reader;
 
-use crate::deflate::Agreed;
 use crate::payload::Rng;
 
 /// Linux `EINPROGRESS`: a non-blocking connect has started.
@@ -69,9 +68,10 @@ pub struct Conn {
     /// Broadcast: already in the thread's publisher list.
     pub listed: bool,
     /// permessage-deflate as agreed with the server, if it was.
-    pub deflate: Option<Agreed>,
-    /// This connection's decompressor, when the server keeps its compression context.
-    pub inflater: Option<Box<Decompressor>>,
+    pub deflate: Option<Box<Negotiated>>,
+    /// The receiving side of permessage-deflate (the library picks the thread's shared
+    /// decompressor or this connection's own).
+    pub inflate: Option<Box<InflateState>>,
 }
 
 impl Conn {
@@ -110,7 +110,7 @@ impl Conn {
             expect: Vec::new(),
             listed: false,
             deflate: None,
-            inflater: None,
+            inflate: None,
         })
     }
 

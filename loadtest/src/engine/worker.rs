@@ -7,21 +7,22 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use mio::{Events, Interest, Poll, Token};
-use volley::protocol::deflate::{Compressor, CompressorConfig, Decompressor};
+use volley::protocol::deflate::{parse_response, Compressor, CompressorConfig, Inflater};
 use volley::protocol::frame::{FrameHeader, OpCode};
 use volley::protocol::handshake;
 use volley::protocol::reader::{Event, ReaderConfig, Role};
+use volley::Message;
 
 use super::conn::{push_frame, Conn, State};
 use super::{Shared, CLOSE, CONNECT, DRAIN, RUN};
 use crate::cli::{Options, Scenario};
-use crate::deflate;
 use crate::hist::Hist;
 use crate::payload::{Pattern, Rng};
 use crate::report::{count_error, Counters, ErrorMap};
 
+/// The permessage-deflate offer `--deflate` sends: plain, allowing the server to limit our window.
+const DEFLATE_OFFER: &str = "permessage-deflate; client_max_window_bits";
 /// Read scratch buffer per thread.
 const SCRATCH: usize = 64 * 1024;
 /// Largest handshake response accepted.
@@ -115,8 +116,9 @@ struct Ctx {
     packed: Vec<u8>,
     /// Deflate: compressors by window bits 9..=15 (no context takeover).
     compressors: [Option<Box<Compressor>>; 7],
-    /// Deflate: the decompressor shared by connections whose server resets its context.
-    inflater: Option<Box<Decompressor>>,
+    /// Deflate: turns compressed messages into finished ones (and holds the decompressor shared
+    /// by connections whose server resets its context).
+    inflater: Inflater,
     extra_headers: Vec<(String, String)>,
     phase: u8,
     /// Echo requests in flight on this thread.
@@ -164,7 +166,7 @@ impl Worker {
         if opts.deflate {
             extra_headers.push((
                 "Sec-WebSocket-Extensions".to_string(),
-                deflate::OFFER.to_string(),
+                DEFLATE_OFFER.to_string(),
             ));
         }
         let max = (opts.size + 1024).max(64 << 20);
@@ -196,7 +198,7 @@ impl Worker {
                 plain: Vec::new(),
                 packed: Vec::new(),
                 compressors: Default::default(),
-                inflater: None,
+                inflater: Inflater::new(),
                 phase: CONNECT,
                 outstanding: 0,
                 pending: 0,
@@ -655,10 +657,10 @@ impl Ctx {
             };
             match ev {
                 Event::Message(m) => self.on_message(c, m.as_bytes(), now, now_ns)?,
-                Event::Compressed { payload, .. } => {
-                    let data = self.inflate(c, &payload)?;
+                Event::Compressed { text, payload } => {
+                    let msg = self.inflate(c, text, &payload)?;
                     self.res.counters.compressed += 1;
-                    self.on_message(c, &data, now, now_ns)?;
+                    self.on_message(c, msg.as_bytes(), now, now_ns)?;
                 }
                 Event::Ping(p) => {
                     self.res.counters.pings += 1;
@@ -708,8 +710,11 @@ impl Ctx {
                     "handshake: server accepted an extension that was not offered ({ext})"
                 )));
             }
-            match deflate::parse_response(ext) {
-                Some(agreed) => c.deflate = Some(agreed),
+            match parse_response(ext) {
+                Some(agreed) => {
+                    c.inflate = Some(Box::new(agreed.client_inflate()));
+                    c.deflate = Some(Box::new(agreed));
+                }
                 None => {
                     return Err(Some(format!(
                         "handshake: unusable extension answer ({ext})"
@@ -755,7 +760,7 @@ impl Ctx {
     /// per thread and window size, reset after every message, so any connection may use it).
     fn queue_data(&mut self, c: &mut Conn, fill: impl FnOnce(&Pattern, &mut Vec<u8>)) {
         let mask = self.rng.mask();
-        let Some(agreed) = c.deflate else {
+        let Some(bits) = c.deflate.as_ref().map(|n| n.client_max_window_bits) else {
             let pattern = &self.pattern;
             push_frame(
                 &mut c.wbuf,
@@ -767,7 +772,7 @@ impl Ctx {
         };
         self.plain.clear();
         fill(&self.pattern, &mut self.plain);
-        let bits = agreed.client_max_window_bits.clamp(9, 15);
+        let bits = bits.clamp(9, 15);
         let comp = self.compressors[usize::from(bits - 9)].get_or_insert_with(|| {
             let mut cfg = CompressorConfig::default();
             cfg.window_bits = bits;
@@ -785,24 +790,17 @@ impl Ctx {
         );
     }
 
-    /// Inflate a compressed message: with the thread's shared decompressor when the server resets
-    /// its context after every message, else with the connection's own.
-    fn inflate(&mut self, c: &mut Conn, payload: &[u8]) -> Result<Bytes, Ending> {
-        let Some(agreed) = c.deflate else {
+    /// A compressed message, finished by the library (inflated within the size limit, text
+    /// checked for UTF-8).
+    fn inflate(&mut self, c: &mut Conn, text: bool, payload: &[u8]) -> Result<Message, Ending> {
+        let Some(state) = c.inflate.as_deref_mut() else {
             return Err(Some(
                 "deflate: compressed message without an agreed extension".into(),
             ));
         };
         let max = self.reader_cfg.max_message_size;
-        let d = if agreed.server_no_context_takeover {
-            self.inflater
-                .get_or_insert_with(|| Box::new(Decompressor::new(15, true)))
-        } else {
-            c.inflater.get_or_insert_with(|| {
-                Box::new(Decompressor::new(agreed.server_max_window_bits, false))
-            })
-        };
-        d.decompress(payload, max)
+        self.inflater
+            .message(state, text, payload, max)
             .map_err(|e| Some(format!("deflate: {e}")))
     }
 

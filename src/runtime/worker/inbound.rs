@@ -6,11 +6,10 @@ use std::io::{self, Read};
 use bytes::{Bytes, BytesMut};
 
 use crate::error::Error;
-use crate::protocol::error::ProtocolError;
 use crate::handler::{Factory, Handler};
-use crate::protocol::close::{CloseCode, CloseFrame};
-use crate::protocol::message::{Message, Utf8Bytes};
 use crate::protocol::close;
+use crate::protocol::close::{CloseCode, CloseFrame};
+use crate::protocol::error::ProtocolError;
 use crate::protocol::frame::OpCode;
 use crate::protocol::reader::Event;
 use crate::runtime::compress::ConnDeflate;
@@ -197,25 +196,23 @@ impl<F: Factory> Worker<F> {
                     return;
                 }
                 let max = self.ws.shared.config.max_message_size;
-                let Some(cd) = conn
+                let finished = match conn
                     .core
                     .extra
                     .as_mut()
                     .and_then(|e| e.deflate.as_deref_mut())
-                else {
-                    return self.fail(slot, ProtocolError::ReservedBits);
-                };
-                let inflated = match self.ws.deflate.decompress(cd, &payload, max) {
-                    Ok(b) => b,
-                    Err(e) => return self.fail(slot, e),
-                };
-                let msg = if text {
-                    match Utf8Bytes::try_from_bytes(inflated) {
-                        Ok(t) => Message::Text(t),
-                        Err(_) => return self.fail(slot, ProtocolError::InvalidUtf8),
+                {
+                    Some(cd) => {
+                        self.ws
+                            .deflate
+                            .inflater
+                            .message(&mut cd.inflate, text, &payload, max)
                     }
-                } else {
-                    Message::Binary(inflated)
+                    None => Err(ProtocolError::ReservedBits),
+                };
+                let msg = match finished {
+                    Ok(msg) => msg,
+                    Err(e) => return self.fail(slot, e),
                 };
                 bump(&self.ws.stats().compressed_in, 1);
                 self.dispatch(slot, Event::Message(msg));

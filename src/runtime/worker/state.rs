@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::error::Error;
-use crate::protocol::close::CloseCode;
-use crate::protocol::message::Message;
 use crate::protocol::close;
+use crate::protocol::close::CloseCode;
 use crate::protocol::frame::{empty_control_frame, Frame, OpCode, MAX_HEADER_LEN};
+use crate::protocol::message::Message;
 use crate::protocol::reader::ReaderConfig;
 use crate::runtime::compress::WorkerDeflate;
 use crate::runtime::connection::{flags, ConnCore, Phase};
