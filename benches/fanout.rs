@@ -12,7 +12,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use volley::bench_internals::OutQueue;
-use volley::protocol::frame::{Frame, OpCode};
+use volley::protocol::frame::Frame;
 
 const SUBSCRIBERS: usize = 10_000;
 
