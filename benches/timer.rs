@@ -27,25 +27,29 @@ const SPAN: Duration = Duration::from_secs(60);
 /// The runtime's payload shape: (slot, generation, kind).
 type Payload = (u32, u32, u8);
 
-/// xorshift64*, so the bench needs no RNG dependency.
-struct XorShift(u64);
+#[path = "../src/protocol/test_rng.rs"]
+mod test_rng;
+use test_rng::Rng;
 
-impl XorShift {
-    fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
+/// The tests' PRNG at the path the included timer's own tests name it by.
+mod protocol {
+    pub(crate) use crate::test_rng;
+}
 
+/// Deadlines for the bench.
+trait Deadlines {
+    fn deadline(&mut self, origin: Instant) -> Instant;
+}
+
+impl Deadlines for Rng {
     /// A deadline uniformly in `origin .. origin + SPAN`.
     fn deadline(&mut self, origin: Instant) -> Instant {
-        origin + Duration::from_nanos(self.next_u64() % SPAN.as_nanos() as u64)
+        origin + Duration::from_nanos(self.next() % SPAN.as_nanos() as u64)
     }
 }
 
 /// A wheel at `origin` holding `LIVE` timers, with their keys.
-fn populated(origin: Instant, rng: &mut XorShift) -> (TimerWheel<Payload>, Vec<TimerKey>) {
+fn populated(origin: Instant, rng: &mut Rng) -> (TimerWheel<Payload>, Vec<TimerKey>) {
     let mut wheel = TimerWheel::new(TICK, origin);
     let keys = (0..LIVE as u32)
         .map(|i| wheel.schedule(rng.deadline(origin), (i, 0, 0)))
@@ -61,7 +65,7 @@ fn bench_timer(c: &mut Criterion) {
     // Schedule a timer and cancel it again (the connection closed before its timeout).
     group.throughput(Throughput::Elements(BATCH as u64));
     group.bench_function("schedule+cancel/100k_live", |b| {
-        let mut rng = XorShift(0x1234_5678);
+        let mut rng = Rng(0x1234_5678);
         let (mut wheel, _keys) = populated(origin, &mut rng);
         let deadlines: Vec<Instant> = (0..BATCH).map(|_| rng.deadline(origin)).collect();
         b.iter(|| {
@@ -76,10 +80,10 @@ fn bench_timer(c: &mut Criterion) {
     // Re-arm a random live timer: cancel it and schedule it at a new deadline (an idle
     // timeout pushed out by activity). Touches entries all over the slab, as a server would.
     group.bench_function("rearm_random/100k_live", |b| {
-        let mut rng = XorShift(0x9abc_def0);
+        let mut rng = Rng(0x9abc_def0);
         let (mut wheel, mut keys) = populated(origin, &mut rng);
         let picks: Vec<(usize, Instant)> = (0..BATCH)
-            .map(|_| (rng.next_u64() as usize % LIVE, rng.deadline(origin)))
+            .map(|_| (rng.next() as usize % LIVE, rng.deadline(origin)))
             .collect();
         b.iter(|| {
             for &(i, deadline) in &picks {
@@ -95,7 +99,7 @@ fn bench_timer(c: &mut Criterion) {
     // every tick would: includes cascading and the empty-tick overhead.
     group.throughput(Throughput::Elements(LIVE as u64));
     group.bench_function("poll_every_tick/per_fired", |b| {
-        let mut rng = XorShift(0x0bad_cafe);
+        let mut rng = Rng(0x0bad_cafe);
         let mut fired = Vec::with_capacity(LIVE);
         b.iter_batched(
             || populated(origin, &mut rng).0,
@@ -115,7 +119,7 @@ fn bench_timer(c: &mut Criterion) {
 
     // Sleep until next_deadline, poll, repeat: the worker's real loop.
     group.bench_function("poll_at_next_deadline/per_fired", |b| {
-        let mut rng = XorShift(0x5eed_5eed);
+        let mut rng = Rng(0x5eed_5eed);
         let mut fired = Vec::with_capacity(LIVE);
         b.iter_batched(
             || populated(origin, &mut rng).0,
@@ -133,7 +137,7 @@ fn bench_timer(c: &mut Criterion) {
 
     // One poll 60 s later fires everything (a worker that stalled).
     group.bench_function("poll_one_jump/per_fired", |b| {
-        let mut rng = XorShift(0xfeed_f00d);
+        let mut rng = Rng(0xfeed_f00d);
         let mut fired = Vec::with_capacity(LIVE);
         b.iter_batched(
             || populated(origin, &mut rng).0,
@@ -150,7 +154,7 @@ fn bench_timer(c: &mut Criterion) {
     // The worker asks for its poll timeout once per loop.
     group.throughput(Throughput::Elements(1));
     group.bench_function("timeout/100k_live", |b| {
-        let mut rng = XorShift(0x7777_7777);
+        let mut rng = Rng(0x7777_7777);
         let (wheel, _keys) = populated(origin, &mut rng);
         b.iter(|| black_box(&wheel).timeout(black_box(origin)));
     });

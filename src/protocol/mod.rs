@@ -17,4 +17,4 @@ pub mod reader;
 pub mod utf8;
 
 #[cfg(test)]
-mod test_rng;
+pub(crate) mod test_rng;

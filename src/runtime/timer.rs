@@ -489,6 +489,7 @@ impl<T> TimerWheel<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::test_rng::Rng;
     use std::collections::{BTreeMap, HashMap};
 
     /// Tick length used by most tests.
@@ -509,22 +510,6 @@ mod tests {
         let mut fired = Vec::new();
         wheel.poll(now, &mut fired);
         fired
-    }
-
-    /// Small deterministic PRNG (xorshift64*).
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next_u64(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next_u64() % n.max(1)
-        }
     }
 
     #[test]
@@ -911,7 +896,7 @@ mod tests {
     fn run_model(seed: u64, ops: usize) {
         let tick_nanos = 1_000u64;
         let origin = Instant::now();
-        let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         let mut wheel = TimerWheel::new(Duration::from_nanos(tick_nanos), origin);
         // Model: (fire tick, order) -> id; id -> (key, model key).
         let mut model: BTreeMap<(u64, u64), u32> = BTreeMap::new();
@@ -923,18 +908,18 @@ mod tests {
         let mut order = 0u64;
         let mut next_id = 0u32;
         for _ in 0..ops {
-            match rng.below(100) {
+            match rng.below_u64(100) {
                 0..=49 => {
                     // Schedule: near, mid, far, very far, or overdue.
-                    let delta = match rng.below(10) {
-                        0..=4 => rng.below(64 * tick_nanos),
-                        5..=6 => rng.below(5_000 * tick_nanos),
-                        7 => rng.below(1 << 40),
-                        8 => rng.below(1 << 50),
+                    let delta = match rng.below_u64(10) {
+                        0..=4 => rng.below_u64(64 * tick_nanos),
+                        5..=6 => rng.below_u64(5_000 * tick_nanos),
+                        7 => rng.below_u64(1 << 40),
+                        8 => rng.below_u64(1 << 50),
                         _ => 0,
                     };
-                    let deadline_nanos = if rng.below(10) == 0 {
-                        now_nanos.saturating_sub(rng.below(10_000))
+                    let deadline_nanos = if rng.below_u64(10) == 0 {
+                        now_nanos.saturating_sub(rng.below_u64(10_000))
                     } else {
                         now_nanos + delta
                     };
@@ -949,25 +934,25 @@ mod tests {
                 }
                 50..=69 => {
                     // Cancel a live timer (picked at random), or a stale key.
-                    if !live_ids.is_empty() && rng.below(4) != 0 {
-                        let i = rng.below(live_ids.len() as u64) as usize;
+                    if !live_ids.is_empty() && rng.below_u64(4) != 0 {
+                        let i = rng.below_u64(live_ids.len() as u64) as usize;
                         let id = live_ids.swap_remove(i);
                         let (key, mkey) = live.remove(&id).unwrap_or_else(|| unreachable!());
                         assert_eq!(wheel.cancel(key), Some(id));
                         model.remove(&mkey);
                         stale.push(key);
                     } else if !stale.is_empty() {
-                        let i = rng.below(stale.len() as u64) as usize;
+                        let i = rng.below_u64(stale.len() as u64) as usize;
                         assert_eq!(wheel.cancel(stale[i]), None);
                     }
                 }
                 _ => {
                     // Poll: mostly small steps, sometimes big jumps, sometimes no move at all.
-                    now_nanos += match rng.below(20) {
+                    now_nanos += match rng.below_u64(20) {
                         0 => 0,
-                        1 => rng.below(1 << 45),
-                        2..=4 => rng.below(100_000 * tick_nanos),
-                        _ => rng.below(100 * tick_nanos),
+                        1 => rng.below_u64(1 << 45),
+                        2..=4 => rng.below_u64(100_000 * tick_nanos),
+                        _ => rng.below_u64(100 * tick_nanos),
                     };
                     elapsed = elapsed.max(now_nanos / tick_nanos);
                     let fired = poll(&mut wheel, at(origin, now_nanos));

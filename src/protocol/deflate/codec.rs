@@ -383,6 +383,7 @@ impl Inflater {
 mod tests {
     use super::*;
     use crate::protocol::deflate::{negotiate, DeflateOptions};
+    use crate::protocol::test_rng::Rng;
 
     fn opts() -> DeflateOptions {
         DeflateOptions::default()
@@ -732,13 +733,8 @@ mod tests {
     fn arbitrary_and_truncated_payloads_never_panic() {
         let mut c = compressor(15, false);
         let valid = compress(&mut c, &sample_messages()[4]);
-        let mut seed = 0x853c_49e6_748f_ea9bu64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = Rng(0x853c_49e6_748f_ea9bu64);
+        let mut next = || rng.next();
         for round in 0..3_000 {
             let mut input = if round % 2 == 0 {
                 let len = (next() % 64) as usize;

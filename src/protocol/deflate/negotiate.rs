@@ -416,6 +416,7 @@ fn is_tchar(byte: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::test_rng::Rng;
 
     fn opts() -> DeflateOptions {
         DeflateOptions::default()
@@ -768,14 +769,11 @@ mod tests {
             "é",
             "\u{0}",
         ];
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
         for _ in 0..20_000 {
             let mut s = String::new();
-            for _ in 0..(seed % 12) {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                s.push_str(alphabet[(seed % alphabet.len() as u64) as usize]);
+            for _ in 0..rng.below(12) {
+                s.push_str(rng.pick(alphabet));
             }
             if let Some(n) = negotiate(&[&s], &opts()) {
                 assert!(n.response().starts_with(EXTENSION_NAME));

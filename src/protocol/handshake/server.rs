@@ -375,6 +375,7 @@ pub fn write_rejection(out: &mut Vec<u8>, err: &HandshakeError) {
 mod tests {
     use super::*;
     use crate::protocol::handshake::{accept_key, parse_response, write_client_request};
+    use crate::protocol::test_rng::Rng;
 
     /// The sample request of RFC 6455 §1.2.
     const RFC_REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\n\
@@ -814,14 +815,9 @@ mod tests {
         assert!(parse_request(b"", 64).unwrap().is_none());
         assert!(parse_request(b"\r\n", 64).unwrap().is_none());
 
-        // A cheap xorshift PRNG: random binary, and random mutations of a valid request.
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        // Random binary, and random mutations of a valid request.
+        let mut rng = Rng(0x2545_f491_4f6c_dd1du64);
+        let mut next = || rng.next();
         for round in 0..3000 {
             let mut buf: Vec<u8> = if round % 2 == 0 {
                 let len = (next() % 300) as usize;
