@@ -45,7 +45,9 @@ pub use protocol::close::{CloseCode, CloseFrame};
 pub use protocol::error::{HandshakeError, ProtocolError};
 pub use protocol::message::{Message, Utf8Bytes};
 pub use runtime::context::Context;
-pub use server::{ConnHandle, ConnId, Server, ServerBuilder, ServerHandle, Stats};
+pub use runtime::handle::{ConnHandle, ConnId, ServerHandle};
+pub use runtime::stats::Stats;
+pub use server::{Server, ServerBuilder};
 
 pub use bytes::Bytes;
 

@@ -1,5 +1,6 @@
 //! Getting accepted sockets to workers: one `SO_REUSEPORT` listener per worker (the kernel
-//! spreads connections), or one acceptor thread handing sockets out round-robin.
+//! spreads connections), or one acceptor thread handing sockets out round-robin; and the
+//! connection limit (`max_connections`) every accepted socket passes first.
 
 use std::io;
 use std::net::SocketAddr;
@@ -10,7 +11,10 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::runtime::{upgrade, Command, Shared};
+use std::io::Write;
+
+use crate::protocol::handshake::write_response;
+use crate::runtime::{Command, Shared};
 
 /// Bind a non-blocking listener; with `reuse_port`, several may share the address.
 pub(crate) fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
@@ -79,9 +83,9 @@ pub(crate) fn run_acceptor(mut poll: Poll, mut listener: TcpListener, shared: Ar
         loop {
             match listener.accept() {
                 Ok((mut stream, peer)) => {
-                    if !upgrade::reserve_slot(&shared) {
+                    if !reserve_slot(&shared) {
                         log::warn!("{peer}: over max_connections, answering 503");
-                        upgrade::write_unavailable(&mut stream);
+                        write_unavailable(&mut stream);
                         continue;
                     }
                     // The worker counts the socket itself when it admits it.
@@ -99,4 +103,23 @@ pub(crate) fn run_acceptor(mut poll: Poll, mut listener: TcpListener, shared: Ar
             }
         }
     }
+}
+
+/// Count a new socket against `max_connections`; false if the server is full.
+pub(crate) fn reserve_slot(shared: &Shared) -> bool {
+    let max = shared.config.max_connections;
+    shared
+        .conn_count
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .is_ok()
+}
+
+/// Best-effort `503` on a socket we will not keep.
+pub(crate) fn write_unavailable(stream: &mut mio::net::TcpStream) {
+    let mut bytes = Vec::with_capacity(128);
+    write_response(&mut bytes, 503, &[], b"server at connection limit\n", true);
+    let _ = stream.write(&bytes);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
 }

@@ -7,10 +7,10 @@ use crate::error::Error;
 use crate::protocol::close::CloseCode;
 use crate::protocol::message::Message;
 use crate::runtime::connection::{ConnCore, Phase};
+use crate::runtime::handle::{ConnHandle, ConnId, ServerHandle};
 use crate::runtime::pubsub::SharedFrame;
 use crate::runtime::worker::{Action, WorkerState};
 use crate::runtime::Delivery;
-use crate::server::{ConnHandle, ConnId, ServerHandle};
 
 /// Passed to every [`Handler`](crate::Handler) callback: everything a handler can do to its
 /// connection and, through topics, to others.
@@ -129,7 +129,7 @@ impl Context<'_> {
 
     /// Subscribers of `topic` across the whole server.
     pub fn subscriber_count(&self, topic: &str) -> usize {
-        crate::server::subscriber_count(&self.ws.shared, topic)
+        self.ws.shared.subscriber_count(topic)
     }
 
     /// Send `msg` to every subscriber of `topic` on every worker, this connection included if it

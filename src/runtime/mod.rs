@@ -5,6 +5,7 @@ pub(crate) mod accept;
 pub(crate) mod compress;
 pub(crate) mod connection;
 pub(crate) mod context;
+pub(crate) mod handle;
 pub(crate) mod pubsub;
 pub(crate) mod stats;
 pub(crate) mod timer;
@@ -22,7 +23,7 @@ use mio::Waker;
 use crate::config::Config;
 use crate::protocol::close::CloseCode;
 use crate::protocol::message::Message;
-use crate::server::ConnId;
+use crate::runtime::handle::ConnId;
 use pubsub::SharedFrame;
 use stats::WorkerStats;
 
@@ -90,6 +91,14 @@ pub(crate) struct Shared {
     pub local_addr: SocketAddr,
     /// Wakes the acceptor thread on shutdown (acceptor mode only).
     pub acceptor_waker: Option<Arc<Waker>>,
+}
+
+impl Shared {
+    /// Subscribers of `topic` across the server.
+    pub fn subscriber_count(&self, topic: &str) -> usize {
+        let g = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        g.get(topic).copied().unwrap_or(0)
+    }
 }
 
 /// Hand a delivery to every worker (used off-worker: one command per worker).

@@ -1,9 +1,8 @@
 //! Turning the bytes of an HTTP request into an upgrade decision: runs the pure handshake code,
 //! asks the application's [`Factory`], and builds the response bytes.
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use bytes::BytesMut;
 
@@ -13,19 +12,20 @@ use crate::protocol::deflate::Negotiated;
 use crate::protocol::error::HandshakeError;
 use crate::protocol::handshake::{self, write_response};
 use crate::runtime::compress::WorkerDeflate;
-use crate::runtime::Shared;
 
 /// What to do with a connection in the handshake phase.
 pub(crate) enum Outcome<H> {
     /// The request is incomplete: keep reading.
     Partial,
-    /// Send `bytes`; if `upgraded` holds the handler, the chosen subprotocol and the request
-    /// length, the connection is now a WebSocket; otherwise close after sending.
-    Respond {
+    /// Send the 101 in `bytes`: the connection is now a WebSocket.
+    Upgraded {
         bytes: Vec<u8>,
-        upgraded: Option<Upgraded<H>>,
-        rejected: bool,
+        upgraded: Upgraded<H>,
     },
+    /// A plain HTTP request answered by `Factory::http`: send `bytes`, then close.
+    Http { bytes: Vec<u8> },
+    /// An upgrade refused (invalid request, or by the application): send `bytes`, then close.
+    Rejected { bytes: Vec<u8> },
 }
 
 /// A completed upgrade.
@@ -41,21 +41,23 @@ fn reject<H>(peer: SocketAddr, err: &HandshakeError) -> Outcome<H> {
     log::info!("{peer}: rejecting upgrade with {}: {err}", err.status());
     let mut bytes = Vec::with_capacity(160);
     handshake::write_rejection(&mut bytes, err);
-    Outcome::Respond {
-        bytes,
-        upgraded: None,
-        rejected: true,
-    }
+    Outcome::Rejected { bytes }
 }
 
-fn respond<H>(resp: &Response, rejected: bool) -> Outcome<H> {
+/// The bytes of a plain HTTP response (`Connection: close`).
+fn response_bytes(resp: &Response) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(128 + resp.body.len());
     write_response(&mut bytes, resp.status, &resp.headers, &resp.body, true);
-    Outcome::Respond {
-        bytes,
-        upgraded: None,
-        rejected,
-    }
+    bytes
+}
+
+/// Run a factory callback; a panic in it answers this request with 500 and is logged, and the
+/// worker (and every other connection on it) goes on, as with a panicking handler.
+fn isolate<T>(peer: SocketAddr, what: &str, f: impl FnOnce() -> T) -> Result<T, Vec<u8>> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|_| {
+        log::error!("{peer}: Factory::{what} panicked; answering 500");
+        response_bytes(&Response::new(500).body("internal server error\n"))
+    })
 }
 
 /// Parse the request in `buf` and decide.
@@ -82,7 +84,12 @@ pub(crate) fn handle<F: Factory>(
             peer,
             protocols: &[],
         };
-        return respond(&factory.http(&req), false);
+        return match isolate(peer, "http", || factory.http(&req)) {
+            Ok(resp) => Outcome::Http {
+                bytes: response_bytes(&resp),
+            },
+            Err(bytes) => Outcome::Http { bytes },
+        };
     }
     let up = match handshake::validate_upgrade(&head) {
         Ok(up) => up,
@@ -93,13 +100,19 @@ pub(crate) fn handle<F: Factory>(
         peer,
         protocols: &up.protocols,
     };
-    match factory.upgrade(&req) {
+    let decision = match isolate(peer, "upgrade", || factory.upgrade(&req)) {
+        Ok(decision) => decision,
+        Err(bytes) => return Outcome::Rejected { bytes },
+    };
+    match decision {
         Upgrade::Reject(resp) => {
             log::info!(
                 "{peer}: upgrade refused by the application with {}",
                 resp.status
             );
-            respond(&resp, true)
+            Outcome::Rejected {
+                bytes: response_bytes(&resp),
+            }
         }
         Upgrade::Accept {
             handler,
@@ -130,30 +143,7 @@ pub(crate) fn handle<F: Factory>(
                 deflate,
                 consumed: len,
             };
-            Outcome::Respond {
-                bytes,
-                upgraded: Some(upgraded),
-                rejected: false,
-            }
+            Outcome::Upgraded { bytes, upgraded }
         }
     }
-}
-
-/// Count a new socket against `max_connections`; false if the server is full.
-pub(crate) fn reserve_slot(shared: &Shared) -> bool {
-    let max = shared.config.max_connections;
-    shared
-        .conn_count
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-            (n < max).then_some(n + 1)
-        })
-        .is_ok()
-}
-
-/// Best-effort `503` on a socket we will not keep.
-pub(crate) fn write_unavailable(stream: &mut mio::net::TcpStream) {
-    let mut bytes = Vec::with_capacity(128);
-    write_response(&mut bytes, 503, &[], b"server at connection limit\n", true);
-    let _ = stream.write(&bytes);
-    let _ = stream.shutdown(std::net::Shutdown::Write);
 }

@@ -115,32 +115,11 @@ impl<F: Factory> Worker<F> {
         let outcome = upgrade::handle(&*self.factory, &self.ws.shared.config, conn.core.peer, buf);
         match outcome {
             Outcome::Partial => false,
-            Outcome::Respond {
+            Outcome::Http { bytes } => self.answer_and_close(slot, buf, bytes, false),
+            Outcome::Rejected { bytes } => self.answer_and_close(slot, buf, bytes, true),
+            Outcome::Upgraded {
                 bytes,
-                upgraded: None,
-                rejected,
-            } => {
-                let st = self.ws.stats();
-                bump(
-                    if rejected {
-                        &st.handshakes_rejected
-                    } else {
-                        &st.http_requests
-                    },
-                    1,
-                );
-                buf.clear();
-                conn.core.push(Bytes::from(bytes));
-                conn.core.phase = Phase::Draining;
-                self.ws.mark_dirty(&mut conn.core);
-                let deadline = self.ws.now + self.ws.shared.config.close_timeout;
-                self.ws.arm(&mut conn.core, deadline);
-                false
-            }
-            Outcome::Respond {
-                bytes,
-                upgraded: Some(up),
-                ..
+                upgraded: up,
             } => {
                 bytes::Buf::advance(buf, up.consumed);
                 // Write the 101 straight away: an idle connection then never allocates its
@@ -174,6 +153,34 @@ impl<F: Factory> Worker<F> {
                 true
             }
         }
+    }
+
+    /// Answer a plain HTTP request or a refused upgrade with `bytes`, then close (after the
+    /// bytes are written, bounded by `close_timeout`).
+    fn answer_and_close(
+        &mut self,
+        slot: usize,
+        buf: &mut BytesMut,
+        bytes: Vec<u8>,
+        rejected: bool,
+    ) -> bool {
+        let conn = &mut self.conns[slot];
+        let st = self.ws.stats();
+        bump(
+            if rejected {
+                &st.handshakes_rejected
+            } else {
+                &st.http_requests
+            },
+            1,
+        );
+        buf.clear();
+        conn.core.push(Bytes::from(bytes));
+        conn.core.phase = Phase::Draining;
+        self.ws.mark_dirty(&mut conn.core);
+        let deadline = self.ws.now + self.ws.shared.config.close_timeout;
+        self.ws.arm(&mut conn.core, deadline);
+        false
     }
 
     pub(super) fn dispatch(&mut self, slot: usize, ev: Event) {

@@ -20,16 +20,16 @@ use slab::Slab;
 use crate::handler::{Factory, Handler};
 use crate::protocol::close::{CloseCode, CloseFrame};
 use crate::protocol::reader::{ReaderConfig, Role};
+use crate::runtime::accept;
 use crate::runtime::compress::WorkerDeflate;
 use crate::runtime::connection::{flags, ConnCore, Phase};
 use crate::runtime::context::Context;
+use crate::runtime::handle::ConnId;
 use crate::runtime::pubsub::{SharedFrame, Topics};
 use crate::runtime::stats::{bump, drop_one};
 use crate::runtime::timer::TimerWheel;
-use crate::runtime::upgrade::{self};
 use crate::runtime::Delivery;
 use crate::runtime::{Command, Shared};
-use crate::server::ConnId;
 
 mod inbound;
 mod outbound;
@@ -253,13 +253,13 @@ impl<F: Factory> Worker<F> {
         if shared.stopping.load(Ordering::Relaxed) {
             return;
         }
-        if !upgrade::reserve_slot(shared) {
+        if !accept::reserve_slot(shared) {
             log::warn!(
                 "{peer}: over max_connections ({}), answering 503",
                 shared.config.max_connections
             );
             bump(&self.ws.stats().handshakes_rejected, 1);
-            upgrade::write_unavailable(&mut stream);
+            accept::write_unavailable(&mut stream);
             return;
         }
         if shared.config.tcp_nodelay {

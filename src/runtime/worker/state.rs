@@ -24,8 +24,8 @@ use crate::runtime::Shared;
 
 /// The heartbeat's ping, encoded once at compile time.
 static EMPTY_PING: [u8; 2] = empty_control_frame(OpCode::Ping);
-use crate::server::ConnId;
-use crate::BackpressurePolicy;
+use crate::config::BackpressurePolicy;
+use crate::runtime::handle::ConnId;
 
 /// Payloads up to this size are copied next to their header (one buffer, one iovec); larger ones
 /// are queued as a separate, shared `Bytes`.

@@ -1,0 +1,189 @@
+//! The handles that reach a running server from any thread: [`ConnId`] (which connection),
+//! [`ConnHandle`] (send to or close one connection) and [`ServerHandle`] (publish, broadcast,
+//! statistics, shutdown). They only send [`Command`]s to workers and read [`Shared`] state.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::protocol::close::CloseCode;
+use crate::protocol::message::Message;
+use crate::runtime::pubsub::SharedFrame;
+use crate::runtime::stats::Stats;
+use crate::runtime::{deliver_everywhere, Command, Delivery, Shared};
+
+/// Identifies one connection for the server's lifetime: (worker, slot, generation). A slot
+/// reused by a later connection gets a new generation, so a stale id or handle never reaches it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    worker: u16,
+    slot: u32,
+    generation: u32,
+}
+
+impl ConnId {
+    pub(crate) fn new(worker: u16, slot: u32, generation: u32) -> Self {
+        ConnId {
+            worker,
+            slot,
+            generation,
+        }
+    }
+    pub(crate) fn worker(self) -> u16 {
+        self.worker
+    }
+    pub(crate) fn slot(self) -> u32 {
+        self.slot
+    }
+    pub(crate) fn generation(self) -> u32 {
+        self.generation
+    }
+}
+
+impl fmt::Debug for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ConnId({}.{}.{})",
+            self.worker, self.slot, self.generation
+        )
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.worker, self.slot, self.generation)
+    }
+}
+
+/// A `Send + Clone` handle to one connection, usable from any thread: send to it or close it.
+/// Operations on a connection that has since closed are ignored.
+#[derive(Clone)]
+pub struct ConnHandle {
+    id: ConnId,
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for ConnHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ConnHandle").field(&self.id).finish()
+    }
+}
+
+impl ConnHandle {
+    pub(crate) fn new(id: ConnId, shared: Arc<Shared>) -> Self {
+        ConnHandle { id, shared }
+    }
+
+    /// The connection's id.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// Queue a message for the connection (delivered by its worker on its next loop turn).
+    /// Fails only if the server has stopped.
+    pub fn send(&self, msg: impl Into<Message>) -> Result<(), Error> {
+        self.command(Command::Send(self.id, msg.into()))
+    }
+
+    /// Start the closing handshake with `code` and `reason`.
+    pub fn close(&self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.command(Command::Close(self.id, code, reason.to_string()))
+    }
+
+    fn command(&self, cmd: Command) -> Result<(), Error> {
+        let remote = &self.shared.remotes[self.id.worker as usize];
+        if remote.send(cmd) {
+            Ok(())
+        } else {
+            Err(Error::ServerStopped)
+        }
+    }
+}
+
+/// A `Send + Clone` handle to a running server: publish and broadcast from any thread, read
+/// statistics, shut down.
+#[derive(Clone)]
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("local_addr", &self.shared.local_addr)
+            .finish()
+    }
+}
+
+impl ServerHandle {
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
+        ServerHandle { shared }
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// Send `msg` to every subscriber of `topic` on every worker. Encoded once; one command per
+    /// worker.
+    pub fn publish(&self, topic: &str, msg: impl Into<Message>) {
+        let (topic, frame) = (Arc::from(topic), SharedFrame::encode(&msg.into()));
+        deliver_everywhere(
+            &self.shared,
+            Delivery::Publish {
+                topic,
+                frame,
+                skip: None,
+            },
+        );
+    }
+
+    /// Send `msg` to every open connection.
+    pub fn broadcast(&self, msg: impl Into<Message>) {
+        let frame = SharedFrame::encode(&msg.into());
+        deliver_everywhere(&self.shared, Delivery::Broadcast { frame, skip: None });
+    }
+
+    /// A handle to the connection `id` (which may have closed since).
+    pub fn connection(&self, id: ConnId) -> ConnHandle {
+        ConnHandle::new(id, self.shared.clone())
+    }
+
+    /// Subscribers of `topic` across the server.
+    pub fn subscriber_count(&self, topic: &str) -> usize {
+        self.shared.subscriber_count(topic)
+    }
+
+    /// Every topic with at least one subscriber, with its subscriber count.
+    pub fn topics(&self) -> Vec<(String, usize)> {
+        let g = self.shared.topics.lock().unwrap_or_else(|e| e.into_inner());
+        g.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    }
+
+    /// A snapshot of the server's counters, summed over workers (no locks).
+    pub fn stats(&self) -> Stats {
+        let mut s = Stats::default();
+        for w in self.shared.stats.iter() {
+            s.add(w);
+        }
+        s
+    }
+
+    /// Begin a graceful shutdown: stop accepting, send close 1001 to every connection, wait up to
+    /// `Config::close_timeout` for the answers; `Server::run` then returns.
+    pub fn shutdown(&self) {
+        if self.shared.stopping.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Some(w) = &self.shared.acceptor_waker {
+            let _ = w.wake();
+        }
+        for r in &self.shared.remotes {
+            r.send(Command::Shutdown);
+        }
+    }
+}
