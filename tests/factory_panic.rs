@@ -44,7 +44,10 @@ fn factory_panics_answer_500_and_the_worker_keeps_serving() {
     let page = raw_request(s.addr, b"GET /boom-page HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(page.starts_with("HTTP/1.1 500"), "{page}");
     let fine = raw_request(s.addr, b"GET /page HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(fine.starts_with("HTTP/1.1 200") && fine.ends_with("fine"), "{fine}");
+    assert!(
+        fine.starts_with("HTTP/1.1 200") && fine.ends_with("fine"),
+        "{fine}"
+    );
 
     // The connection opened before the panics still echoes, and new upgrades still work.
     first.send_text("after");

@@ -19,7 +19,7 @@ use crate::runtime::Delivery;
 /// sends cost one system call.
 pub struct Context<'a> {
     pub(crate) core: &'a mut ConnCore,
-    pub(crate) ws: &'a mut WorkerState,
+    pub(crate) state: &'a mut WorkerState,
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -35,7 +35,7 @@ impl Context<'_> {
     /// This connection's id (unique for the server's lifetime: a reused slot gets a new
     /// generation).
     pub fn id(&self) -> ConnId {
-        self.ws.conn_id(self.core)
+        self.state.conn_id(self.core)
     }
 
     /// The peer's address.
@@ -44,7 +44,7 @@ impl Context<'_> {
     }
 
     /// The subprotocol chosen at the upgrade, if any.
-    pub fn protocol(&self) -> Option<&str> {
+    pub fn subprotocol(&self) -> Option<&str> {
         self.core.extra.as_ref()?.protocol.as_deref()
     }
 
@@ -57,7 +57,7 @@ impl Context<'_> {
     /// when the outbound queue is at [`Config::max_outbound_bytes`](crate::Config) (then the
     /// configured [`BackpressurePolicy`](crate::BackpressurePolicy) has been applied).
     pub fn send(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
-        self.ws.send_message(self.core, &msg.into())
+        self.state.send_message(self.core, &msg.into())
     }
 
     /// Queue a text message.
@@ -73,14 +73,14 @@ impl Context<'_> {
     /// Queue a ping (payload cut to 125 bytes). Pongs arrive at
     /// [`Handler::on_pong`](crate::Handler::on_pong).
     pub fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.ws.send_ping(self.core, payload)
+        self.state.send_ping(self.core, payload)
     }
 
     /// Start the closing handshake with `code` and `reason` (cut to 123 bytes). The handler's
     /// [`on_close`](crate::Handler::on_close) runs when the peer answers (or the close timeout
     /// ends the wait).
     pub fn close(&mut self, code: CloseCode, reason: &str) {
-        self.ws.start_close(self.core, code, reason);
+        self.state.start_close(self.core, code, reason);
     }
 
     /// Bytes queued for this connection and not yet accepted by its socket.
@@ -90,24 +90,24 @@ impl Context<'_> {
 
     /// A `Send + Clone` handle to this connection, usable from any thread.
     pub fn handle(&self) -> ConnHandle {
-        ConnHandle::new(self.id(), self.ws.shared.clone())
+        ConnHandle::new(self.id(), self.state.shared.clone())
     }
 
     /// A handle to the whole server (publish from anywhere, stats, shutdown).
     pub fn server(&self) -> ServerHandle {
-        ServerHandle::from_shared(self.ws.shared.clone())
+        ServerHandle::from_shared(self.state.shared.clone())
     }
 
     /// Subscribe to `topic`; returns false if already subscribed. Topics are created on first
     /// subscription and vanish with their last subscriber; a connection's subscriptions end with
     /// it.
     pub fn subscribe(&mut self, topic: &str) -> bool {
-        self.ws.subscribe(self.core, topic)
+        self.state.subscribe(self.core, topic)
     }
 
     /// Unsubscribe from `topic`; returns false if not subscribed.
     pub fn unsubscribe(&mut self, topic: &str) -> bool {
-        self.ws.unsubscribe(self.core, topic)
+        self.state.unsubscribe(self.core, topic)
     }
 
     /// Whether this connection is subscribed to `topic`.
@@ -115,7 +115,7 @@ impl Context<'_> {
         self.core
             .extra
             .as_ref()
-            .is_some_and(|e| self.ws.topics.contains(&e.topics, topic))
+            .is_some_and(|e| self.state.topics.contains(&e.topics, topic))
     }
 
     /// The topics this connection is subscribed to.
@@ -123,13 +123,13 @@ impl Context<'_> {
         self.core
             .extra
             .as_ref()
-            .map(|e| self.ws.topics.names(&e.topics))
+            .map(|e| self.state.topics.names(&e.topics))
             .unwrap_or_default()
     }
 
     /// Subscribers of `topic` across the whole server.
     pub fn subscriber_count(&self, topic: &str) -> usize {
-        self.ws.shared.subscriber_count(topic)
+        self.state.shared.subscriber_count(topic)
     }
 
     /// Send `msg` to every subscriber of `topic` on every worker, this connection included if it
@@ -157,14 +157,14 @@ impl Context<'_> {
 
     fn publish_skipping(&mut self, topic: &str, msg: Message, skip: Option<ConnId>) {
         let (topic, frame) = (topic.into(), SharedFrame::encode(&msg));
-        self.ws
+        self.state
             .actions
             .push(Action::Deliver(Delivery::Publish { topic, frame, skip }));
     }
 
     fn broadcast_skipping(&mut self, msg: Message, skip: Option<ConnId>) {
         let frame = SharedFrame::encode(&msg);
-        self.ws
+        self.state
             .actions
             .push(Action::Deliver(Delivery::Broadcast { frame, skip }));
     }
@@ -173,11 +173,11 @@ impl Context<'_> {
     /// (at the worker's timer granularity, never early). Setting an `id` that is already armed
     /// re-arms it. Timers end with the connection.
     pub fn set_timer(&mut self, after: Duration, id: u64) {
-        self.ws.set_user_timer(self.core, after, id);
+        self.state.set_user_timer(self.core, after, id);
     }
 
     /// Disarm the timer `id`; returns whether it was armed.
     pub fn cancel_timer(&mut self, id: u64) -> bool {
-        self.ws.cancel_user_timer(self.core, id)
+        self.state.cancel_user_timer(self.core, id)
     }
 }

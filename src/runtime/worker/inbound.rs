@@ -17,13 +17,13 @@ use crate::runtime::connection::{flags, Phase};
 use crate::runtime::stats::bump;
 use crate::runtime::upgrade::{self, Outcome};
 
-use super::*;
+use super::Worker;
 
 impl<F: Factory> Worker<F> {
     // ---- reading ---------------------------------------------------------------------------
 
     pub(super) fn on_readable(&mut self, slot: usize) {
-        let read_size = self.ws.shared.config.read_buffer_size.max(4096);
+        let read_size = self.state.shared.config.read_buffer_size.max(4096);
         loop {
             let Some(conn) = self.conns.get_mut(slot) else {
                 return;
@@ -39,13 +39,13 @@ impl<F: Factory> Worker<F> {
                 }
                 Ok(n) => {
                     let chunk = self.spare.split_to(n);
-                    conn.core.last_rx_ms = self.ws.now_ms;
+                    conn.core.last_rx_ms = self.state.now_ms;
                     if conn.core.has(flags::PING_OUTSTANDING) {
                         // The peer is alive: the next check is a ping interval from now, not the
                         // pong deadline. Other traffic never touches the wheel.
                         conn.core.clear(flags::PING_OUTSTANDING);
                         if conn.core.phase == Phase::Open {
-                            self.ws.arm_liveness(&mut conn.core);
+                            self.state.arm_liveness(&mut conn.core);
                         }
                     }
                     if conn.core.phase == Phase::Draining {
@@ -85,7 +85,7 @@ impl<F: Factory> Worker<F> {
                     }
                 }
                 Phase::Open | Phase::Closing => {
-                    match conn.core.reader.read(&mut buf, &self.ws.reader_cfg) {
+                    match conn.core.reader.read(&mut buf, &self.state.reader_cfg) {
                         Ok(Some(ev)) => self.dispatch(slot, ev),
                         Ok(None) => break,
                         Err(e) => {
@@ -112,7 +112,12 @@ impl<F: Factory> Worker<F> {
     /// Returns true if the connection was upgraded and `buf` may hold frames to process.
     pub(super) fn handshake(&mut self, slot: usize, buf: &mut BytesMut) -> bool {
         let conn = &mut self.conns[slot];
-        let outcome = upgrade::handle(&*self.factory, &self.ws.shared.config, conn.core.peer, buf);
+        let outcome = upgrade::handle(
+            &*self.factory,
+            &self.state.shared.config,
+            conn.core.peer,
+            buf,
+        );
         match outcome {
             Outcome::Partial => false,
             Outcome::Http { bytes } => self.answer_and_close(slot, buf, bytes, false),
@@ -132,7 +137,7 @@ impl<F: Factory> Worker<F> {
                     bytes::Buf::advance(&mut rest, written);
                     conn.core.push(rest);
                 }
-                bump(&self.ws.stats().bytes_out, written as u64);
+                bump(&self.state.stats().bytes_out, written as u64);
                 conn.core.phase = Phase::Open;
                 if let Some(p) = up.protocol {
                     conn.core.extra().protocol = Some(p.into_boxed_str());
@@ -143,10 +148,10 @@ impl<F: Factory> Worker<F> {
                     conn.core.extra().deflate = Some(Box::new(ConnDeflate::new(neg)));
                 }
                 conn.handler = Some(up.handler);
-                conn.core.last_msg_ms = self.ws.now_ms;
-                self.ws.mark_dirty(&mut conn.core);
-                self.ws.arm_liveness(&mut conn.core);
-                let st = self.ws.stats();
+                conn.core.last_msg_ms = self.state.now_ms;
+                self.state.mark_dirty(&mut conn.core);
+                self.state.arm_liveness(&mut conn.core);
+                let st = self.state.stats();
                 bump(&st.connections_open, 1);
                 bump(&st.connections_total, 1);
                 self.call(slot, |h, ctx| h.on_open(ctx));
@@ -165,7 +170,7 @@ impl<F: Factory> Worker<F> {
         rejected: bool,
     ) -> bool {
         let conn = &mut self.conns[slot];
-        let st = self.ws.stats();
+        let st = self.state.stats();
         bump(
             if rejected {
                 &st.handshakes_rejected
@@ -177,9 +182,9 @@ impl<F: Factory> Worker<F> {
         buf.clear();
         conn.core.push(Bytes::from(bytes));
         conn.core.phase = Phase::Draining;
-        self.ws.mark_dirty(&mut conn.core);
-        let deadline = self.ws.now + self.ws.shared.config.close_timeout;
-        self.ws.arm(&mut conn.core, deadline);
+        self.state.mark_dirty(&mut conn.core);
+        let deadline = self.state.now + self.state.shared.config.close_timeout;
+        self.state.arm(&mut conn.core, deadline);
         false
     }
 
@@ -192,8 +197,8 @@ impl<F: Factory> Worker<F> {
                 if conn.core.phase != Phase::Open {
                     return; // we are closing: data is discarded (RFC 6455 §5.5.1)
                 }
-                conn.core.last_msg_ms = self.ws.now_ms;
-                let st = self.ws.stats();
+                conn.core.last_msg_ms = self.state.now_ms;
+                let st = self.state.stats();
                 bump(&st.messages_in, 1);
                 bump(&st.bytes_in, msg.len() as u64);
                 self.call(slot, |h, ctx| h.on_message(ctx, msg));
@@ -202,7 +207,7 @@ impl<F: Factory> Worker<F> {
                 if conn.core.phase != Phase::Open {
                     return;
                 }
-                let max = self.ws.shared.config.max_message_size;
+                let max = self.state.shared.config.max_message_size;
                 let finished = match conn
                     .core
                     .extra
@@ -210,7 +215,7 @@ impl<F: Factory> Worker<F> {
                     .and_then(|e| e.deflate.as_deref_mut())
                 {
                     Some(cd) => {
-                        self.ws
+                        self.state
                             .deflate
                             .inflater
                             .message(&mut cd.inflate, text, &payload, max)
@@ -221,7 +226,7 @@ impl<F: Factory> Worker<F> {
                     Ok(msg) => msg,
                     Err(e) => return self.fail(slot, e),
                 };
-                bump(&self.ws.stats().compressed_in, 1);
+                bump(&self.state.stats().compressed_in, 1);
                 self.dispatch(slot, Event::Message(msg));
             }
             Event::Ping(payload) => {
@@ -229,8 +234,8 @@ impl<F: Factory> Worker<F> {
                     // Pongs count against the outbound limit too: a peer that floods pings and
                     // never reads meets the backpressure policy instead of growing our memory.
                     let len = payload.len() + 2;
-                    if self.ws.admit(&mut conn.core, len).is_ok() {
-                        self.ws
+                    if self.state.admit_outbound(&mut conn.core, len).is_ok() {
+                        self.state
                             .queue_control(&mut conn.core, OpCode::Pong, &payload);
                     }
                     self.call(slot, |h, ctx| h.on_ping(ctx, payload));
@@ -245,7 +250,7 @@ impl<F: Factory> Worker<F> {
                         Some(f) => close::encode_payload(f.code, ""),
                         None => Bytes::new(),
                     };
-                    self.ws
+                    self.state
                         .queue_control(&mut conn.core, OpCode::Close, &payload);
                 }
                 self.enter_draining(slot);
@@ -262,9 +267,9 @@ impl<F: Factory> Worker<F> {
         };
         conn.core.phase = Phase::Draining;
         conn.core.rbuf = None;
-        self.ws.mark_dirty(&mut conn.core);
-        let deadline = self.ws.now + self.ws.shared.config.close_timeout;
-        self.ws.arm(&mut conn.core, deadline);
+        self.state.mark_dirty(&mut conn.core);
+        let deadline = self.state.now + self.state.shared.config.close_timeout;
+        self.state.arm(&mut conn.core, deadline);
     }
 
     /// Fail the connection for a protocol violation: close with its code, log, tell the handler.
@@ -277,7 +282,7 @@ impl<F: Factory> Worker<F> {
             "{}: protocol error, closing with {code}: {err}",
             conn.core.peer
         );
-        let st = self.ws.stats();
+        let st = self.state.stats();
         bump(&st.protocol_errors, 1);
         match code.0 {
             1002 => bump(&st.closed_1002, 1),
@@ -288,7 +293,7 @@ impl<F: Factory> Worker<F> {
         if conn.core.phase == Phase::Open {
             let reason = err.to_string();
             let payload = close::encode_payload(code, &reason);
-            self.ws
+            self.state
                 .queue_control(&mut conn.core, OpCode::Close, &payload);
         }
         self.enter_draining(slot);

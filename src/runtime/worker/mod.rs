@@ -67,7 +67,7 @@ pub(crate) struct Worker<F: Factory> {
     rx: Receiver<Command>,
     factory: Arc<F>,
     conns: Slab<Conn<F::Handler>>,
-    ws: WorkerState,
+    state: WorkerState,
     /// Zero-initialised space the next read lands in; frames split off it are handed out.
     spare: BytesMut,
     next_generation: u32,
@@ -107,7 +107,7 @@ impl<F: Factory> Worker<F> {
             rx,
             factory,
             conns: Slab::new(),
-            ws: WorkerState {
+            state: WorkerState {
                 id,
                 shared,
                 timers: TimerWheel::new(TICK, now),
@@ -137,7 +137,7 @@ impl<F: Factory> Worker<F> {
             let timeout = self.poll_timeout();
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
-                    log::error!("worker {}: poll failed: {e}", self.ws.id);
+                    log::error!("worker {}: poll failed: {e}", self.state.id);
                     break;
                 }
             }
@@ -162,7 +162,7 @@ impl<F: Factory> Worker<F> {
                 if self.conns.is_empty() {
                     break;
                 }
-                if self.ws.now >= deadline {
+                if self.state.now >= deadline {
                     let slots: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
                     for s in slots {
                         self.remove(s, CloseCode::ABNORMAL, "shutdown timeout");
@@ -176,15 +176,15 @@ impl<F: Factory> Worker<F> {
     }
 
     fn tick_clock(&mut self) {
-        self.ws.now = Instant::now();
-        self.ws.now_ms = self.ws.ms_at(self.ws.now);
+        self.state.now = Instant::now();
+        self.state.now_ms = self.state.ms_at(self.state.now);
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
         // The clock read at the end of the last turn: at most one turn's work stale, which only
         // makes a timer fire that much later than its tick, never early.
-        let now = self.ws.now;
-        let timers = self.ws.timers.timeout(now);
+        let now = self.state.now;
+        let timers = self.state.timers.timeout(now);
         match self.shutdown_deadline {
             Some(d) => {
                 let d = d.saturating_duration_since(now);
@@ -196,8 +196,8 @@ impl<F: Factory> Worker<F> {
 
     /// Flush dirty connections and forward commands to other workers.
     fn end_turn(&mut self) {
-        while !self.ws.dirty.is_empty() {
-            let dirty = std::mem::take(&mut self.ws.dirty);
+        while !self.state.dirty.is_empty() {
+            let dirty = std::mem::take(&mut self.state.dirty);
             for &slot in &dirty {
                 if let Some(c) = self.conns.get_mut(slot as usize) {
                     c.core.clear(flags::DIRTY);
@@ -205,9 +205,9 @@ impl<F: Factory> Worker<F> {
                 self.flush(slot as usize);
             }
             // Callbacks run by flush (drain, close) may have queued more output.
-            if self.ws.dirty.is_empty() {
-                self.ws.dirty = dirty;
-                self.ws.dirty.clear();
+            if self.state.dirty.is_empty() {
+                self.state.dirty = dirty;
+                self.state.dirty.clear();
             }
         }
         for (i, out) in self.outbox.iter_mut().enumerate() {
@@ -219,7 +219,7 @@ impl<F: Factory> Worker<F> {
             } else {
                 Command::Batch(std::mem::take(out))
             };
-            self.ws.shared.remotes[i].send(cmd);
+            self.state.shared.remotes[i].send(cmd);
         }
     }
 
@@ -231,12 +231,12 @@ impl<F: Factory> Worker<F> {
                 return;
             };
             match listener.accept() {
-                Ok((stream, peer)) => self.admit_socket(stream, peer),
+                Ok((stream, peer)) => self.accept_socket(stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // EMFILE and friends: log and retry on the next readiness event.
-                    log::warn!("worker {}: accept failed: {e}", self.ws.id);
+                    log::warn!("worker {}: accept failed: {e}", self.state.id);
                     return;
                 }
             }
@@ -244,12 +244,12 @@ impl<F: Factory> Worker<F> {
     }
 
     /// Take a new socket (from our listener or the acceptor thread).
-    pub(crate) fn admit_socket(
+    pub(crate) fn accept_socket(
         &mut self,
         mut stream: mio::net::TcpStream,
         peer: std::net::SocketAddr,
     ) {
-        let shared = &self.ws.shared;
+        let shared = &self.state.shared;
         if shared.stopping.load(Ordering::Relaxed) {
             return;
         }
@@ -258,7 +258,7 @@ impl<F: Factory> Worker<F> {
                 "{peer}: over max_connections ({}), answering 503",
                 shared.config.max_connections
             );
-            bump(&self.ws.stats().handshakes_rejected, 1);
+            bump(&self.state.stats().handshakes_rejected, 1);
             accept::write_unavailable(&mut stream);
             return;
         }
@@ -282,11 +282,11 @@ impl<F: Factory> Worker<F> {
             peer,
             slot as u32,
             self.next_generation,
-            self.ws.now_ms,
+            self.state.now_ms,
         );
-        if let Some(t) = self.ws.shared.config.handshake_timeout {
-            let deadline = self.ws.now + t;
-            self.ws.arm(&mut core, deadline);
+        if let Some(t) = self.state.shared.config.handshake_timeout {
+            let deadline = self.state.now + t;
+            self.state.arm(&mut core, deadline);
         }
         entry.insert(Conn {
             core,
@@ -304,15 +304,15 @@ impl<F: Factory> Worker<F> {
 
     fn command(&mut self, cmd: Command) {
         match cmd {
-            Command::Accepted(stream, peer) => self.admit_socket(stream, peer),
+            Command::Accepted(stream, peer) => self.accept_socket(stream, peer),
             Command::Send(id, msg) => {
-                if let Some(conn) = live(&mut self.conns, self.ws.id, id) {
-                    let _ = self.ws.send_message(&mut conn.core, &msg);
+                if let Some(conn) = live(&mut self.conns, self.state.id, id) {
+                    let _ = self.state.send_message(&mut conn.core, &msg);
                 }
             }
             Command::Close(id, code, reason) => {
-                if let Some(conn) = live(&mut self.conns, self.ws.id, id) {
-                    self.ws.start_close(&mut conn.core, code, &reason);
+                if let Some(conn) = live(&mut self.conns, self.state.id, id) {
+                    self.state.start_close(&mut conn.core, code, &reason);
                 }
             }
             Command::Deliver(d) => self.deliver_local(&d),
@@ -327,10 +327,10 @@ impl<F: Factory> Worker<F> {
         }
         log::debug!(
             "worker {}: shutting down ({} connections)",
-            self.ws.id,
+            self.state.id,
             self.conns.len()
         );
-        self.shutdown_deadline = Some(self.ws.now + self.ws.shared.config.close_timeout);
+        self.shutdown_deadline = Some(self.state.now + self.state.shared.config.close_timeout);
         if let Some(mut l) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut l);
         }
@@ -340,7 +340,7 @@ impl<F: Factory> Worker<F> {
             match conn.core.phase {
                 Phase::Handshake => self.remove(slot, CloseCode::ABNORMAL, "server shutdown"),
                 Phase::Open => {
-                    self.ws
+                    self.state
                         .start_close(&mut conn.core, CloseCode::GOING_AWAY, "server shutdown")
                 }
                 _ => {}
@@ -353,7 +353,7 @@ impl<F: Factory> Worker<F> {
     fn fan_out_local(&mut self, topic: &str, frame: &SharedFrame, skip: Option<ConnId>) {
         let mut subs = std::mem::take(&mut self.scratch);
         subs.clear();
-        subs.extend(self.ws.topics.subscribers(topic));
+        subs.extend(self.state.topics.subscribers(topic));
         for &slot in &subs {
             let Some(conn) = self.conns.get_mut(slot as usize) else {
                 continue;
@@ -361,17 +361,17 @@ impl<F: Factory> Worker<F> {
             if skip.is_some_and(|s| {
                 s.slot() == slot
                     && s.generation() == conn.core.generation
-                    && s.worker() == self.ws.id
+                    && s.worker() == self.state.id
             }) {
                 continue;
             }
-            let _ = self.ws.send_shared(&mut conn.core, frame);
+            let _ = self.state.send_shared(&mut conn.core, frame);
         }
         self.scratch = subs;
     }
 
     fn broadcast_local(&mut self, frame: &SharedFrame, skip: Option<ConnId>) {
-        let id = self.ws.id;
+        let id = self.state.id;
         for (slot, conn) in self.conns.iter_mut() {
             if conn.core.phase != Phase::Open {
                 continue;
@@ -383,7 +383,7 @@ impl<F: Factory> Worker<F> {
             }) {
                 continue;
             }
-            let _ = self.ws.send_shared(&mut conn.core, frame);
+            let _ = self.state.send_shared(&mut conn.core, frame);
         }
     }
 
@@ -396,8 +396,8 @@ impl<F: Factory> Worker<F> {
 
     /// Apply what handlers queued: local fan-out now, other workers at the end of the turn.
     fn run_actions(&mut self) {
-        while !self.ws.actions.is_empty() {
-            let actions = std::mem::take(&mut self.ws.actions);
+        while !self.state.actions.is_empty() {
+            let actions = std::mem::take(&mut self.state.actions);
             for a in actions {
                 match a {
                     Action::Deliver(d) => {
@@ -414,7 +414,7 @@ impl<F: Factory> Worker<F> {
     }
 
     fn queue_for_others(&mut self, make: impl Fn() -> Command) {
-        let me = self.ws.id as usize;
+        let me = self.state.id as usize;
         for (i, out) in self.outbox.iter_mut().enumerate() {
             if i != me {
                 out.push(make());
@@ -435,7 +435,7 @@ impl<F: Factory> Worker<F> {
         };
         let mut ctx = Context {
             core: &mut conn.core,
-            ws: &mut self.ws,
+            state: &mut self.state,
         };
         let r = catch_unwind(AssertUnwindSafe(|| f(handler, &mut ctx)));
         if r.is_err() {
@@ -443,7 +443,7 @@ impl<F: Factory> Worker<F> {
                 "{}: handler panicked; closing the connection with 1011",
                 conn.core.peer
             );
-            self.ws
+            self.state
                 .start_close(&mut conn.core, CloseCode::INTERNAL, "internal error");
         }
         self.run_actions();
@@ -464,7 +464,7 @@ impl<F: Factory> Worker<F> {
 
     fn fire_timers(&mut self) {
         let mut fired = std::mem::take(&mut self.fired);
-        self.ws.timers.poll(self.ws.now, &mut fired);
+        self.state.timers.poll(self.state.now, &mut fired);
         for e in fired.drain(..) {
             let slot = e.slot as usize;
             let Some(conn) = self.conns.get_mut(slot) else {
@@ -493,7 +493,7 @@ impl<F: Factory> Worker<F> {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        let st = &self.ws.shared.stats[self.ws.id as usize];
+        let st = &self.state.shared.stats[self.state.id as usize];
         match conn.core.phase {
             Phase::Handshake => {
                 log::info!("{}: handshake timeout", conn.core.peer);
@@ -515,13 +515,13 @@ impl<F: Factory> Worker<F> {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        let cfg = &self.ws.shared.config;
-        let now = self.ws.now_ms;
+        let cfg = &self.state.shared.config;
+        let now = self.state.now_ms;
         if let Some(idle) = cfg.idle_timeout {
             if now.wrapping_sub(conn.core.last_msg_ms) >= idle.as_millis() as u32 {
                 log::info!("{}: idle timeout", conn.core.peer);
-                bump(&self.ws.stats().timeouts, 1);
-                self.ws
+                bump(&self.state.stats().timeouts, 1);
+                self.state
                     .start_close(&mut conn.core, CloseCode::NORMAL, "idle timeout");
                 return;
             }
@@ -531,18 +531,18 @@ impl<F: Factory> Worker<F> {
             if conn.core.has(flags::PING_OUTSTANDING) {
                 if silent >= (iv + cfg.pong_timeout).as_millis() as u32 {
                     log::info!("{}: no pong or traffic in time; dropping", conn.core.peer);
-                    bump(&self.ws.stats().timeouts, 1);
+                    bump(&self.state.stats().timeouts, 1);
                     self.remove(slot, CloseCode::ABNORMAL, "timeout");
                     return;
                 }
             } else if silent >= iv.as_millis() as u32 {
-                let _ = self.ws.send_ping(&mut conn.core, b"");
+                let _ = self.state.send_ping(&mut conn.core, b"");
                 conn.core.set(flags::PING_OUTSTANDING);
                 // The pong deadline counts from now, not from the last traffic.
                 conn.core.last_rx_ms = now.wrapping_sub(iv.as_millis() as u32);
             }
         }
-        self.ws.arm_liveness(&mut conn.core);
+        self.state.arm_liveness(&mut conn.core);
     }
 
     // ---- removal ---------------------------------------------------------------------------
@@ -556,21 +556,21 @@ impl<F: Factory> Worker<F> {
         self.report_close(slot, CloseFrame::new(code, reason));
         let mut conn = self.conns.remove(slot);
         if let Some(k) = conn.core.timer.take() {
-            self.ws.timers.cancel(k);
+            self.state.timers.cancel(k);
         }
         if let Some(mut extra) = conn.core.extra.take() {
             for (_, k) in extra.user_timers.drain(..) {
-                self.ws.timers.cancel(k);
+                self.state.timers.cancel(k);
             }
-            for name in self.ws.topics.unsubscribe_all(&mut extra.topics) {
-                self.ws.topic_left(name);
+            for name in self.state.topics.unsubscribe_all(&mut extra.topics) {
+                self.state.topic_left(name);
             }
         }
         if conn.handler.is_some() {
-            drop_one(&self.ws.stats().connections_open);
+            drop_one(&self.state.stats().connections_open);
         }
         let _ = self.poll.registry().deregister(&mut conn.core.stream);
-        self.ws.shared.conn_count.fetch_sub(1, Ordering::Relaxed);
+        self.state.shared.conn_count.fetch_sub(1, Ordering::Relaxed);
         self.run_actions();
     }
 }

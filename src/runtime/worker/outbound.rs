@@ -8,7 +8,7 @@ use crate::protocol::close::CloseCode;
 use crate::runtime::connection::{flags, Phase};
 use crate::runtime::stats::bump;
 
-use super::*;
+use super::Worker;
 
 impl<F: Factory> Worker<F> {
     // ---- writing ---------------------------------------------------------------------------
@@ -19,7 +19,7 @@ impl<F: Factory> Worker<F> {
         };
         if !conn.core.out.is_empty() {
             match conn.core.write_out() {
-                Ok(n) => bump(&self.ws.stats().bytes_out, n as u64),
+                Ok(n) => bump(&self.state.stats().bytes_out, n as u64),
                 Err(e) => {
                     self.io_error(slot, e);
                     return;

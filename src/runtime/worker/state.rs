@@ -96,7 +96,7 @@ impl WorkerState {
         let total = payload.len() + MAX_HEADER_LEN;
         // Admit before compressing: a context-takeover compressor must never see a message the
         // peer will not get.
-        self.admit(core, total)?;
+        self.admit_outbound(core, total)?;
         if let Some(frame) = self.compressed(core, msg, None) {
             core.push(frame);
         } else if payload.len() <= COPY_THRESHOLD {
@@ -118,7 +118,7 @@ impl WorkerState {
         if !core.can_send() {
             return Err(Error::Closed);
         }
-        self.admit(core, frame.plain.len())?;
+        self.admit_outbound(core, frame.plain.len())?;
         match self.compressed(core, &frame.msg, Some(&frame.deflated)) {
             Some(f) => core.push(f),
             None => core.push(frame.plain.clone()),
@@ -148,7 +148,7 @@ impl WorkerState {
     /// Apply the outbound limit: a message is refused when the queue already holds bytes and
     /// adding it would pass `max_outbound_bytes` (so one message larger than the limit can still
     /// go out through an empty queue).
-    pub(super) fn admit(&mut self, core: &mut ConnCore, len: usize) -> Result<(), Error> {
+    pub(super) fn admit_outbound(&mut self, core: &mut ConnCore, len: usize) -> Result<(), Error> {
         let max = self.shared.config.max_outbound_bytes;
         if core.out.bytes() == 0 || core.out.bytes() + len <= max {
             return Ok(());
