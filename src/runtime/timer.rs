@@ -36,11 +36,12 @@
 //! # Memory
 //!
 //! An entry is the deadline tick (`u64`), `prev`/`next` links (`u32` each), a sequence number
-//! (`NonZeroU32`) and the payload. For the runtime's payload `(u32, u32, u8)` that is
-//! `size_of::<Entry<(u32, u32, u8)>>() == 32` bytes (4 words), and a slab slot holding it is also
-//! 32 bytes: slab's `Vacant(usize) | Occupied(entry)` enum hides its tag in the niche of the
-//! `NonZeroU32` sequence number. Both figures are asserted in the tests (the slab one against a
-//! mirror of slab 0.4's enum).
+//! (`NonZeroU32`) and the payload; slab's `Vacant(usize) | Occupied(entry)` enum hides its tag in
+//! the niche of the `NonZeroU32` sequence number, so a slot is no larger than the entry. For a
+//! 12-byte payload such as `(u32, u32, u8)` that is 32 bytes (asserted below, against a mirror of
+//! slab 0.4's enum). The runtime's payload (`worker::state::TimerEntry`, 24 bytes) makes 48-byte
+//! slots, asserted by the `timer_slot_size` test in `runtime/worker/state.rs` through
+//! [`TimerWheel::SLOT_BYTES`].
 //! The fixed part of a wheel is 11 × (8 + 64 × 8) bytes ≈ 5.6 KiB (heap-allocated, so moving a
 //! [`TimerWheel`] is cheap).
 //!
@@ -190,6 +191,13 @@ pub struct TimerWheel<T> {
     max_entries: usize,
 }
 
+/// Mirrors slab 0.4's private `enum Entry<T> { Vacant(usize), Occupied(T) }`, for size figures.
+#[allow(dead_code)]
+enum SlabSlot<E> {
+    Vacant(usize),
+    Occupied(E),
+}
+
 impl<T> fmt::Debug for TimerWheel<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TimerWheel")
@@ -201,6 +209,11 @@ impl<T> fmt::Debug for TimerWheel<T> {
 }
 
 impl<T> TimerWheel<T> {
+    /// Bytes of one scheduled entry, as its slab slot holds it (for the size tests of the
+    /// wheel's users, which know their payload type).
+    #[allow(dead_code)] // the timer bench includes this file without those tests
+    pub(crate) const SLOT_BYTES: usize = std::mem::size_of::<SlabSlot<Entry<T>>>();
+
     /// Creates an empty wheel whose tick 0 starts at `now`, with ticks of `tick` (at least 1 ns;
     /// a zero `tick` means 1 ns, one above `u64::MAX` ns is capped).
     pub fn new(tick: Duration, now: Instant) -> Self {
@@ -514,12 +527,6 @@ mod tests {
 
     #[test]
     fn sizes() {
-        /// Mirrors slab 0.4's private `enum Entry<T> { Vacant(usize), Occupied(T) }`.
-        #[allow(dead_code)]
-        enum SlabSlot<E> {
-            Vacant(usize),
-            Occupied(E),
-        }
         type Payload = (u32, u32, u8);
         assert_eq!(std::mem::size_of::<Entry<Payload>>(), 32);
         assert_eq!(std::mem::size_of::<SlabSlot<Entry<Payload>>>(), 32);

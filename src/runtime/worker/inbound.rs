@@ -285,9 +285,9 @@ impl<F: Factory> Worker<F> {
         let st = self.state.stats();
         bump(&st.protocol_errors, 1);
         match code.0 {
-            1002 => bump(&st.closed_1002, 1),
-            1007 => bump(&st.closed_1007, 1),
-            1009 => bump(&st.closed_1009, 1),
+            1002 => bump(&st.closed_protocol_error, 1),
+            1007 => bump(&st.closed_invalid_payload, 1),
+            1009 => bump(&st.closed_too_big, 1),
             _ => {}
         }
         if conn.core.phase == Phase::Open {

@@ -322,3 +322,15 @@ impl WorkerState {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The real per-connection timer cost (docs/ARCHITECTURE.md quotes these figures).
+    #[test]
+    fn timer_slot_size() {
+        assert_eq!(std::mem::size_of::<TimerEntry>(), 24);
+        assert_eq!(TimerWheel::<TimerEntry>::SLOT_BYTES, 48);
+    }
+}
