@@ -9,6 +9,8 @@
 //! up all processes (and sample the server) at the same moments.
 
 pub mod conn;
+pub mod plan;
+pub mod session;
 pub mod worker;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed, Ordering::Release};
@@ -21,7 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::Options;
 use crate::report::Report;
-use worker::{Plan, ThreadResult, Worker};
+use plan::Plan;
+use worker::{ThreadResult, Worker};
 
 /// Opening connections.
 pub const CONNECT: u8 = 0;
