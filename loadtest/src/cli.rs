@@ -247,28 +247,11 @@ where
         format!("unknown scenario {first:?}: expected connect, echo, broadcast, idle or plot")
     })?;
 
+    let mut opts = Options::defaults(scenario);
+    // Given as text, resolved after every flag is read (sources depend on the target's family).
     let mut url: Option<String> = None;
-    let mut connections = 100usize;
-    let mut threads = 2usize;
-    let mut processes = 1usize;
     let mut sources: Option<String> = None;
-    let mut connect_rate = 10_000.0;
-    let mut max_pending = 512usize;
-    let mut ramp_up = Duration::ZERO;
-    let mut connect_timeout = Duration::from_secs(10);
-    let mut duration: Option<Duration> = None;
-    let mut grace = Duration::from_secs(2);
-    let mut size: Option<usize> = None;
-    let mut in_flight: Option<usize> = None;
-    let mut rate = 100.0;
-    let mut publishers = 10usize;
-    let mut deflate = false;
-    let mut server_pid = None;
-    let mut json = None;
-    let mut plot = None;
-    let mut label = None;
-    let mut quiet = false;
-    let mut child = None;
+    let mut label: Option<String> = None;
 
     let mut it = args[1..].iter();
     while let Some(arg) = it.next() {
@@ -290,9 +273,9 @@ where
                     return Err(format!("{flag} takes no value"));
                 }
                 match flag {
-                    "--deflate" => deflate = true,
+                    "--deflate" => opts.deflate = true,
                     "--help" | "-h" => return Ok(Command::Help),
-                    _ => quiet = true,
+                    _ => opts.quiet = true,
                 }
                 continue;
             }
@@ -308,23 +291,23 @@ where
             }
         };
         match flag {
-            "-c" | "--connections" => connections = parse_num(flag, &value()?)?,
-            "-t" | "--threads" => threads = parse_num(flag, &value()?)?,
-            "--processes" => processes = parse_num(flag, &value()?)?,
+            "-c" | "--connections" => opts.connections = parse_num(flag, &value()?)?,
+            "-t" | "--threads" => opts.threads = parse_num(flag, &value()?)?,
+            "--processes" => opts.processes = parse_num(flag, &value()?)?,
             "--source" => sources = Some(value()?),
-            "--connect-rate" => connect_rate = parse_rate(flag, &value()?)?,
-            "--max-pending" => max_pending = parse_num(flag, &value()?)?,
-            "--ramp-up" => ramp_up = parse_duration(&value()?)?,
-            "--connect-timeout" => connect_timeout = parse_duration(&value()?)?,
-            "-d" | "--duration" => duration = Some(parse_duration(&value()?)?),
-            "--grace" => grace = parse_duration(&value()?)?,
-            "-s" | "--size" => size = Some(parse_size(&value()?)?),
-            "-w" | "--in-flight" => in_flight = Some(parse_num(flag, &value()?)?),
-            "-r" | "--rate" => rate = parse_rate(flag, &value()?)?,
-            "--publishers" => publishers = parse_num(flag, &value()?)?,
-            "--server-pid" => server_pid = Some(parse_num(flag, &value()?)?),
-            "--json" => json = Some(PathBuf::from(value()?)),
-            "--plot" => plot = Some(PathBuf::from(value()?)),
+            "--connect-rate" => opts.connect_rate = parse_rate(flag, &value()?)?,
+            "--max-pending" => opts.max_pending = parse_num(flag, &value()?)?,
+            "--ramp-up" => opts.ramp_up = parse_duration(&value()?)?,
+            "--connect-timeout" => opts.connect_timeout = parse_duration(&value()?)?,
+            "-d" | "--duration" => opts.duration = parse_duration(&value()?)?,
+            "--grace" => opts.grace = parse_duration(&value()?)?,
+            "-s" | "--size" => opts.size = parse_size(&value()?)?,
+            "-w" | "--in-flight" => opts.in_flight = parse_num(flag, &value()?)?,
+            "-r" | "--rate" => opts.rate = parse_rate(flag, &value()?)?,
+            "--publishers" => opts.publishers = parse_num(flag, &value()?)?,
+            "--server-pid" => opts.server_pid = Some(parse_num(flag, &value()?)?),
+            "--json" => opts.json = Some(PathBuf::from(value()?)),
+            "--plot" => opts.plot = Some(PathBuf::from(value()?)),
             "--label" => label = Some(value()?),
             "--child" => {
                 let v = value()?;
@@ -333,107 +316,119 @@ where
                 if n == 0 || i >= n {
                     return Err("--child: expected I/N with I < N".into());
                 }
-                child = Some((i, n));
+                opts.child = Some((i, n));
             }
             _ => return Err(format!("unknown flag {flag:?} (see --help)")),
         }
     }
 
-    let url = parse_url(url.as_deref().unwrap_or("ws://127.0.0.1:9001/"))?;
-    let sources = match sources {
-        Some(spec) => parse_sources(&spec, url.addr.ip())?,
-        None => Vec::new(),
-    };
-    let duration = duration.unwrap_or(match scenario {
-        Scenario::Connect => Duration::ZERO,
-        Scenario::Idle => Duration::from_secs(10),
-        Scenario::Echo | Scenario::Broadcast => Duration::from_secs(5),
-    });
-    let size = size.unwrap_or(match scenario {
-        Scenario::Broadcast => 64,
-        _ => 32,
-    });
-    let in_flight = in_flight.unwrap_or(match scenario {
-        Scenario::Broadcast => 1000,
-        _ => 1,
-    });
+    if let Some(u) = url {
+        opts.url = parse_url(&u)?;
+    }
+    if let Some(spec) = sources {
+        opts.sources = parse_sources(&spec, opts.url.addr.ip())?;
+    }
+    if let Some(l) = label {
+        opts.label = l;
+    }
+    opts.validate()?;
+    Ok(Command::Run(Box::new(opts)))
+}
 
-    if connections == 0 || connections > MAX_CONNECTIONS {
-        return Err(format!("--connections must be 1..={MAX_CONNECTIONS}"));
+/// The default target.
+const DEFAULT_URL: &str = "ws://127.0.0.1:9001/";
+
+impl Options {
+    /// Every option at its default for `scenario` (the values USAGE shows in brackets).
+    pub fn defaults(scenario: Scenario) -> Options {
+        let (duration, size, in_flight) = match scenario {
+            Scenario::Connect => (Duration::ZERO, 32, 1),
+            Scenario::Idle => (Duration::from_secs(10), 32, 1),
+            Scenario::Echo => (Duration::from_secs(5), 32, 1),
+            Scenario::Broadcast => (Duration::from_secs(5), 64, 1000),
+        };
+        Options {
+            scenario,
+            url: parse_url(DEFAULT_URL).expect("the default URL is valid"),
+            connections: 100,
+            threads: 2,
+            processes: 1,
+            sources: Vec::new(),
+            connect_rate: 10_000.0,
+            ramp_up: Duration::ZERO,
+            max_pending: 512,
+            connect_timeout: Duration::from_secs(10),
+            duration,
+            grace: Duration::from_secs(2),
+            size,
+            in_flight,
+            rate: 100.0,
+            publishers: 10,
+            deflate: false,
+            server_pid: None,
+            json: None,
+            plot: None,
+            label: scenario.name().to_string(),
+            quiet: false,
+            child: None,
+        }
     }
-    if threads == 0 || threads > 64 {
-        return Err("--threads must be 1..=64".into());
-    }
-    if processes == 0 || processes > 64 {
-        return Err("--processes must be 1..=64".into());
-    }
-    if processes > connections {
-        return Err("--processes must not exceed --connections".into());
-    }
-    if ramp_up > Duration::from_secs(120) {
-        return Err("--ramp-up is capped at 120s".into());
-    }
-    if max_pending == 0 {
-        return Err("--max-pending must be at least 1".into());
-    }
-    if duration > MAX_DURATION {
-        return Err(format!(
-            "--duration is capped at {}s",
-            MAX_DURATION.as_secs()
-        ));
-    }
-    if grace > Duration::from_secs(60) {
-        return Err("--grace is capped at 60s".into());
-    }
-    if connect_timeout.is_zero() || connect_timeout > Duration::from_secs(120) {
-        return Err("--connect-timeout must be in (0, 120s]".into());
-    }
-    if size > MAX_SIZE {
-        return Err(format!("--size is capped at {MAX_SIZE} bytes"));
-    }
-    if in_flight == 0 || in_flight > 1_000_000 {
-        return Err("--in-flight must be 1..=1000000".into());
-    }
-    if scenario == Scenario::Broadcast {
-        if size < BROADCAST_HEADER {
+
+    /// Check the combination of options; a clear message for the first one out of range.
+    pub fn validate(&self) -> Result<(), String> {
+        let (connections, publishers, size) = (self.connections, self.publishers, self.size);
+        if connections == 0 || connections > MAX_CONNECTIONS {
+            return Err(format!("--connections must be 1..={MAX_CONNECTIONS}"));
+        }
+        if self.threads == 0 || self.threads > 64 {
+            return Err("--threads must be 1..=64".into());
+        }
+        if self.processes == 0 || self.processes > 64 {
+            return Err("--processes must be 1..=64".into());
+        }
+        if self.processes > connections {
+            return Err("--processes must not exceed --connections".into());
+        }
+        if self.ramp_up > Duration::from_secs(120) {
+            return Err("--ramp-up is capped at 120s".into());
+        }
+        if self.max_pending == 0 {
+            return Err("--max-pending must be at least 1".into());
+        }
+        if self.duration > MAX_DURATION {
             return Err(format!(
-                "broadcast --size must be at least {BROADCAST_HEADER} (publisher, sequence, timestamp)"
+                "--duration is capped at {}s",
+                MAX_DURATION.as_secs()
             ));
         }
-        if publishers == 0 || publishers > connections {
-            return Err("--publishers must be 1..=connections".into());
+        if self.grace > Duration::from_secs(60) {
+            return Err("--grace is capped at 60s".into());
         }
-        // Every connection tracks the next sequence number of every publisher.
-        if (connections as u128) * (publishers as u128) > 200_000_000 {
-            return Err("--publishers × --connections is too large (limit 2e8)".into());
+        if self.connect_timeout.is_zero() || self.connect_timeout > Duration::from_secs(120) {
+            return Err("--connect-timeout must be in (0, 120s]".into());
         }
+        if size > MAX_SIZE {
+            return Err(format!("--size is capped at {MAX_SIZE} bytes"));
+        }
+        if self.in_flight == 0 || self.in_flight > 1_000_000 {
+            return Err("--in-flight must be 1..=1000000".into());
+        }
+        if self.scenario == Scenario::Broadcast {
+            if size < BROADCAST_HEADER {
+                return Err(format!(
+                    "broadcast --size must be at least {BROADCAST_HEADER} (publisher, sequence, timestamp)"
+                ));
+            }
+            if publishers == 0 || publishers > connections {
+                return Err("--publishers must be 1..=connections".into());
+            }
+            // Every connection tracks the next sequence number of every publisher.
+            if (connections as u128) * (publishers as u128) > 200_000_000 {
+                return Err("--publishers × --connections is too large (limit 2e8)".into());
+            }
+        }
+        Ok(())
     }
-    let label = label.unwrap_or_else(|| scenario.name().to_string());
-    Ok(Command::Run(Box::new(Options {
-        scenario,
-        url,
-        connections,
-        threads,
-        processes,
-        sources,
-        connect_rate,
-        ramp_up,
-        max_pending,
-        connect_timeout,
-        duration,
-        grace,
-        size,
-        in_flight,
-        rate,
-        publishers,
-        deflate,
-        server_pid,
-        json,
-        plot,
-        label,
-        quiet,
-        child,
-    })))
 }
 
 fn parse_plot(args: &[String]) -> Result<PlotOptions, String> {
@@ -703,5 +698,43 @@ mod tests {
         let o = run(&c.iter().map(String::as_str).collect::<Vec<_>>());
         assert_eq!(o.child, Some((1, 2)));
         assert_eq!(o.processes, 1);
+    }
+
+    #[test]
+    fn per_scenario_defaults_validate() {
+        for sc in [
+            Scenario::Connect,
+            Scenario::Echo,
+            Scenario::Broadcast,
+            Scenario::Idle,
+        ] {
+            let o = Options::defaults(sc);
+            assert_eq!(o.validate(), Ok(()), "{sc:?}");
+            assert_eq!(o.label, sc.name());
+        }
+        let b = Options::defaults(Scenario::Broadcast);
+        assert_eq!((b.size, b.in_flight), (64, 1000));
+        assert_eq!(
+            Options::defaults(Scenario::Connect).duration,
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn validation_rejects_bad_combinations() {
+        let mut o = Options::defaults(Scenario::Broadcast);
+        o.publishers = o.connections + 1;
+        assert!(o.validate().unwrap_err().contains("--publishers"));
+        let mut o = Options::defaults(Scenario::Echo);
+        o.processes = 8;
+        o.connections = 4;
+        assert!(o.validate().unwrap_err().contains("--processes"));
+        let mut o = Options::defaults(Scenario::Broadcast);
+        o.size = 4;
+        assert!(o.validate().unwrap_err().contains("at least"));
+        // The same small size is fine for echo.
+        let mut o = Options::defaults(Scenario::Echo);
+        o.size = 4;
+        assert_eq!(o.validate(), Ok(()));
     }
 }
