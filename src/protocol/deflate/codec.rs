@@ -892,37 +892,38 @@ mod tests {
                     s.pos += len;
                 }
                 kind @ (1 | 2) => {
-                    let (lit, dist) = if kind == 1 {
-                        let mut l = [8u8; 288];
-                        l[144..256].fill(9);
-                        l[256..280].fill(7);
-                        (huffman(&l), huffman(&[5; 30]))
-                    } else {
-                        let nlen = s.bits(5) as usize + 257;
-                        let ndist = s.bits(5) as usize + 1;
-                        let ncode = s.bits(4) as usize + 4;
-                        let mut cl = [0u8; 19];
-                        for &i in &ORDER[..ncode] {
-                            cl[i] = s.bits(3) as u8;
-                        }
-                        let code = huffman(&cl);
-                        let mut lengths = Vec::new();
-                        while lengths.len() < nlen + ndist {
-                            match s.decode(&code) {
-                                sym @ 0..=15 => lengths.push(sym as u8),
-                                16 => {
-                                    let prev = *lengths.last().unwrap();
-                                    let n = 3 + s.bits(2);
-                                    lengths.extend(std::iter::repeat(prev).take(n as usize));
-                                }
-                                17 => lengths
-                                    .extend(std::iter::repeat(0).take(3 + s.bits(3) as usize)),
-                                _ => lengths
-                                    .extend(std::iter::repeat(0).take(11 + s.bits(7) as usize)),
+                    let (lit, dist) =
+                        if kind == 1 {
+                            let mut l = [8u8; 288];
+                            l[144..256].fill(9);
+                            l[256..280].fill(7);
+                            (huffman(&l), huffman(&[5; 30]))
+                        } else {
+                            let nlen = s.bits(5) as usize + 257;
+                            let ndist = s.bits(5) as usize + 1;
+                            let ncode = s.bits(4) as usize + 4;
+                            let mut cl = [0u8; 19];
+                            for &i in &ORDER[..ncode] {
+                                cl[i] = s.bits(3) as u8;
                             }
-                        }
-                        (huffman(&lengths[..nlen]), huffman(&lengths[nlen..]))
-                    };
+                            let code = huffman(&cl);
+                            let mut lengths = Vec::new();
+                            while lengths.len() < nlen + ndist {
+                                match s.decode(&code) {
+                                    sym @ 0..=15 => lengths.push(sym as u8),
+                                    16 => {
+                                        let prev = *lengths.last().unwrap();
+                                        let n = 3 + s.bits(2);
+                                        lengths.extend(std::iter::repeat_n(prev, n as usize));
+                                    }
+                                    17 => lengths
+                                        .extend(std::iter::repeat_n(0, 3 + s.bits(3) as usize)),
+                                    _ => lengths
+                                        .extend(std::iter::repeat_n(0, 11 + s.bits(7) as usize)),
+                                }
+                            }
+                            (huffman(&lengths[..nlen]), huffman(&lengths[nlen..]))
+                        };
                     loop {
                         let sym = s.decode(&lit);
                         if sym < 256 {
