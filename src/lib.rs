@@ -27,7 +27,8 @@
 //! ([`ServerHandle`], [`ConnHandle`]) and [`Error`]. [`protocol`] is the sans-I/O RFC 6455 core,
 //! public so clients such as the loadtest can reuse it.
 //!
-//! docs/ARCHITECTURE.md in the repository explains the threads and the life of a connection.
+//! The [`architecture`] module (docs/ARCHITECTURE.md in the repository) is the map: the layout,
+//! the rule that keeps the layers apart, the threads, the life of a connection and of a frame.
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
@@ -57,6 +58,11 @@ pub use bytes::Bytes;
 pub mod bench_internals {
     pub use crate::runtime::connection::OutQueue;
 }
+
+/// The guide to volley's internals, for contributors and the curious: docs/ARCHITECTURE.md,
+/// compiled into the API docs so docs.rs readers have it too. Documentation only.
+#[doc = include_str!("../docs/ARCHITECTURE.md")]
+pub mod architecture {}
 
 /// The README's example, compiled and checked by `cargo test --doc`.
 #[cfg(doctest)]

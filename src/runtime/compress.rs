@@ -7,8 +7,8 @@
 //!   decompressor per worker serve all connections: no deflate memory per connection, and a
 //!   publish is compressed once for all its subscribers.
 //! - `Dedicated`: per-connection contexts with context takeover (better ratio on small messages),
-//!   created lazily on the first compressed message in each direction (~266 KiB compressor,
-//!   ~46 KiB decompressor, measured in docs/BENCHMARKS.md).
+//!   created lazily on the first compressed message in each direction: 298 KiB of server RSS
+//!   per connection once both directions have compressed (docs/BENCHMARKS.md).
 
 use std::sync::{Arc, OnceLock};
 
