@@ -5,7 +5,7 @@
 //! (default `127.0.0.1:9001`, workers = available parallelism, deflate `shared`), then point any
 //! WebSocket client at `ws://ADDR/`. `VOLLEY_ACCEPT=acceptor` uses one acceptor thread instead of
 //! a `SO_REUSEPORT` listener per worker (for comparing the two); `VOLLEY_PING_MS=1000` sets the
-//! heartbeat interval (default 30 s). Set `VOLLEY_LOG=debug` to watch connections come and go.
+//! heartbeat interval (default 30 s). Set `RUST_LOG=debug` to watch connections come and go.
 
 #[path = "common/log.rs"]
 mod logger;

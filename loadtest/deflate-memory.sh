@@ -14,7 +14,7 @@ printf '| mode | connections | server RSS before | peak RSS during | per connect
 port=9310
 for mode in off shared dedicated; do
   port=$((port + 1))
-  VOLLEY_LOG=warn target/release/examples/echo "127.0.0.1:$port" 1 "$mode" >/dev/null 2>&1 &
+  RUST_LOG=warn target/release/examples/echo "127.0.0.1:$port" 1 "$mode" >/dev/null 2>&1 &
   pid=$!
   sleep 0.5
   before=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")

@@ -2,7 +2,8 @@
 # Browser end-to-end test of the chat example: builds `examples/chat`, then
 # tests/browser/chat-e2e.mjs starts it on a free port and drives three users in headless
 # Chromium (rooms, members, messages, typing, a private message, HTML injection shown as text,
-# reconnecting after a server restart). Leaves a screenshot in target/chat-e2e.png.
+# reconnecting after a server restart, the live /stats page). Leaves screenshots in
+# target/chat-e2e.png and target/chat-e2e-stats.png.
 #
 # Installs what it needs, and is safe to run again: Debian's chromium (apt-get, as root) when
 # /usr/bin/chromium is missing, and playwright-core from tests/browser/package-lock.json (never
@@ -36,10 +37,10 @@ echo "== npm packages (tests/browser)"
 # scripts/test.sh. RELEASE=1 tests the optimised build that the README tells users to run.
 echo "== building the chat example"
 if [ "${RELEASE:-}" = 1 ]; then
-  cargo build --release --example chat
+  cargo build --release --features metrics --example chat
   binary=target/release/examples/chat
 else
-  cargo build --example chat
+  cargo build --features metrics --example chat
   binary=target/debug/examples/chat
 fi
 
@@ -54,6 +55,7 @@ trap - EXIT
 
 if [ "${UPDATE_DOCS:-}" = 1 ]; then
   cp target/chat-e2e.png docs/chat.png
-  echo "== copied the screenshot to docs/chat.png"
+  cp target/chat-e2e-stats.png docs/stats.png
+  echo "== copied the screenshots to docs/chat.png and docs/stats.png"
 fi
 echo "== browser test passed"

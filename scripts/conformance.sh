@@ -20,7 +20,7 @@ rm -rf "$out"
 mkdir -p "$out"
 log="$out/echo.log"
 # Port 0: the kernel picks a free port; the example prints it.
-VOLLEY_LOG=warn target/release/examples/echo 127.0.0.1:0 2 "$mode" >"$out/echo.out" 2>"$log" &
+RUST_LOG=warn target/release/examples/echo 127.0.0.1:0 2 "$mode" >"$out/echo.out" 2>"$log" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 addr=""

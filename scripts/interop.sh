@@ -8,7 +8,7 @@ source scripts/venv.sh
 cargo build --release --example echo --quiet
 for mode in shared dedicated; do
   out=$(mktemp)
-  VOLLEY_LOG=warn target/release/examples/echo 127.0.0.1:0 2 "$mode" >"$out" 2>&1 &
+  RUST_LOG=warn target/release/examples/echo 127.0.0.1:0 2 "$mode" >"$out" 2>&1 &
   pid=$!
   trap 'kill $pid 2>/dev/null || true' EXIT
   url=""

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test volley has, from a fresh clone: formatting, lints, docs, unit and integration
 # tests (including the loadtest harness), the Autobahn conformance run (kosoku), interop and
-# browser tests. Installs what they need itself (a Python venv, Chromium, npm packages), and is
-# safe to run again.
+# browser tests, and the metrics exporter against a real Prometheus. Installs what they need
+# itself (a Python venv, Chromium, npm packages, Debian's prometheus), and is safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
@@ -15,10 +15,13 @@ step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "cargo doc"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quiet
 
-step "cargo test"
-cargo test --workspace
+step "cargo check (default features: plain users build without the optional parts)"
+cargo check --workspace --all-targets --quiet
+
+step "cargo test (all features)"
+cargo test --workspace --all-features
 
 step "conformance: Autobahn TestSuite (kosoku), all cases, deflate shared"
 scripts/conformance.sh
@@ -26,7 +29,7 @@ scripts/conformance.sh
 step "conformance: compression cases, deflate dedicated"
 DEFLATE=dedicated scripts/conformance.sh '12.*' '13.*'
 
-for extra in scripts/browser.sh scripts/interop.sh; do
+for extra in scripts/browser.sh scripts/interop.sh scripts/prometheus.sh; do
   if [ -x "$extra" ]; then
     step "$extra"
     "$extra"

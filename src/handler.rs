@@ -10,6 +10,7 @@ use crate::protocol::close::CloseFrame;
 use crate::protocol::handshake::RequestHead;
 use crate::protocol::message::Message;
 use crate::runtime::context::Context;
+use crate::runtime::handle::ServerHandle;
 
 /// A per-connection WebSocket handler. It owns the connection's state (`&mut self`) and lives on
 /// one worker thread for the connection's whole life, so it needs neither `Send` nor locks.
@@ -121,6 +122,7 @@ pub struct Request<'a> {
     pub(crate) head: &'a RequestHead<'a>,
     pub(crate) peer: SocketAddr,
     pub(crate) protocols: &'a [&'a str],
+    pub(crate) server: &'a ServerHandle,
 }
 
 impl<'a> Request<'a> {
@@ -166,6 +168,13 @@ impl<'a> Request<'a> {
     /// (empty for plain HTTP requests).
     pub fn protocols(&self) -> &'a [&'a str] {
         self.protocols
+    }
+
+    /// The server this request reached: its statistics, publish and broadcast, shutdown, from
+    /// inside a factory without globals (a health check that reports open connections, an
+    /// admin page that broadcasts).
+    pub fn server(&self) -> &'a ServerHandle {
+        self.server
     }
 }
 

@@ -24,6 +24,8 @@ use crate::runtime::{Remote, Shared};
 pub struct ServerBuilder {
     config: Config,
     addr: String,
+    #[cfg(feature = "metrics")]
+    metrics_path: Option<String>,
 }
 
 impl ServerBuilder {
@@ -39,10 +41,32 @@ impl ServerBuilder {
         self
     }
 
+    /// Answer plain HTTP `GET`s of `path` (e.g. `"/metrics"`) with the server's metrics in the
+    /// Prometheus text format, before the factory sees them (see
+    /// [`ServerHandle::metrics`](crate::ServerHandle::metrics) to serve them elsewhere). Off by
+    /// default; needs the `metrics` feature.
+    #[cfg(feature = "metrics")]
+    pub fn metrics_path(mut self, path: impl Into<String>) -> Self {
+        self.metrics_path = Some(path.into());
+        self
+    }
+
     /// Bind, start the worker threads, and return the running server.
     pub fn start<F: Factory>(self, factory: F) -> Result<Server, Error> {
-        Server::start(self.config, &self.addr, factory)
+        #[cfg(feature = "metrics")]
+        let extras = Extras {
+            metrics_path: self.metrics_path,
+        };
+        #[cfg(not(feature = "metrics"))]
+        let extras = Extras {};
+        Server::start(self.config, &self.addr, extras, factory)
     }
+}
+
+/// Builder settings beyond `Config` that the runtime's shared state takes.
+struct Extras {
+    #[cfg(feature = "metrics")]
+    metrics_path: Option<String>,
 }
 
 /// A running WebSocket server: worker threads started, listening.
@@ -76,10 +100,17 @@ impl Server {
         ServerBuilder {
             config: Config::default(),
             addr: "127.0.0.1:8080".to_string(),
+            #[cfg(feature = "metrics")]
+            metrics_path: None,
         }
     }
 
-    fn start<F: Factory>(config: Config, addr: &str, factory: F) -> Result<Server, Error> {
+    fn start<F: Factory>(
+        config: Config,
+        addr: &str,
+        extras: Extras,
+        factory: F,
+    ) -> Result<Server, Error> {
         let addr = addr
             .to_socket_addrs()?
             .next()
@@ -122,7 +153,13 @@ impl Server {
             topics: Mutex::new(HashMap::new()),
             local_addr,
             acceptor_waker: acceptor.as_ref().map(|(_, w)| w.clone()),
+            #[cfg(feature = "metrics")]
+            histograms: (0..n).map(|_| Default::default()).collect(),
+            #[cfg(feature = "metrics")]
+            metrics_path: extras.metrics_path,
         });
+        #[cfg(not(feature = "metrics"))]
+        let Extras {} = extras;
         let factory = Arc::new(factory);
         let mut threads = Vec::with_capacity(n + 1);
         for (i, (poll, rx)) in polls.into_iter().zip(receivers).enumerate() {

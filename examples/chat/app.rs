@@ -37,6 +37,8 @@ use state::{now_ms, State};
 // The page, embedded at compile time: one binary, no build step, no CDN.
 const INDEX_HTML: &str = include_str!("index.html");
 const APP_JS: &str = include_str!("app.js");
+const STATS_HTML: &str = include_str!("stats.html");
+const STATS_JS: &str = include_str!("stats.js");
 const STYLE_CSS: &str = include_str!("style.css");
 /// A speech bubble, so the browser's tab has an icon (and asks for nothing that is missing).
 const FAVICON_SVG: &str = concat!(
@@ -160,6 +162,8 @@ impl Factory for ChatApp {
         let (content_type, body) = match (req.method(), req.path()) {
             ("GET", "/" | "/index.html") => ("text/html; charset=utf-8", INDEX_HTML),
             ("GET", "/app.js") => ("text/javascript; charset=utf-8", APP_JS),
+            ("GET", "/stats" | "/stats.html") => ("text/html; charset=utf-8", STATS_HTML),
+            ("GET", "/stats.js") => ("text/javascript; charset=utf-8", STATS_JS),
             ("GET", "/style.css") => ("text/css; charset=utf-8", STYLE_CSS),
             ("GET", "/favicon.svg" | "/favicon.ico") => ("image/svg+xml", FAVICON_SVG),
             ("GET", "/ws") => {

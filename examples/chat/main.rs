@@ -1,11 +1,13 @@
 //! Chat: a multi-room chat server with its web page, on one port. The showcase of how an
 //! application implements volley's `Handler` and `Factory` (see app.rs).
 //!
-//! Run: `cargo run --release --example chat` and open the printed address in two browser tabs.
+//! Run: `cargo run --release --features metrics --example chat` and open the printed address in
+//! two browser tabs; `/stats` plots the server's live statistics, `/metrics` is the Prometheus
+//! exposition.
 //! Flags (`--help`): `--host`, `--port` (default 127.0.0.1:8080, port 0 picks a free one),
 //! `--allow-origin ORIGIN` (repeatable; default: pages from this server only), `--rate N/SECS`
 //! (default 20/10), `--ping-interval SECS` and `--pong-timeout SECS` (default 15 and 10: a
-//! vanished tab leaves its room within 25 s), `--workers N`. `VOLLEY_LOG=debug` shows
+//! vanished tab leaves its room within 25 s), `--workers N`. `RUST_LOG=debug` shows
 //! connections come and go.
 //!
 //! What to look at: app.rs (the handler), protocol.rs (the JSON messages and their checks),
@@ -120,6 +122,8 @@ fn main() {
     let server = Server::builder()
         .config(opts.config)
         .bind(addr)
+        // Prometheus scrapes this; the /stats page plots it.
+        .metrics_path("/metrics")
         .start(ChatApp::new(opts.chat))
         .unwrap_or_else(|e| {
             eprintln!("chat: cannot start: {e}");

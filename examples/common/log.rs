@@ -1,34 +1,15 @@
-//! A minimal stderr logger for the examples: level from `VOLLEY_LOG` (error, warn, info, debug,
-//! trace; default info). Applications use whatever `log` backend they like.
-
-use log::{Level, Log, Metadata, Record};
-
-struct Stderr(Level);
-
-impl Log for Stderr {
-    fn enabled(&self, m: &Metadata<'_>) -> bool {
-        m.level() <= self.0
-    }
-    fn log(&self, r: &Record<'_>) {
-        if self.enabled(r.metadata()) {
-            eprintln!("[{:<5} {}] {}", r.level(), r.target(), r.args());
-        }
-    }
-    fn flush(&self) {}
-}
+//! The examples' logger: `env_logger`, so the level is set the conventional way, with `RUST_LOG`
+//! (`RUST_LOG=debug`, `RUST_LOG=volley=debug,warn`, ...; default `info`). `VOLLEY_LOG` (older
+//! scripts) is still read when `RUST_LOG` is unset. Applications use whatever `log` backend
+//! they like; volley only uses the `log` facade.
 
 /// Install the logger once.
 pub fn init() {
-    let level = match std::env::var("VOLLEY_LOG").unwrap_or_default().as_str() {
-        "error" => Level::Error,
-        "warn" => Level::Warn,
-        "debug" => Level::Debug,
-        "trace" => Level::Trace,
-        "off" => return,
-        _ => Level::Info,
-    };
-    let logger: &'static Stderr = Box::leak(Box::new(Stderr(level)));
-    if log::set_logger(logger).is_ok() {
-        log::set_max_level(level.to_level_filter());
-    }
+    let filter = std::env::var("RUST_LOG")
+        .or_else(|_| std::env::var("VOLLEY_LOG"))
+        .unwrap_or_else(|_| "info".to_owned());
+    let _ = env_logger::Builder::new()
+        .parse_filters(&filter)
+        .format_timestamp(None)
+        .try_init();
 }

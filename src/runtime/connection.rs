@@ -55,6 +55,10 @@ pub(crate) struct Extra {
     pub user_timers: Vec<(u64, TimerKey)>,
     /// permessage-deflate state, when negotiated.
     pub deflate: Option<Box<ConnDeflate>>,
+    /// When the outbound queue last failed to empty (the socket was full): the start of the
+    /// wait the queue-wait histogram records when it drains.
+    #[cfg(feature = "metrics")]
+    pub blocked_since: Option<std::time::Instant>,
 }
 
 /// The I/O side of a connection (the handler lives beside it).

@@ -58,6 +58,20 @@ impl fmt::Display for ConnId {
     }
 }
 
+/// How log lines name a connection: its id and the client's address, e.g.
+/// `conn 0.12.1 127.0.0.1:53214`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnLabel {
+    pub id: ConnId,
+    pub addr: SocketAddr,
+}
+
+impl fmt::Display for ConnLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "conn {} {}", self.id, self.addr)
+    }
+}
+
 /// A `Send + Clone` handle to one connection, usable from any thread: send to it or close it.
 /// Operations on a connection that has since closed are ignored.
 #[derive(Clone)]
@@ -123,6 +137,11 @@ impl ServerHandle {
         ServerHandle { shared }
     }
 
+    /// The state every worker and handle shares.
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
@@ -163,6 +182,27 @@ impl ServerHandle {
         let g = self.shared.topics.lock().unwrap_or_else(|e| e.into_inner());
         g.iter().map(|(k, v)| (k.to_string(), *v)).collect()
     }
+
+    /// The server's statistics and latency histograms in the Prometheus text exposition format
+    /// (version 0.0.4): what [`ServerBuilder::metrics_path`](crate::ServerBuilder::metrics_path)
+    /// serves, for applications that serve it elsewhere. Needs the `metrics` feature.
+    #[cfg(feature = "metrics")]
+    pub fn metrics(&self) -> String {
+        let mut out = String::with_capacity(8 << 10);
+        // Writing to a String cannot fail.
+        let _ = self.write_metrics(&mut out);
+        out
+    }
+
+    /// Write [`metrics`](Self::metrics) to `out` (a `String`, a `fmt` adapter over a socket...).
+    #[cfg(feature = "metrics")]
+    pub fn write_metrics(&self, out: &mut impl fmt::Write) -> fmt::Result {
+        crate::runtime::metrics::write(&self.shared, out)
+    }
+
+    /// The content type to serve [`metrics`](Self::metrics) with.
+    #[cfg(feature = "metrics")]
+    pub const METRICS_CONTENT_TYPE: &'static str = crate::runtime::metrics::CONTENT_TYPE;
 
     /// A snapshot of the server's counters, summed over workers (no locks).
     pub fn stats(&self) -> Stats {

@@ -6,6 +6,10 @@ pub(crate) mod compress;
 pub(crate) mod connection;
 pub(crate) mod context;
 pub(crate) mod handle;
+#[cfg(feature = "metrics")]
+pub(crate) mod histogram;
+#[cfg(feature = "metrics")]
+pub(crate) mod metrics;
 pub(crate) mod pubsub;
 pub(crate) mod stats;
 pub(crate) mod timer;
@@ -91,6 +95,12 @@ pub(crate) struct Shared {
     pub local_addr: SocketAddr,
     /// Wakes the acceptor thread on shutdown (acceptor mode only).
     pub acceptor_waker: Option<Arc<Waker>>,
+    /// Per-worker latency histograms (each written by its worker only).
+    #[cfg(feature = "metrics")]
+    pub histograms: Box<[histogram::WorkerHistograms]>,
+    /// Where plain HTTP `GET`s get the metrics exposition, if anywhere.
+    #[cfg(feature = "metrics")]
+    pub metrics_path: Option<String>,
 }
 
 impl Shared {

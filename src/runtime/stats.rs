@@ -11,6 +11,23 @@ pub(crate) fn bump(c: &AtomicU64, n: u64) {
     c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
 }
 
+/// The counter of `code` among the `closes_*` counters.
+pub(crate) fn close_counter(w: &WorkerStats, code: u16) -> &AtomicU64 {
+    match code {
+        1000 => &w.closes_normal,
+        1001 => &w.closes_going_away,
+        1002 => &w.closes_protocol_error,
+        1003 => &w.closes_unsupported,
+        1005 => &w.closes_no_status,
+        1006 => &w.closes_abnormal,
+        1007 => &w.closes_invalid_payload,
+        1008 => &w.closes_policy,
+        1009 => &w.closes_too_big,
+        1011 => &w.closes_internal,
+        _ => &w.closes_other,
+    }
+}
+
 /// Subtract from a single-writer gauge.
 #[inline]
 pub(crate) fn drop_one(c: &AtomicU64) {
@@ -30,7 +47,7 @@ macro_rules! counters {
 
         /// Server-wide statistics: a snapshot summed over every worker by
         /// [`ServerHandle::stats`](crate::ServerHandle::stats). Counters are monotonic except
-        /// `connections_open`.
+        /// the gauge `connections_open`.
         #[derive(Debug, Clone, Default, PartialEq, Eq)]
         #[non_exhaustive]
         pub struct Stats {
@@ -81,4 +98,58 @@ counters! {
     compressed_in,
     /// Compressed messages sent (a shared-mode publish counts once per recipient).
     compressed_out,
+    /// Of `messages_in`, text messages (the rest are binary).
+    text_messages_in,
+    /// Of `messages_out`, text messages (the rest are binary).
+    text_messages_out,
+    /// Of `handshakes_rejected`: a malformed request or upgrade (400).
+    rejected_malformed,
+    /// Of `handshakes_rejected`: an upgrade with a method other than GET (405).
+    rejected_method,
+    /// Of `handshakes_rejected`: a `Sec-WebSocket-Version` other than 13 (426).
+    rejected_version,
+    /// Of `handshakes_rejected`: a request head over `max_handshake_bytes` (431).
+    rejected_too_large,
+    /// Of `handshakes_rejected`: refused by `Factory::upgrade` ([`Upgrade::Reject`](crate::Upgrade::Reject)).
+    rejected_by_application,
+    /// Of `handshakes_rejected`: `Factory::upgrade` panicked (answered 500).
+    rejected_factory_panic,
+    /// Of `handshakes_rejected`: over `max_connections` (503; counted by workers, so not in
+    /// acceptor mode, where the acceptor thread answers).
+    rejected_over_capacity,
+    /// Connections closed with 1000 (normal), as their handler's `on_close` saw it.
+    closes_normal,
+    /// Connections closed with 1001 (going away).
+    closes_going_away,
+    /// Connections closed with 1002 (protocol error).
+    closes_protocol_error,
+    /// Connections closed with 1003 (unsupported data).
+    closes_unsupported,
+    /// Connections closed by a close frame without a code (1005).
+    closes_no_status,
+    /// Connections that ended without a close handshake (1006: reset, dead peer, timeout).
+    closes_abnormal,
+    /// Connections closed with 1007 (invalid payload).
+    closes_invalid_payload,
+    /// Connections closed with 1008 (policy violation).
+    closes_policy,
+    /// Connections closed with 1009 (message too big).
+    closes_too_big,
+    /// Connections closed with 1011 (internal error).
+    closes_internal,
+    /// Connections closed with any other code.
+    closes_other,
+    /// Bytes ever queued for sending (frames, HTTP answers); see [`Stats::queued_bytes`].
+    bytes_queued,
+    /// Queued bytes discarded unwritten with their connection (a peer gone with a full queue).
+    bytes_discarded,
+}
+
+impl Stats {
+    /// Bytes queued for sending and not yet written, now: queued − written − discarded.
+    pub fn queued_bytes(&self) -> u64 {
+        self.bytes_queued
+            .saturating_sub(self.bytes_out)
+            .saturating_sub(self.bytes_discarded)
+    }
 }

@@ -1,17 +1,16 @@
 //! Turning the bytes of an HTTP request into an upgrade decision: runs the pure handshake code,
 //! asks the application's [`Factory`], and builds the response bytes.
 
-use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use bytes::BytesMut;
 
-use crate::config::Config;
 use crate::handler::{Factory, Request, Response, Upgrade};
 use crate::protocol::deflate::Negotiated;
 use crate::protocol::error::HandshakeError;
 use crate::protocol::handshake::{self, write_response};
 use crate::runtime::compress::WorkerDeflate;
+use crate::runtime::handle::{ConnLabel, ServerHandle};
 
 /// What to do with a connection in the handshake phase.
 pub(crate) enum Outcome<H> {
@@ -25,7 +24,35 @@ pub(crate) enum Outcome<H> {
     /// A plain HTTP request answered by `Factory::http`: send `bytes`, then close.
     Http { bytes: Vec<u8> },
     /// An upgrade refused (invalid request, or by the application): send `bytes`, then close.
-    Rejected { bytes: Vec<u8> },
+    Rejected { bytes: Vec<u8>, reason: Rejection },
+}
+
+/// Why an upgrade was refused (the statistics count each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rejection {
+    /// 400: not valid HTTP, or not a valid upgrade.
+    Malformed,
+    /// 405: not GET.
+    Method,
+    /// 426: `Sec-WebSocket-Version` is not 13.
+    Version,
+    /// 431: the request head is too large.
+    TooLarge,
+    /// `Factory::upgrade` refused it.
+    Application,
+    /// `Factory::upgrade` panicked (500).
+    FactoryPanic,
+}
+
+impl Rejection {
+    fn of(err: &HandshakeError) -> Rejection {
+        match err.status() {
+            405 => Rejection::Method,
+            426 => Rejection::Version,
+            431 => Rejection::TooLarge,
+            _ => Rejection::Malformed,
+        }
+    }
 }
 
 /// A completed upgrade.
@@ -37,11 +64,14 @@ pub(crate) struct Upgraded<H> {
     pub consumed: usize,
 }
 
-fn reject<H>(peer: SocketAddr, err: &HandshakeError) -> Outcome<H> {
-    log::info!("{peer}: rejecting upgrade with {}: {err}", err.status());
+fn reject<H>(label: ConnLabel, err: &HandshakeError) -> Outcome<H> {
+    log::info!("{label}: rejecting upgrade with {}: {err}", err.status());
     let mut bytes = Vec::with_capacity(160);
     handshake::write_rejection(&mut bytes, err);
-    Outcome::Rejected { bytes }
+    Outcome::Rejected {
+        bytes,
+        reason: Rejection::of(err),
+    }
 }
 
 /// The bytes of a plain HTTP response (`Connection: close`).
@@ -53,38 +83,46 @@ fn response_bytes(resp: &Response) -> Vec<u8> {
 
 /// Run a factory callback; a panic in it answers this request with 500 and is logged, and the
 /// worker (and every other connection on it) goes on, as with a panicking handler.
-fn isolate<T>(peer: SocketAddr, what: &str, f: impl FnOnce() -> T) -> Result<T, Vec<u8>> {
+fn isolate<T>(label: ConnLabel, what: &str, f: impl FnOnce() -> T) -> Result<T, Vec<u8>> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|_| {
-        log::error!("{peer}: Factory::{what} panicked; answering 500");
+        log::error!("{label}: Factory::{what} panicked; answering 500");
         response_bytes(&Response::new(500).body("internal server error\n"))
     })
 }
 
-/// Parse the request in `buf` and decide.
+/// Parse the request in `buf` and decide. `server` is what the factory's [`Request`] offers the
+/// application (and where the configuration and the metrics path are read).
 pub(crate) fn handle<F: Factory>(
     factory: &F,
-    cfg: &Config,
-    peer: SocketAddr,
+    server: &ServerHandle,
+    label: ConnLabel,
     buf: &BytesMut,
 ) -> Outcome<F::Handler> {
+    let cfg = &server.shared().config;
+    let peer = label.addr;
     let (head, len) = match handshake::parse_request(buf, cfg.max_headers) {
         Ok(Some(parsed)) => parsed,
         Ok(None) if buf.len() > cfg.max_handshake_bytes => {
-            return reject(peer, &HandshakeError::HeadersTooLarge)
+            return reject(label, &HandshakeError::HeadersTooLarge)
         }
         Ok(None) => return Outcome::Partial,
-        Err(e) => return reject(peer, &e),
+        Err(e) => return reject(label, &e),
     };
     if len > cfg.max_handshake_bytes {
-        return reject(peer, &HandshakeError::HeadersTooLarge);
+        return reject(label, &HandshakeError::HeadersTooLarge);
     }
     if !handshake::wants_websocket(&head) {
         let req = Request {
             head: &head,
             peer,
             protocols: &[],
+            server,
         };
-        return match isolate(peer, "http", || factory.http(&req)) {
+        #[cfg(feature = "metrics")]
+        if let Some(bytes) = crate::runtime::metrics::answer(server.shared(), &req) {
+            return Outcome::Http { bytes };
+        }
+        return match isolate(label, "http", || factory.http(&req)) {
             Ok(resp) => Outcome::Http {
                 bytes: response_bytes(&resp),
             },
@@ -93,25 +131,32 @@ pub(crate) fn handle<F: Factory>(
     }
     let up = match handshake::validate_upgrade(&head) {
         Ok(up) => up,
-        Err(e) => return reject(peer, &e),
+        Err(e) => return reject(label, &e),
     };
     let req = Request {
         head: &head,
         peer,
         protocols: &up.protocols,
+        server,
     };
-    let decision = match isolate(peer, "upgrade", || factory.upgrade(&req)) {
+    let decision = match isolate(label, "upgrade", || factory.upgrade(&req)) {
         Ok(decision) => decision,
-        Err(bytes) => return Outcome::Rejected { bytes },
+        Err(bytes) => {
+            return Outcome::Rejected {
+                bytes,
+                reason: Rejection::FactoryPanic,
+            }
+        }
     };
     match decision {
         Upgrade::Reject(resp) => {
             log::info!(
-                "{peer}: upgrade refused by the application with {}",
+                "{label}: upgrade refused by the application with {}",
                 resp.status
             );
             Outcome::Rejected {
                 bytes: response_bytes(&resp),
+                reason: Rejection::Application,
             }
         }
         Upgrade::Accept {
@@ -122,7 +167,7 @@ pub(crate) fn handle<F: Factory>(
             let protocol = protocol.filter(|p| {
                 let offered = up.protocols.iter().any(|o| o == p);
                 if !offered {
-                    log::warn!("{peer}: application chose subprotocol {p:?}, which was not offered; omitting it");
+                    log::warn!("{label}: application chose subprotocol {p:?}, which was not offered; omitting it");
                 }
                 offered
             });

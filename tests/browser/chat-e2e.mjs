@@ -4,8 +4,9 @@
 //   node tests/browser/chat-e2e.mjs CHAT_BINARY SCREENSHOT.png
 // It starts the chat server on a free port, then drives three users in separate browser
 // contexts: nicknames, joining a room, the member list, messages both ways, the typing
-// indicator, a private message, HTML injection shown as literal text, and a server restart
-// (the page reconnects, re-joins its room and sends what was typed while offline). Exits
+// indicator, a private message, HTML injection shown as literal text, a server restart (the
+// page reconnects, re-joins its room and sends what was typed while offline), and the live
+// /stats page (its plot moves while messages are sent; /metrics is served). Exits
 // non-zero on any failure; the server is always killed on the way out.
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -32,7 +33,7 @@ function startServer(port) {
   const args = ['--host', '127.0.0.1', '--port', String(port)];
   const child = spawn(binary, args, {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, VOLLEY_LOG: process.env.VOLLEY_LOG || 'warn' },
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
   });
   server = child;
   return new Promise((resolve, reject) => {
@@ -248,6 +249,40 @@ async function main() {
       await waitForText(bob, '#typing', 'carol is typing…');
     });
 
+    let stats;
+    await check('the /stats page plots the live metrics, and the plot moves with traffic', async () => {
+      const context = await browser.newContext({ viewport: { width: 1000, height: 760 } });
+      stats = await context.newPage();
+      stats.setDefaultTimeout(TIMEOUT);
+      stats.on('pageerror', (e) => problems.push(`stats: page error: ${e.message}`));
+      stats.on('console', (m) => {
+        if (m.type() === 'error') problems.push(`stats: console error: ${m.text()}`);
+      });
+      await stats.goto(new URL('/stats', url).href);
+      // Three users are connected: the card and the plot's newest point say so.
+      await waitForText(stats, '#v-conns', '3');
+      const rate = stats.locator('#plot-rate');
+      const points = async () => Number(await rate.getAttribute('data-points'));
+      await stats.waitForFunction(
+        () => Number(document.querySelector('#plot-rate').dataset.points) >= 4);
+      const before = await points();
+      // A burst of messages: the messages-per-second line must rise above zero.
+      for (let i = 0; i < 8; i++) await say(alice, `stats burst ${i}`);
+      await waitForMessage(bob, 'alice', 'stats burst 7');
+      await stats.waitForFunction(() => {
+        const [rin] = (document.querySelector('#plot-rate').dataset.last || '').split(',');
+        return Number(rin) > 0;
+      }, null, { timeout: 6000 });
+      if ((await points()) <= before) throw new Error('the plot did not advance');
+      const conns = await stats.locator('#plot-conns').getAttribute('data-last');
+      if (Number(conns) !== 3) throw new Error(`connections plotted: ${conns}`);
+      // The exposition itself is served by the library on /metrics.
+      const text = await (await stats.request.get(new URL('/metrics', url).href)).text();
+      if (!/^volley_connections_open\{worker="0"\} \d+$/m.test(text)) {
+        throw new Error('no volley_connections_open in /metrics');
+      }
+    });
+
     await check('no page errors, console errors or dialogs', async () => {
       if (problems.length) throw new Error(problems.join('\n'));
     });
@@ -255,6 +290,9 @@ async function main() {
     mkdirSync(dirname(screenshot), { recursive: true });
     await bob.screenshot({ path: screenshot });
     console.log(`# screenshot of bob's page: ${screenshot}`);
+    const statsShot = screenshot.replace(/\.png$/, '') + '-stats.png';
+    await stats.screenshot({ path: statsShot });
+    console.log(`# screenshot of the /stats page: ${statsShot}`);
   } catch (e) {
     const failed = screenshot.replace(/\.png$/, '') + '-failure.png';
     await (bob || alice)?.screenshot({ path: failed }).catch(() => {});

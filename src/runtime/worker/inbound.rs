@@ -15,7 +15,7 @@ use crate::protocol::reader::Event;
 use crate::runtime::compress::ConnDeflate;
 use crate::runtime::connection::{flags, Phase};
 use crate::runtime::stats::bump;
-use crate::runtime::upgrade::{self, Outcome};
+use crate::runtime::upgrade::{self, Outcome, Rejection};
 
 use super::Worker;
 
@@ -112,16 +112,14 @@ impl<F: Factory> Worker<F> {
     /// Returns true if the connection was upgraded and `buf` may hold frames to process.
     pub(super) fn handshake(&mut self, slot: usize, buf: &mut BytesMut) -> bool {
         let conn = &mut self.conns[slot];
-        let outcome = upgrade::handle(
-            &*self.factory,
-            &self.state.shared.config,
-            conn.core.peer,
-            buf,
-        );
+        let label = self.state.label(&conn.core, slot);
+        let outcome = upgrade::handle(&*self.factory, &self.server, label, buf);
         match outcome {
             Outcome::Partial => false,
-            Outcome::Http { bytes } => self.answer_and_close(slot, buf, bytes, false),
-            Outcome::Rejected { bytes } => self.answer_and_close(slot, buf, bytes, true),
+            Outcome::Http { bytes } => self.answer_and_close(slot, buf, bytes, None),
+            Outcome::Rejected { bytes, reason } => {
+                self.answer_and_close(slot, buf, bytes, Some(reason))
+            }
             Outcome::Upgraded {
                 bytes,
                 upgraded: up,
@@ -135,8 +133,10 @@ impl<F: Factory> Worker<F> {
                 if written < bytes.len() {
                     let mut rest = Bytes::from(bytes);
                     bytes::Buf::advance(&mut rest, written);
-                    conn.core.push(rest);
+                    self.state.enqueue(&mut conn.core, rest);
                 }
+                // Written straight away, so queued and written at once for the statistics.
+                bump(&self.state.stats().bytes_queued, written as u64);
                 bump(&self.state.stats().bytes_out, written as u64);
                 conn.core.phase = Phase::Open;
                 if let Some(p) = up.protocol {
@@ -167,20 +167,29 @@ impl<F: Factory> Worker<F> {
         slot: usize,
         buf: &mut BytesMut,
         bytes: Vec<u8>,
-        rejected: bool,
+        rejected: Option<Rejection>,
     ) -> bool {
         let conn = &mut self.conns[slot];
         let st = self.state.stats();
-        bump(
-            if rejected {
-                &st.handshakes_rejected
-            } else {
-                &st.http_requests
-            },
-            1,
-        );
+        match rejected {
+            None => bump(&st.http_requests, 1),
+            Some(reason) => {
+                bump(&st.handshakes_rejected, 1);
+                bump(
+                    match reason {
+                        Rejection::Malformed => &st.rejected_malformed,
+                        Rejection::Method => &st.rejected_method,
+                        Rejection::Version => &st.rejected_version,
+                        Rejection::TooLarge => &st.rejected_too_large,
+                        Rejection::Application => &st.rejected_by_application,
+                        Rejection::FactoryPanic => &st.rejected_factory_panic,
+                    },
+                    1,
+                );
+            }
+        }
         buf.clear();
-        conn.core.push(Bytes::from(bytes));
+        self.state.enqueue(&mut conn.core, Bytes::from(bytes));
         conn.core.phase = Phase::Draining;
         self.state.mark_dirty(&mut conn.core);
         let deadline = self.state.now + self.state.shared.config.close_timeout;
@@ -200,8 +209,18 @@ impl<F: Factory> Worker<F> {
                 conn.core.last_msg_ms = self.state.now_ms;
                 let st = self.state.stats();
                 bump(&st.messages_in, 1);
+                if msg.is_text() {
+                    bump(&st.text_messages_in, 1);
+                }
                 bump(&st.bytes_in, msg.len() as u64);
                 self.call(slot, |h, ctx| h.on_message(ctx, msg));
+                // From the poll wake-up that brought the message's last bytes to the end of its
+                // handler call.
+                #[cfg(feature = "metrics")]
+                self.state
+                    .histograms()
+                    .handler
+                    .observe(self.state.now.elapsed());
             }
             Event::Compressed { text, payload } => {
                 if conn.core.phase != Phase::Open {
@@ -280,7 +299,7 @@ impl<F: Factory> Worker<F> {
         let code = err.close_code();
         log::info!(
             "{}: protocol error, closing with {code}: {err}",
-            conn.core.peer
+            self.state.label(&conn.core, slot)
         );
         let st = self.state.stats();
         bump(&st.protocol_errors, 1);
@@ -312,7 +331,7 @@ impl<F: Factory> Worker<F> {
             _ => {
                 log::debug!(
                     "{}: connection closed without a close frame",
-                    conn.core.peer
+                    self.state.label(&conn.core, slot)
                 );
                 self.remove(
                     slot,
@@ -328,7 +347,7 @@ impl<F: Factory> Worker<F> {
             return;
         };
         if conn.core.phase != Phase::Draining && conn.core.phase != Phase::Handshake {
-            log::debug!("{}: i/o error: {e}", conn.core.peer);
+            log::debug!("{}: i/o error: {e}", self.state.label(&conn.core, slot));
             let reason = e.to_string();
             self.call(slot, |h, ctx| h.on_error(ctx, Error::Io(e)));
             self.remove(slot, CloseCode::ABNORMAL, &reason);

@@ -24,9 +24,9 @@ use crate::runtime::accept;
 use crate::runtime::compress::WorkerDeflate;
 use crate::runtime::connection::{flags, ConnCore, Phase};
 use crate::runtime::context::Context;
-use crate::runtime::handle::ConnId;
+use crate::runtime::handle::{ConnId, ServerHandle};
 use crate::runtime::pubsub::{SharedFrame, Topics};
-use crate::runtime::stats::{bump, drop_one};
+use crate::runtime::stats::{bump, close_counter, drop_one};
 use crate::runtime::timer::TimerWheel;
 use crate::runtime::Delivery;
 use crate::runtime::{Command, Shared};
@@ -66,6 +66,8 @@ pub(crate) struct Worker<F: Factory> {
     listener: Option<TcpListener>,
     rx: Receiver<Command>,
     factory: Arc<F>,
+    /// What factory calls see as `Request::server` (one handle, made once).
+    server: ServerHandle,
     conns: Slab<Conn<F::Handler>>,
     state: WorkerState,
     /// Zero-initialised space the next read lands in; frames split off it are handed out.
@@ -106,6 +108,7 @@ impl<F: Factory> Worker<F> {
             listener,
             rx,
             factory,
+            server: ServerHandle::from_shared(shared.clone()),
             conns: Slab::new(),
             state: WorkerState {
                 id,
@@ -141,7 +144,15 @@ impl<F: Factory> Worker<F> {
                     break;
                 }
             }
+            // The deadline poll was asked to wake at (the clock is the last turn's start, so
+            // this is the due timer's time); `tick_clock` then says how late we are.
+            #[cfg(feature = "metrics")]
+            let due = timeout.map(|t| self.state.now + t);
             self.tick_clock();
+            #[cfg(feature = "metrics")]
+            if let Some(late) = due.and_then(|d| self.state.now.checked_duration_since(d)) {
+                self.state.histograms().lag.observe(late);
+            }
             for ev in events.iter() {
                 match ev.token() {
                     WAKER => self.drain_commands(),
@@ -158,6 +169,11 @@ impl<F: Factory> Worker<F> {
             }
             self.fire_timers();
             self.end_turn();
+            #[cfg(feature = "metrics")]
+            self.state
+                .histograms()
+                .turn
+                .observe(self.state.now.elapsed());
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns.is_empty() {
                     break;
@@ -259,6 +275,7 @@ impl<F: Factory> Worker<F> {
                 shared.config.max_connections
             );
             bump(&self.state.stats().handshakes_rejected, 1);
+            bump(&self.state.stats().rejected_over_capacity, 1);
             accept::write_unavailable(&mut stream);
             return;
         }
@@ -441,7 +458,7 @@ impl<F: Factory> Worker<F> {
         if r.is_err() {
             log::error!(
                 "{}: handler panicked; closing the connection with 1011",
-                conn.core.peer
+                self.state.label(&conn.core, slot)
             );
             self.state
                 .start_close(&mut conn.core, CloseCode::INTERNAL, "internal error");
@@ -458,6 +475,13 @@ impl<F: Factory> Worker<F> {
             return;
         }
         conn.core.set(flags::CLOSE_REPORTED);
+        bump(close_counter(self.state.stats(), frame.code.0), 1);
+        log::debug!(
+            "{}: closed with {} {:?}",
+            self.state.label(&conn.core, slot),
+            frame.code,
+            frame.reason
+        );
         self.call(slot, |h, ctx| h.on_close(ctx, frame));
     }
     // ---- timers ----------------------------------------------------------------------------
@@ -496,12 +520,15 @@ impl<F: Factory> Worker<F> {
         let st = &self.state.shared.stats[self.state.id as usize];
         match conn.core.phase {
             Phase::Handshake => {
-                log::info!("{}: handshake timeout", conn.core.peer);
+                log::info!("{}: handshake timeout", self.state.label(&conn.core, slot));
                 bump(&st.timeouts, 1);
                 self.remove(slot, CloseCode::ABNORMAL, "handshake timeout");
             }
             Phase::Closing => {
-                log::info!("{}: no answer to our close frame in time", conn.core.peer);
+                log::info!(
+                    "{}: no answer to our close frame in time",
+                    self.state.label(&conn.core, slot)
+                );
                 bump(&st.timeouts, 1);
                 self.remove(slot, CloseCode::ABNORMAL, "close timeout");
             }
@@ -519,7 +546,7 @@ impl<F: Factory> Worker<F> {
         let now = self.state.now_ms;
         if let Some(idle) = cfg.idle_timeout {
             if now.wrapping_sub(conn.core.last_msg_ms) >= idle.as_millis() as u32 {
-                log::info!("{}: idle timeout", conn.core.peer);
+                log::info!("{}: idle timeout", self.state.label(&conn.core, slot));
                 bump(&self.state.stats().timeouts, 1);
                 self.state
                     .start_close(&mut conn.core, CloseCode::NORMAL, "idle timeout");
@@ -530,7 +557,10 @@ impl<F: Factory> Worker<F> {
             let silent = now.wrapping_sub(conn.core.last_rx_ms);
             if conn.core.has(flags::PING_OUTSTANDING) {
                 if silent >= (iv + cfg.pong_timeout).as_millis() as u32 {
-                    log::info!("{}: no pong or traffic in time; dropping", conn.core.peer);
+                    log::info!(
+                        "{}: no pong or traffic in time; dropping",
+                        self.state.label(&conn.core, slot)
+                    );
                     bump(&self.state.stats().timeouts, 1);
                     self.remove(slot, CloseCode::ABNORMAL, "timeout");
                     return;
@@ -555,6 +585,10 @@ impl<F: Factory> Worker<F> {
         }
         self.report_close(slot, CloseFrame::new(code, reason));
         let mut conn = self.conns.remove(slot);
+        bump(
+            &self.state.stats().bytes_discarded,
+            conn.core.out.bytes() as u64,
+        );
         if let Some(k) = conn.core.timer.take() {
             self.state.timers.cancel(k);
         }

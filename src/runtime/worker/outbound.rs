@@ -25,6 +25,8 @@ impl<F: Factory> Worker<F> {
                     return;
                 }
             }
+            #[cfg(feature = "metrics")]
+            self.state.record_queue_wait(&mut conn.core);
         }
         if !conn.core.out.is_empty() {
             // The socket is full: ask for writable events until the queue drains. Sockets are

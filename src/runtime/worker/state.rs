@@ -25,7 +25,7 @@ use crate::runtime::Shared;
 /// The heartbeat's ping, encoded once at compile time.
 static EMPTY_PING: [u8; 2] = empty_control_frame(OpCode::Ping);
 use crate::config::BackpressurePolicy;
-use crate::runtime::handle::ConnId;
+use crate::runtime::handle::{ConnId, ConnLabel};
 
 /// Payloads up to this size are copied next to their header (one buffer, one iovec); larger ones
 /// are queued as a separate, shared `Bytes`.
@@ -67,6 +67,49 @@ pub(crate) struct WorkerState {
 }
 
 impl WorkerState {
+    /// Queue bytes for `core` (every frame and HTTP answer goes through here, so the statistics
+    /// know what is queued); the caller marks the connection dirty.
+    #[inline]
+    pub fn enqueue(&self, core: &mut ConnCore, b: Bytes) {
+        bump(&self.stats().bytes_queued, b.len() as u64);
+        core.push(b);
+    }
+
+    /// This worker's latency histograms.
+    #[cfg(feature = "metrics")]
+    pub fn histograms(&self) -> &crate::runtime::histogram::WorkerHistograms {
+        &self.shared.histograms[usize::from(self.id)]
+    }
+
+    /// After a write: a queue that emptied records how long it waited (since this turn, or
+    /// since the socket filled up); one that did not remembers when it started waiting.
+    #[cfg(feature = "metrics")]
+    pub fn record_queue_wait(&self, core: &mut ConnCore) {
+        if core.out.is_empty() {
+            let since = core
+                .extra
+                .as_mut()
+                .and_then(|x| x.blocked_since.take())
+                .unwrap_or(self.now);
+            self.histograms()
+                .queue_wait
+                .observe(Instant::now().saturating_duration_since(since));
+        } else {
+            let x = core.extra();
+            if x.blocked_since.is_none() {
+                x.blocked_since = Some(self.now);
+            }
+        }
+    }
+
+    /// How log lines name the connection in `slot`.
+    pub fn label(&self, core: &ConnCore, slot: usize) -> ConnLabel {
+        ConnLabel {
+            id: ConnId::new(self.id, slot as u32, core.generation),
+            addr: core.peer,
+        }
+    }
+
     pub fn stats(&self) -> &WorkerStats {
         &self.shared.stats[self.id as usize]
     }
@@ -98,19 +141,28 @@ impl WorkerState {
         // peer will not get.
         self.admit_outbound(core, total)?;
         if let Some(frame) = self.compressed(core, msg, None) {
-            core.push(frame);
+            self.enqueue(core, frame);
         } else if payload.len() <= COPY_THRESHOLD {
-            core.push(Frame::message(msg).encode());
+            self.enqueue(core, Frame::message(msg).encode());
         } else {
             // A large payload is queued by reference after its own header (no copy).
             let mut h = [0u8; MAX_HEADER_LEN];
             let n = Frame::message(msg).header().encode(&mut h);
-            core.push(Bytes::copy_from_slice(&h[..n]));
-            core.push(msg.clone().into_bytes());
+            self.enqueue(core, Bytes::copy_from_slice(&h[..n]));
+            self.enqueue(core, msg.clone().into_bytes());
         }
-        bump(&self.stats().messages_out, 1);
+        self.count_out(msg);
         self.mark_dirty(core);
         Ok(())
+    }
+
+    /// Count one data message queued for sending.
+    fn count_out(&self, msg: &Message) {
+        let st = self.stats();
+        bump(&st.messages_out, 1);
+        if msg.is_text() {
+            bump(&st.text_messages_out, 1);
+        }
     }
 
     /// Queue a pre-encoded shared frame (publish, broadcast).
@@ -120,10 +172,10 @@ impl WorkerState {
         }
         self.admit_outbound(core, frame.plain.len())?;
         match self.compressed(core, &frame.msg, Some(&frame.deflated)) {
-            Some(f) => core.push(f),
-            None => core.push(frame.plain.clone()),
+            Some(f) => self.enqueue(core, f),
+            None => self.enqueue(core, frame.plain.clone()),
         }
-        bump(&self.stats().messages_out, 1);
+        self.count_out(&frame.msg);
         self.mark_dirty(core);
         Ok(())
     }
@@ -182,17 +234,17 @@ impl WorkerState {
         }
         if payload.is_empty() {
             // The heartbeat's ping: a static frame, no allocation.
-            core.push(Bytes::from_static(&EMPTY_PING));
+            self.enqueue(core, Bytes::from_static(&EMPTY_PING));
         } else {
             let p = &payload[..payload.len().min(125)];
-            core.push(Frame::ping(p).encode());
+            self.enqueue(core, Frame::ping(p).encode());
         }
         self.mark_dirty(core);
         Ok(())
     }
 
     pub(super) fn queue_control(&mut self, core: &mut ConnCore, opcode: OpCode, payload: &[u8]) {
-        core.push(Frame::new(opcode, payload).encode());
+        self.enqueue(core, Frame::new(opcode, payload).encode());
         self.mark_dirty(core);
     }
 
