@@ -2,7 +2,7 @@
 //! page and accepts WebSocket upgrades on `/ws`, and the per-connection [`Handler`] (`Session`)
 //! that turns JSON messages into room subscriptions, publishes and private sends.
 //!
-//! Run it with `cargo run --release --example chat`; tests/chat.rs drives this same code over
+//! Run it with `cargo run --release --features metrics --example chat`; tests/chat.rs drives this same code over
 //! real sockets (it includes this file with `#[path]`).
 //!
 //! Where volley does the work:

@@ -1,7 +1,7 @@
 //! The chat's wire protocol: JSON text messages with a `type` field, in both directions, and the
 //! rules every client message must pass before it touches shared state.
 //!
-//! Part of the chat example (`cargo run --release --example chat`); see examples/README.md for
+//! Part of the chat example (`cargo run --release --features metrics --example chat`); see examples/README.md for
 //! the whole list of messages with an example of each.
 
 use serde::{Deserialize, Serialize};

@@ -3,7 +3,7 @@
 //! average. Messages over the limit are refused; a client that goes on sending after `strikes`
 //! refusals in a row is treated as abusive (the handler closes it with 1008).
 //!
-//! Part of the chat example (`cargo run --release --example chat`).
+//! Part of the chat example (`cargo run --release --features metrics --example chat`).
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! which run on several worker threads; every method is quick, so the lock is held briefly.
 //!
 //! Nothing here touches a socket: handlers (app.rs) turn the results into messages. Part of the
-//! chat example (`cargo run --release --example chat`).
+//! chat example (`cargo run --release --features metrics --example chat`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{SystemTime, UNIX_EPOCH};
