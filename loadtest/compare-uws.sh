@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# volley against uWebSockets itself, under uWebSockets' own load generator: the static builds in
+# ../shared/anchors (uws_echo, load_test; see their README), with fastwebsockets' echo beside them.
+#
+# For every round, every cell (connections × payload, one message in flight per connection) and
+# every server in turn (alternating within the round), it starts the server with one thread, runs
+# `load_test CONNS 127.0.0.1 PORT 0 0 SIZE`, and over the same window (from load_test's first
+# report at 4 s to its third at 12 s) reads the messages per second load_test reports and the
+# server's CPU time from /proc/PID/stat (utime + stime). Prints a markdown table of medians over
+# the rounds: msg/s and server CPU per message, each with its ratio to uWebSockets.
+#
+# Usage: loadtest/compare-uws.sh            (about 3 × 3 cells × 3 servers × 14 s ≈ 6.5 minutes)
+# Knobs: ROUNDS=3  CELLS="100x20 500x16384 50x262144"  SERVERS="volley uws fastwebsockets"
+#        ANCHORS=../shared/anchors  OUT=target/compare-uws/<timestamp>
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+ROUNDS="${ROUNDS:-3}"
+CELLS="${CELLS:-100x20 500x16384 50x262144}"
+SERVERS="${SERVERS:-volley uws fastwebsockets}"
+ANCHORS="$(cd "${ANCHORS:-$ROOT/../shared/anchors}" && pwd)"
+OUT="${OUT:-target/compare-uws/$(date +%Y%m%d-%H%M%S)}"
+PEER_TARGET="$ROOT/target/peers"
+mkdir -p "$OUT"
+
+echo "== building (release)" >&2
+cargo build --release -q -p volley --example echo
+if [[ " $SERVERS " == *" fastwebsockets "* ]]; then
+    CARGO_TARGET_DIR="$PEER_TARGET" cargo build --release -q \
+        --manifest-path loadtest/peers/fastwebsockets/Cargo.toml
+fi
+
+# start_server NAME PORT: prints the server's pid.
+start_server() {
+    case "$1" in
+        volley) RUST_LOG=warn "$ROOT/target/release/examples/echo" "127.0.0.1:$2" 1 off ;;
+        uws) "$ANCHORS/uws_echo" 1 "$2" ;;
+        fastwebsockets) "$PEER_TARGET/release/fws-echo" "127.0.0.1:$2" 1 ;;
+        volley-base) RUST_LOG=warn "${VOLLEY_BASE:?}/echo" "127.0.0.1:$2" 1 off ;;
+        *) echo "unknown server $1" >&2; exit 2 ;;
+    esac >/dev/null 2>&1 &
+    echo $!
+}
+
+wait_port() {
+    for _ in $(seq 50); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "server did not come up on port $1" >&2
+    return 1
+}
+
+# cpu_ticks PID: utime + stime in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+
+PORT=9700
+SERVER_PID=""
+LT_PID=""
+cleanup() {
+    [ -n "$LT_PID" ] && kill "$LT_PID" 2>/dev/null || true
+    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+echo "== servers: $SERVERS; cells: $CELLS; $ROUNDS rounds; output in $OUT" >&2
+for round in $(seq "$ROUNDS"); do
+    for cell in $CELLS; do
+        conns=${cell%x*}; size=${cell#*x}
+        for name in $SERVERS; do
+            PORT=$((PORT + 1))
+            SERVER_PID=$(start_server "$name" "$PORT")
+            wait_port "$PORT"
+            log="$OUT/$cell--$name--r$round.log"
+            "$ANCHORS/load_test" "$conns" 127.0.0.1 "$PORT" 0 0 "$size" >"$log" 2>&1 &
+            LT_PID=$!
+            sleep 4.05
+            c0=$(cpu_ticks "$SERVER_PID")
+            sleep 8
+            c1=$(cpu_ticks "$SERVER_PID")
+            sleep 0.3
+            kill "$LT_PID" 2>/dev/null || true; wait "$LT_PID" 2>/dev/null || true; LT_PID=""
+            kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true
+            SERVER_PID=""
+            # load_test's 2nd and 3rd reports cover 4..12 s.
+            rates=$(grep -o 'Msg/sec: [0-9.]*' "$log" | awk '{print $2}' | sed -n '2,3p' | tr '\n' ' ')
+            echo "$cell $name $round $rates $((c1 - c0)) $HZ" >>"$OUT/raw.txt"
+            echo "   $cell  $name  round $round  msg/s: $rates cpu ticks: $((c1 - c0))" >&2
+        done
+    done
+done
+
+python3 - "$OUT/raw.txt" <<'PY' | tee "$OUT/table.md"
+import collections, statistics, sys
+rows = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    f = line.split()
+    cell, name, rates, ticks, hz = f[0], f[1], [float(x) for x in f[3:-2]], int(f[-2]), int(f[-1])
+    if len(rates) < 2:
+        continue
+    rate = sum(rates) / len(rates)          # msg/s over 4..12 s
+    msgs = rate * 8.0
+    rows[(cell, name)].append((rate, ticks / hz / msgs * 1e6))
+cells = sorted({c for c, _ in rows}, key=lambda c: (int(c.split('x')[1]), int(c.split('x')[0])))
+names = sorted({n for _, n in rows}, key=lambda n: ["volley", "uws", "fastwebsockets", "volley-base"].index(n) if n in ["volley", "uws", "fastwebsockets", "volley-base"] else 9)
+print("| cell (conns × bytes, 1 in flight) | server | msg/s (median) | × uWS | server CPU/msg (median) | × uWS | rounds |")
+print("|---|---|---:|---:|---:|---:|---:|")
+for c in cells:
+    ref = rows.get((c, "uws"))
+    ref_rate = statistics.median(r for r, _ in ref) if ref else None
+    ref_cpu = statistics.median(u for _, u in ref) if ref else None
+    for n in names:
+        v = rows.get((c, n))
+        if not v:
+            continue
+        rate = statistics.median(r for r, _ in v); cpu = statistics.median(u for _, u in v)
+        rr = f"{rate / ref_rate:.2f}×" if ref_rate else "–"
+        rc = f"{cpu / ref_cpu:.2f}×" if ref_cpu else "–"
+        print(f"| {c.replace('x', ' × ')} B | {n} | {rate / 1000:.1f}k | {rr} | {cpu:.2f} µs | {rc} | {len(v)} |")
+PY
