@@ -68,7 +68,9 @@ impl Handler for Echo {
 /// Allocations per message on the worker while echoing `n` messages of `size` bytes, one in
 /// flight, after a warm-up.
 fn allocs_per_message(size: usize, n: usize) -> f64 {
-    let s = TestServer::start(config().workers(1), |_r: &Request<'_>| Upgrade::accept(Echo));
+    let s = TestServer::start(config().workers(1), |_r: &Request<'_>| {
+        Upgrade::accept(Echo)
+    });
     let mut c = Client::connect(s.addr);
     let payload = vec![b'x'; size];
     for _ in 0..1_000 {

@@ -16,7 +16,7 @@
 //! +-------------------------------+-------------------------------+
 //! ```
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::protocol::error::ProtocolError;
 use crate::protocol::mask::apply_mask;
@@ -359,6 +359,19 @@ impl<'a> Frame<'a> {
         out.reserve(self.encoded_len());
         self.header
             .write_frame(out, |o| o.extend_from_slice(self.payload));
+    }
+
+    /// Append the whole frame to `out` (a worker's frame arena).
+    pub fn encode_to(&self, out: &mut BytesMut) {
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let head_len = self.header.encode(&mut head);
+        out.reserve(head_len + self.payload.len());
+        out.extend_from_slice(&head[..head_len]);
+        let start = out.len();
+        out.extend_from_slice(self.payload);
+        if let Some(key) = self.header.mask {
+            apply_mask(&mut out[start..], key, 0);
+        }
     }
 
     /// The whole frame in one allocation.

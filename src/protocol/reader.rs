@@ -144,6 +144,17 @@ impl Reader {
         result
     }
 
+    /// The whole length (header and payload) of the frame that `buf` begins with, once its
+    /// header has arrived: how much room to reserve for the rest of a frame that is still
+    /// arriving, so it is assembled with one copy and no reallocation. `None` while the header
+    /// is incomplete or invalid (reading reports the error).
+    pub fn pending_frame_len(buf: &[u8]) -> Option<usize> {
+        let (header, header_len) = FrameHeader::decode(buf).ok()??;
+        usize::try_from(header.payload_len)
+            .ok()?
+            .checked_add(header_len)
+    }
+
     fn read_frames(
         &mut self,
         buf: &mut BytesMut,

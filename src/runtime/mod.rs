@@ -2,6 +2,7 @@
 //! topics. Nothing here parses protocol bytes itself; it drives [`crate::protocol`].
 
 pub(crate) mod accept;
+pub(crate) mod buffers;
 pub(crate) mod compress;
 pub(crate) mod connection;
 pub(crate) mod context;

@@ -10,8 +10,8 @@ use crate::handler::{Factory, Handler};
 use crate::protocol::close;
 use crate::protocol::close::{CloseCode, CloseFrame};
 use crate::protocol::error::ProtocolError;
-use crate::protocol::frame::OpCode;
-use crate::protocol::reader::Event;
+use crate::protocol::frame::{OpCode, MAX_HEADER_LEN};
+use crate::protocol::reader::{Event, Reader};
 use crate::runtime::compress::ConnDeflate;
 use crate::runtime::connection::{flags, Phase};
 use crate::runtime::stats::bump;
@@ -23,22 +23,19 @@ impl<F: Factory> Worker<F> {
     // ---- reading ---------------------------------------------------------------------------
 
     pub(super) fn on_readable(&mut self, slot: usize) {
-        let read_size = self.state.shared.config.read_buffer_size.max(4096);
         loop {
             let Some(conn) = self.conns.get_mut(slot) else {
                 return;
             };
-            if self.spare.len() < read_size / 4 {
-                self.spare = BytesMut::zeroed(read_size);
-            }
-            let want = self.spare.len();
-            match conn.core.stream.read(&mut self.spare[..]) {
+            let space = self.block.space();
+            let want = space.len();
+            match conn.core.stream.read(space) {
                 Ok(0) => {
                     self.peer_eof(slot);
                     return;
                 }
                 Ok(n) => {
-                    let chunk = self.spare.split_to(n);
+                    let chunk = self.block.take(n);
                     conn.core.last_rx_ms = self.state.now_ms;
                     if conn.core.has(flags::PING_OUTSTANDING) {
                         // The peer is alive: the next check is a ping interval from now, not the
@@ -52,10 +49,13 @@ impl<F: Factory> Worker<F> {
                         continue; // discard until EOF
                     }
                     match conn.core.rbuf.take() {
-                        None => self.process(slot, chunk),
+                        None => self.process(slot, chunk, false),
                         Some(mut tail) => {
+                            // The rest of a frame: appended to the connection's own buffer,
+                            // reserved for the whole frame when its header came (one copy).
                             tail.extend_from_slice(&chunk);
-                            self.process(slot, *tail);
+                            drop(chunk);
+                            self.process(slot, *tail, true);
                         }
                     }
                     if n < want {
@@ -73,7 +73,8 @@ impl<F: Factory> Worker<F> {
     }
 
     /// Parse what `buf` holds for this connection; keep an incomplete tail in the connection.
-    pub(super) fn process(&mut self, slot: usize, mut buf: BytesMut) {
+    /// `owned`: `buf` is the connection's own buffer, not a view of the worker's read block.
+    pub(super) fn process(&mut self, slot: usize, mut buf: BytesMut, owned: bool) {
         loop {
             let Some(conn) = self.conns.get_mut(slot) else {
                 return;
@@ -100,11 +101,33 @@ impl<F: Factory> Worker<F> {
         if let Some(conn) = self.conns.get_mut(slot) {
             conn.core.rbuf = if buf.is_empty() {
                 None
-            } else if buf.capacity() > 4 * buf.len() + 4096 {
-                // Don't let a small tail pin a large shared read block.
-                Some(Box::new(BytesMut::from(&buf[..])))
             } else {
-                Some(Box::new(buf))
+                // Room for the whole of the frame that has begun, so the rest is appended
+                // without reallocating. The reader has already checked that frame's header
+                // against `max_frame_size`; the cap repeats that bound here. (During the
+                // handshake the bytes are not frames: no hint.)
+                let framing = matches!(conn.core.phase, Phase::Open | Phase::Closing);
+                let cap = self
+                    .state
+                    .reader_cfg
+                    .max_frame_size
+                    .saturating_add(MAX_HEADER_LEN);
+                let need = framing
+                    .then(|| Reader::pending_frame_len(&buf))
+                    .flatten()
+                    .unwrap_or(0)
+                    .min(cap)
+                    .max(buf.len());
+                if owned {
+                    buf.reserve(need - buf.len());
+                    Some(Box::new(buf))
+                } else {
+                    // A view of the shared read block: copy it out, so the block can be
+                    // reused and no connection pins it.
+                    let mut own = BytesMut::with_capacity(need);
+                    own.extend_from_slice(&buf);
+                    Some(Box::new(own))
+                }
             };
         }
     }

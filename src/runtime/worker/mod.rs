@@ -11,7 +11,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use crossbeam_channel::Receiver;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
@@ -21,6 +20,7 @@ use crate::handler::{Factory, Handler};
 use crate::protocol::close::{CloseCode, CloseFrame};
 use crate::protocol::reader::{ReaderConfig, Role};
 use crate::runtime::accept;
+use crate::runtime::buffers::{FrameArena, ReadBlock};
 use crate::runtime::compress::WorkerDeflate;
 use crate::runtime::connection::{flags, ConnCore, Phase};
 use crate::runtime::context::Context;
@@ -70,8 +70,9 @@ pub(crate) struct Worker<F: Factory> {
     server: ServerHandle,
     conns: Slab<Conn<F::Handler>>,
     state: WorkerState,
-    /// Zero-initialised space the next read lands in; frames split off it are handed out.
-    spare: BytesMut,
+    /// The memory every read lands in; frames split off it are handed out, and it is reused
+    /// once they are all dropped.
+    block: ReadBlock,
     next_generation: u32,
     fired: Vec<TimerEntry>,
     scratch: Vec<u32>,
@@ -101,6 +102,7 @@ impl<F: Factory> Worker<F> {
             max_message_size: cfg.max_message_size,
         };
         let workers = shared.remotes.len();
+        let block = ReadBlock::new(cfg.read_buffer_size);
         let deflate = WorkerDeflate::new(cfg);
         Ok(Worker {
             poll,
@@ -122,8 +124,9 @@ impl<F: Factory> Worker<F> {
                 now_ms: 0,
                 reader_cfg,
                 deflate,
+                arena: FrameArena::default(),
             },
-            spare: BytesMut::new(),
+            block,
             next_generation: 0,
             fired: Vec::new(),
             scratch: Vec::new(),

@@ -14,6 +14,7 @@ use crate::protocol::close::CloseCode;
 use crate::protocol::frame::{empty_control_frame, Frame, OpCode, MAX_HEADER_LEN};
 use crate::protocol::message::Message;
 use crate::protocol::reader::ReaderConfig;
+use crate::runtime::buffers::FrameArena;
 use crate::runtime::compress::WorkerDeflate;
 use crate::runtime::connection::{flags, ConnCore, Phase};
 use crate::runtime::pubsub::{SharedFrame, Topics};
@@ -64,6 +65,8 @@ pub(crate) struct WorkerState {
     pub now_ms: u32,
     pub reader_cfg: ReaderConfig,
     pub deflate: WorkerDeflate,
+    /// Where small frames and frame headers are encoded (reused once written).
+    pub arena: FrameArena,
 }
 
 impl WorkerState {
@@ -143,12 +146,12 @@ impl WorkerState {
         if let Some(frame) = self.compressed(core, msg, None) {
             self.enqueue(core, frame);
         } else if payload.len() <= COPY_THRESHOLD {
-            self.enqueue(core, Frame::message(msg).encode());
+            let frame = self.arena.frame(&Frame::message(msg));
+            self.enqueue(core, frame);
         } else {
             // A large payload is queued by reference after its own header (no copy).
-            let mut h = [0u8; MAX_HEADER_LEN];
-            let n = Frame::message(msg).header().encode(&mut h);
-            self.enqueue(core, Bytes::copy_from_slice(&h[..n]));
+            let header = self.arena.header(&Frame::message(msg).header());
+            self.enqueue(core, header);
             self.enqueue(core, msg.clone().into_bytes());
         }
         self.count_out(msg);
@@ -237,14 +240,16 @@ impl WorkerState {
             self.enqueue(core, Bytes::from_static(&EMPTY_PING));
         } else {
             let p = &payload[..payload.len().min(125)];
-            self.enqueue(core, Frame::ping(p).encode());
+            let frame = self.arena.frame(&Frame::ping(p));
+            self.enqueue(core, frame);
         }
         self.mark_dirty(core);
         Ok(())
     }
 
     pub(super) fn queue_control(&mut self, core: &mut ConnCore, opcode: OpCode, payload: &[u8]) {
-        self.enqueue(core, Frame::new(opcode, payload).encode());
+        let frame = self.arena.frame(&Frame::new(opcode, payload));
+        self.enqueue(core, frame);
         self.mark_dirty(core);
     }
 
