@@ -30,16 +30,18 @@ if [[ " $SERVERS " == *" fastwebsockets "* ]]; then
         --manifest-path loadtest/peers/fastwebsockets/Cargo.toml
 fi
 
-# start_server NAME PORT: prints the server's pid.
+# start_server NAME PORT: starts it in the background; sets SERVER_PID to the server itself.
 start_server() {
+    local cmd
     case "$1" in
-        volley) RUST_LOG=warn "$ROOT/target/release/examples/echo" "127.0.0.1:$2" 1 off ;;
-        uws) "$ANCHORS/uws_echo" 1 "$2" ;;
-        fastwebsockets) "$PEER_TARGET/release/fws-echo" "127.0.0.1:$2" 1 ;;
-        volley-base) RUST_LOG=warn "${VOLLEY_BASE:?}/echo" "127.0.0.1:$2" 1 off ;;
+        volley) cmd=("$ROOT/target/release/examples/echo" "127.0.0.1:$2" 1 off) ;;
+        uws) cmd=("$ANCHORS/uws_echo" 1 "$2") ;;
+        fastwebsockets) cmd=("$PEER_TARGET/release/fws-echo" "127.0.0.1:$2" 1) ;;
+        volley-base) cmd=("${VOLLEY_BASE:?}/echo" "127.0.0.1:$2" 1 off) ;;
         *) echo "unknown server $1" >&2; exit 2 ;;
-    esac >/dev/null 2>&1 &
-    echo $!
+    esac
+    RUST_LOG=warn "${cmd[@]}" >/dev/null 2>&1 &
+    SERVER_PID=$!
 }
 
 wait_port() {
@@ -70,7 +72,7 @@ for round in $(seq "$ROUNDS"); do
         conns=${cell%x*}; size=${cell#*x}
         for name in $SERVERS; do
             PORT=$((PORT + 1))
-            SERVER_PID=$(start_server "$name" "$PORT")
+            start_server "$name" "$PORT"
             wait_port "$PORT"
             log="$OUT/$cell--$name--r$round.log"
             "$ANCHORS/load_test" "$conns" 127.0.0.1 "$PORT" 0 0 "$size" >"$log" 2>&1 &

@@ -9,12 +9,20 @@ use bytes::{Bytes, BytesMut};
 
 use crate::protocol::frame::{Frame, FrameHeader, MAX_HEADER_LEN};
 
+/// Retired blocks kept for reuse (each `read_buffer_size` bytes).
+const RETIRED_MAX: usize = 8;
+
 /// The worker's read buffer: reads land in it, frames are split off it and handed to handlers
-/// as views (no copy), and it is reused in place once they are all dropped.
+/// as views (no copy), and it is reused in place once they are all dropped. A block that is
+/// still viewed when it runs low (echoes queued in this loop turn still point into it) is
+/// retired into a small pool and reused from there once its views are gone, so a busy worker
+/// cycles through a few blocks instead of allocating and zero-filling new ones.
 #[derive(Debug)]
 pub(crate) struct ReadBlock {
     /// Initialised bytes the next read may use (`len` is the usable space).
     buf: BytesMut,
+    /// Empty views of earlier blocks, each waiting for its other views to go.
+    retired: Vec<BytesMut>,
     /// The block size (`Config::read_buffer_size`).
     size: usize,
 }
@@ -24,12 +32,13 @@ impl ReadBlock {
     pub fn new(size: usize) -> Self {
         ReadBlock {
             buf: BytesMut::new(),
+            retired: Vec::new(),
             size: size.max(4096),
         }
     }
 
     /// The space the next read lands in: at least a quarter of the block. Reclaims the block
-    /// when no view of it is left, else starts a fresh one.
+    /// when no view of it is left, else reuses a retired one, else starts a fresh one.
     pub fn space(&mut self) -> &mut [u8] {
         if self.buf.len() < self.size / 4 {
             self.refill();
@@ -43,23 +52,86 @@ impl ReadBlock {
     }
 
     fn refill(&mut self) {
-        self.buf.clear();
-        if self.buf.try_reclaim(self.size) {
-            let cap = self.buf.capacity();
-            // SAFETY: `set_len(cap)` needs `cap` initialised bytes at `self.buf`'s pointer.
-            // `self.buf` only ever views allocations made by `BytesMut::zeroed(self.size)` below
-            // (a `Vec` whose whole capacity, `self.size` bytes, is zero-initialised) or, before
-            // the first refill, an empty `BytesMut::new()` (for which `try_reclaim` is false, as
-            // it would have to allocate). `try_reclaim` never allocates: returning true, it
-            // leaves `self.buf` viewing `[ptr, ptr + cap)` inside that same allocation (from its
-            // start, or from the current offset if enough room is left there), and bytes of it
-            // that were initialised stay initialised (reads and the unmasking only overwrite
-            // them). So all `cap` bytes are initialised. No other handle can see them: reclaiming
-            // succeeds only when `self.buf` is the allocation's sole remaining view.
-            unsafe { self.buf.set_len(cap) };
-        } else {
-            self.buf = BytesMut::zeroed(self.size);
+        if reclaim(&mut self.buf, self.size) {
+            return;
         }
+        let next = match (0..self.retired.len()).find(|&i| reclaim(&mut self.retired[i], self.size))
+        {
+            Some(i) => self.retired.swap_remove(i),
+            None => BytesMut::zeroed(self.size),
+        };
+        let old = std::mem::replace(&mut self.buf, next);
+        if self.retired.len() == RETIRED_MAX {
+            // The oldest is probably held by a handler for good: let it go.
+            self.retired.remove(0);
+        }
+        self.retired.push(old);
+    }
+}
+
+/// Make `buf` view the whole of its block again, if it is the block's only view; true if it
+/// now offers `size` initialised bytes.
+fn reclaim(buf: &mut BytesMut, size: usize) -> bool {
+    buf.clear();
+    if !buf.try_reclaim(size) {
+        return false;
+    }
+    let cap = buf.capacity();
+    // SAFETY: `set_len(cap)` needs `cap` initialised bytes at `buf`'s pointer. Every block a
+    // `ReadBlock` holds (current or retired) views an allocation made by
+    // `BytesMut::zeroed(self.size)` (a `Vec` whose whole capacity, `self.size` bytes, is
+    // zero-initialised), or is the empty `BytesMut::new()` of a fresh `ReadBlock`, for which
+    // `try_reclaim` is false as it would have to allocate. `try_reclaim` never allocates:
+    // returning true, it leaves `buf` viewing `[ptr, ptr + cap)` inside that same allocation
+    // (from its start, or from its current offset if enough room is left there), and bytes that
+    // were initialised stay initialised (reads and unmasking only overwrite them). So all `cap`
+    // bytes are initialised. No other handle can observe them: reclaiming succeeds only when
+    // `buf` is the allocation's sole remaining view.
+    unsafe { buf.set_len(cap) };
+    true
+}
+
+/// Frame buffers the pool handles: from 16 KiB to 1 MiB; at most 8 kept.
+const FRAME_POOL_MIN: usize = 16 << 10;
+const FRAME_POOL_MAX: usize = 1 << 20;
+const FRAME_POOL_COUNT: usize = 8;
+
+/// Buffers for frames that arrive over several reads (one per such frame, sized from its
+/// header): taken back once the message cut from them is dropped, so a stream of large messages
+/// does not allocate (and, for big ones, map and fault in fresh pages for) a buffer each. Holds
+/// at most 8 buffers of at most 1 MiB.
+#[derive(Debug, Default)]
+pub(crate) struct FramePool {
+    /// Empty views of earlier frame buffers, each waiting for its message to be dropped.
+    free: Vec<BytesMut>,
+}
+
+impl FramePool {
+    /// An empty buffer with room for `need` bytes: a pooled one whose message is gone, or new.
+    pub fn get(&mut self, need: usize) -> BytesMut {
+        if (FRAME_POOL_MIN..=FRAME_POOL_MAX).contains(&need) {
+            let found = (0..self.free.len()).find(|&i| {
+                let b = &mut self.free[i];
+                b.clear();
+                b.try_reclaim(need)
+            });
+            if let Some(i) = found {
+                return self.free.swap_remove(i);
+            }
+        }
+        BytesMut::with_capacity(need)
+    }
+
+    /// Keep `buf`, what is left of the buffer of a frame of `frame_len` bytes, for reuse.
+    pub fn put(&mut self, buf: BytesMut, frame_len: usize) {
+        if !(FRAME_POOL_MIN..=FRAME_POOL_MAX).contains(&frame_len) {
+            return;
+        }
+        if self.free.len() == FRAME_POOL_COUNT {
+            // The oldest is probably held by a message a handler keeps: let it go.
+            self.free.remove(0);
+        }
+        self.free.push(buf);
     }
 }
 

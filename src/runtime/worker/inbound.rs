@@ -75,6 +75,13 @@ impl<F: Factory> Worker<F> {
     /// Parse what `buf` holds for this connection; keep an incomplete tail in the connection.
     /// `owned`: `buf` is the connection's own buffer, not a view of the worker's read block.
     pub(super) fn process(&mut self, slot: usize, mut buf: BytesMut, owned: bool) {
+        // An owned buffer was made for the frame it begins with: once that frame has been cut
+        // from it, what is left goes back to the pool.
+        let pooled_frame = if owned {
+            Reader::pending_frame_len(&buf)
+        } else {
+            None
+        };
         loop {
             let Some(conn) = self.conns.get_mut(slot) else {
                 return;
@@ -98,38 +105,48 @@ impl<F: Factory> Worker<F> {
                 Phase::Draining => return,
             }
         }
-        if let Some(conn) = self.conns.get_mut(slot) {
-            conn.core.rbuf = if buf.is_empty() {
-                None
-            } else {
-                // Room for the whole of the frame that has begun, so the rest is appended
-                // without reallocating. The reader has already checked that frame's header
-                // against `max_frame_size`; the cap repeats that bound here. (During the
-                // handshake the bytes are not frames: no hint.)
-                let framing = matches!(conn.core.phase, Phase::Open | Phase::Closing);
-                let cap = self
-                    .state
-                    .reader_cfg
-                    .max_frame_size
-                    .saturating_add(MAX_HEADER_LEN);
-                let need = framing
-                    .then(|| Reader::pending_frame_len(&buf))
-                    .flatten()
-                    .unwrap_or(0)
-                    .min(cap)
-                    .max(buf.len());
-                if owned {
-                    buf.reserve(need - buf.len());
-                    Some(Box::new(buf))
-                } else {
-                    // A view of the shared read block: copy it out, so the block can be
-                    // reused and no connection pins it.
-                    let mut own = BytesMut::with_capacity(need);
-                    own.extend_from_slice(&buf);
-                    Some(Box::new(own))
+        let conn = match self.conns.get_mut(slot) {
+            Some(conn) if !buf.is_empty() => conn,
+            gone_or_done => {
+                // Nothing left over: the connection needs no buffer.
+                if let Some(conn) = gone_or_done {
+                    conn.core.rbuf = None;
                 }
-            };
-        }
+                if let (true, Some(len)) = (buf.is_empty(), pooled_frame) {
+                    self.frame_pool.put(buf, len);
+                }
+                return;
+            }
+        };
+        // Room for the whole of the frame that has begun, so the rest is appended without
+        // reallocating. The reader has already checked that frame's header against
+        // `max_frame_size`; the cap repeats that bound here. (During the handshake the bytes
+        // are not frames: no hint.)
+        let framing = matches!(conn.core.phase, Phase::Open | Phase::Closing);
+        let cap = self
+            .state
+            .reader_cfg
+            .max_frame_size
+            .saturating_add(MAX_HEADER_LEN);
+        let need = framing
+            .then(|| Reader::pending_frame_len(&buf))
+            .flatten()
+            .unwrap_or(0)
+            .min(cap)
+            .max(buf.len());
+        conn.core.rbuf = if owned && buf.capacity() >= need {
+            Some(Box::new(buf))
+        } else {
+            // A view of the shared read block (or an owned buffer too small for the next
+            // frame): copy it into a buffer for the whole frame, so the block can be reused and
+            // no connection pins it.
+            let mut own = self.frame_pool.get(need);
+            own.extend_from_slice(&buf);
+            if let (true, Some(len)) = (owned, pooled_frame) {
+                self.frame_pool.put(buf, len);
+            }
+            Some(Box::new(own))
+        };
     }
 
     /// Returns true if the connection was upgraded and `buf` may hold frames to process.

@@ -20,7 +20,7 @@ use crate::handler::{Factory, Handler};
 use crate::protocol::close::{CloseCode, CloseFrame};
 use crate::protocol::reader::{ReaderConfig, Role};
 use crate::runtime::accept;
-use crate::runtime::buffers::{FrameArena, ReadBlock};
+use crate::runtime::buffers::{FrameArena, FramePool, ReadBlock};
 use crate::runtime::compress::WorkerDeflate;
 use crate::runtime::connection::{flags, ConnCore, Phase};
 use crate::runtime::context::Context;
@@ -34,6 +34,7 @@ use crate::runtime::{Command, Shared};
 mod inbound;
 mod outbound;
 mod state;
+mod timers;
 
 pub(crate) use state::{Action, TimerEntry, WorkerState};
 
@@ -73,6 +74,8 @@ pub(crate) struct Worker<F: Factory> {
     /// The memory every read lands in; frames split off it are handed out, and it is reused
     /// once they are all dropped.
     block: ReadBlock,
+    /// Buffers for frames that arrive over several reads, reused.
+    frame_pool: FramePool,
     next_generation: u32,
     fired: Vec<TimerEntry>,
     scratch: Vec<u32>,
@@ -127,6 +130,7 @@ impl<F: Factory> Worker<F> {
                 arena: FrameArena::default(),
             },
             block,
+            frame_pool: FramePool::default(),
             next_generation: 0,
             fired: Vec::new(),
             scratch: Vec::new(),
@@ -487,97 +491,6 @@ impl<F: Factory> Worker<F> {
         );
         self.call(slot, |h, ctx| h.on_close(ctx, frame));
     }
-    // ---- timers ----------------------------------------------------------------------------
-
-    fn fire_timers(&mut self) {
-        let mut fired = std::mem::take(&mut self.fired);
-        self.state.timers.poll(self.state.now, &mut fired);
-        for e in fired.drain(..) {
-            let slot = e.slot as usize;
-            let Some(conn) = self.conns.get_mut(slot) else {
-                continue;
-            };
-            if conn.core.generation != e.generation {
-                continue; // stale entry for a reused slot
-            }
-            match e.user {
-                Some(id) => {
-                    if let Some(x) = conn.core.extra.as_mut() {
-                        x.user_timers.retain(|t| t.0 != id);
-                    }
-                    self.call(slot, |h, ctx| h.on_timer(ctx, id));
-                }
-                None => {
-                    conn.core.timer = None;
-                    self.conn_timer(slot);
-                }
-            }
-        }
-        self.fired = fired;
-    }
-
-    fn conn_timer(&mut self, slot: usize) {
-        let Some(conn) = self.conns.get_mut(slot) else {
-            return;
-        };
-        let st = &self.state.shared.stats[self.state.id as usize];
-        match conn.core.phase {
-            Phase::Handshake => {
-                log::info!("{}: handshake timeout", self.state.label(&conn.core, slot));
-                bump(&st.timeouts, 1);
-                self.remove(slot, CloseCode::ABNORMAL, "handshake timeout");
-            }
-            Phase::Closing => {
-                log::info!(
-                    "{}: no answer to our close frame in time",
-                    self.state.label(&conn.core, slot)
-                );
-                bump(&st.timeouts, 1);
-                self.remove(slot, CloseCode::ABNORMAL, "close timeout");
-            }
-            Phase::Draining => self.remove(slot, CloseCode::ABNORMAL, "close timeout"),
-            Phase::Open => self.liveness(slot),
-        }
-    }
-
-    /// Heartbeat and idle checks of an open connection.
-    fn liveness(&mut self, slot: usize) {
-        let Some(conn) = self.conns.get_mut(slot) else {
-            return;
-        };
-        let cfg = &self.state.shared.config;
-        let now = self.state.now_ms;
-        if let Some(idle) = cfg.idle_timeout {
-            if now.wrapping_sub(conn.core.last_msg_ms) >= idle.as_millis() as u32 {
-                log::info!("{}: idle timeout", self.state.label(&conn.core, slot));
-                bump(&self.state.stats().timeouts, 1);
-                self.state
-                    .start_close(&mut conn.core, CloseCode::NORMAL, "idle timeout");
-                return;
-            }
-        }
-        if let Some(iv) = cfg.ping_interval {
-            let silent = now.wrapping_sub(conn.core.last_rx_ms);
-            if conn.core.has(flags::PING_OUTSTANDING) {
-                if silent >= (iv + cfg.pong_timeout).as_millis() as u32 {
-                    log::info!(
-                        "{}: no pong or traffic in time; dropping",
-                        self.state.label(&conn.core, slot)
-                    );
-                    bump(&self.state.stats().timeouts, 1);
-                    self.remove(slot, CloseCode::ABNORMAL, "timeout");
-                    return;
-                }
-            } else if silent >= iv.as_millis() as u32 {
-                let _ = self.state.send_ping(&mut conn.core, b"");
-                conn.core.set(flags::PING_OUTSTANDING);
-                // The pong deadline counts from now, not from the last traffic.
-                conn.core.last_rx_ms = now.wrapping_sub(iv.as_millis() as u32);
-            }
-        }
-        self.state.arm_liveness(&mut conn.core);
-    }
-
     // ---- removal ---------------------------------------------------------------------------
 
     /// Drop a connection: cancel its timers, leave its topics, tell its handler (1006 with
