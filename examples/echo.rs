@@ -66,7 +66,12 @@ fn main() {
         "echo server on ws://{}/ ({workers} workers)",
         server.local_addr()
     );
-    if let Err(e) = server.run() {
+    // Ctrl-C or SIGTERM: close every connection with 1001 after what is queued, then exit.
+    #[cfg(unix)]
+    let result = server.run_until_signal();
+    #[cfg(not(unix))]
+    let result = server.run();
+    if let Err(e) = result {
         eprintln!("echo: {e}");
         std::process::exit(1);
     }

@@ -1,6 +1,7 @@
 //! The traits an application implements: a [`Factory`] that sees every HTTP request, and the
 //! per-connection [`Handler`] it creates.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -138,12 +139,14 @@ impl<'a> Request<'a> {
     pub fn query(&self) -> Option<&'a str> {
         self.head.query()
     }
-    /// The value of a query parameter (`?token=abc` → `query_param("token") == Some("abc")`),
-    /// not percent-decoded.
-    pub fn query_param(&self, name: &str) -> Option<&'a str> {
+    /// The value of the first query parameter called `name`, percent-decoded (`?room=a%20b` and
+    /// `?room=a+b` give `a b`; names are decoded too). Borrowed when there was nothing to
+    /// decode; a value that does not decode to UTF-8 gets U+FFFD in place of the bad bytes.
+    /// [`query`](Self::query) has the raw text.
+    pub fn query_param(&self, name: &str) -> Option<Cow<'a, str>> {
         self.query()?.split('&').find_map(|kv| {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (k == name).then_some(v)
+            (decode(k) == name).then(|| decode(v))
         })
     }
     /// The first header with this name (case-insensitive), if it is valid UTF-8.
@@ -176,6 +179,19 @@ impl<'a> Request<'a> {
     pub fn server(&self) -> &'a ServerHandle {
         self.server
     }
+}
+
+/// `s` with `+` as space and `%XX` escapes decoded; borrowed when there is nothing to decode.
+fn decode(s: &str) -> Cow<'_, str> {
+    if !s.contains(['%', '+']) {
+        return Cow::Borrowed(s);
+    }
+    let spaced = s.replace('+', " ");
+    Cow::Owned(
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
 }
 
 /// The [`Factory`]'s answer to an upgrade request.

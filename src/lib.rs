@@ -38,6 +38,8 @@ mod handler;
 pub mod protocol;
 mod runtime;
 mod server;
+#[cfg(unix)]
+mod signals;
 
 pub use config::{AcceptMode, BackpressurePolicy, Config, DeflateMode};
 pub use error::Error;
@@ -49,6 +51,8 @@ pub use runtime::context::Context;
 pub use runtime::handle::{ConnHandle, ConnId, ServerHandle};
 pub use runtime::stats::Stats;
 pub use server::{Server, ServerBuilder};
+#[cfg(unix)]
+pub use signals::SignalGuard;
 
 pub use bytes::Bytes;
 

@@ -150,6 +150,7 @@ impl Server {
             stats: (0..n).map(|_| WorkerStats::default()).collect(),
             conn_count: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
+            stop_accepting: AtomicBool::new(false),
             topics: Mutex::new(HashMap::new()),
             local_addr,
             acceptor_waker: acceptor.as_ref().map(|(_, w)| w.clone()),
@@ -197,6 +198,11 @@ impl Server {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.handle.local_addr()
+    }
+
+    /// `Config::close_timeout` of the running server.
+    pub(crate) fn config_close_timeout(&self) -> std::time::Duration {
+        self.handle.shared().config.close_timeout
     }
 
     /// A handle for other threads.

@@ -24,7 +24,7 @@ impl volley::Factory for App {
         if req.origin().is_some_and(|o| o != "http://good.example") {
             return Upgrade::reject(403, "origin not allowed\n");
         }
-        if req.path() == "/private" && req.query_param("token") != Some("s3cret") {
+        if req.path() == "/private" && req.query_param("token").as_deref() != Some("s3cret") {
             return Upgrade::reject(401, "bad token\n");
         }
         match req.protocols().iter().find(|p| **p == "chat.v2") {
@@ -36,6 +36,10 @@ impl volley::Factory for App {
         match req.path() {
             "/" => Response::ok("text/html", "<h1>hello</h1>"),
             "/health" => Response::ok("text/plain", "ok"),
+            "/echo-room" => Response::ok(
+                "text/plain",
+                format!("[{}]", req.query_param("room").unwrap_or_default()),
+            ),
             _ => Response::not_found(),
         }
     }
@@ -114,6 +118,23 @@ fn plain_http_is_answered_by_the_factory() {
     assert!(r.ends_with("<h1>hello</h1>"), "{r}");
     let r = raw_request(s.addr, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(r.starts_with("HTTP/1.1 404"), "{r}");
+}
+
+#[test]
+fn query_parameters_are_percent_decoded() {
+    let s = server();
+    for (query, want) in [
+        ("room=a%20b", "[a b]"),
+        ("x=1&room=caf%C3%A9+au+lait", "[café au lait]"),
+        ("r%6Fom=named%2Bescaped", "[named+escaped]"),
+        ("room=bad%FFutf8", "[bad\u{fffd}utf8]"),
+        ("room=%zz", "[%zz]"),
+        ("other=1", "[]"),
+    ] {
+        let req = format!("GET /echo-room?{query} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let r = raw_request(s.addr, req.as_bytes());
+        assert!(r.ends_with(want), "{query}: {r}");
+    }
 }
 
 #[test]

@@ -131,7 +131,12 @@ fn main() {
         });
     // Scripts (scripts/browser.sh) read the address from this line.
     println!("chat: open http://{}/ in a browser", server.local_addr());
-    if let Err(e) = server.run() {
+    // Ctrl-C or SIGTERM: close every connection with 1001 after what is queued, then exit.
+    #[cfg(unix)]
+    let result = server.run_until_signal();
+    #[cfg(not(unix))]
+    let result = server.run();
+    if let Err(e) = result {
         eprintln!("chat: {e}");
         std::process::exit(1);
     }

@@ -17,14 +17,30 @@ pub fn is_valid_code(code: u16) -> bool {
     matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999)
 }
 
+/// Whether a server may close with `code`: the codes of [`is_valid_code`] and 1012–1014
+/// (service restart, try again later, bad gateway: registered with IANA for servers). Clients
+/// accept them; a server still refuses them from clients (the Autobahn TestSuite's rule).
+pub fn is_valid_code_from_server(code: u16) -> bool {
+    is_valid_code(code) || matches!(code, 1012..=1014)
+}
+
 /// Parse a received close payload: `Ok(None)` for an empty payload, the code and reason otherwise.
-pub fn parse_payload(payload: &[u8]) -> Result<Option<CloseFrame>, ProtocolError> {
+/// `from_server`: the peer is a server (we are the client), which may also use 1012–1014.
+pub fn parse_payload(
+    payload: &[u8],
+    from_server: bool,
+) -> Result<Option<CloseFrame>, ProtocolError> {
     match payload.len() {
         0 => Ok(None),
         1 => Err(ProtocolError::InvalidClosePayload),
         _ => {
             let code = u16::from_be_bytes([payload[0], payload[1]]);
-            if !is_valid_code(code) {
+            let valid = if from_server {
+                is_valid_code_from_server(code)
+            } else {
+                is_valid_code(code)
+            };
+            if !valid {
                 return Err(ProtocolError::InvalidCloseCode(code));
             }
             let reason =
@@ -80,6 +96,10 @@ impl CloseCode {
     pub const EXTENSION: CloseCode = CloseCode(1010);
     /// 1011: the server hit an unexpected condition.
     pub const INTERNAL: CloseCode = CloseCode(1011);
+    /// 1012: the service is restarting; clients should reconnect (IANA registry).
+    pub const SERVICE_RESTART: CloseCode = CloseCode(1012);
+    /// 1013: try again later (the server is overloaded; IANA registry).
+    pub const TRY_AGAIN_LATER: CloseCode = CloseCode(1013);
 }
 
 impl fmt::Debug for CloseCode {
@@ -144,25 +164,28 @@ mod tests {
 
     #[test]
     fn parse_rules() {
-        assert_eq!(parse_payload(b""), Ok(None));
+        assert_eq!(parse_payload(b"", false), Ok(None));
         assert_eq!(
-            parse_payload(b"\x03"),
+            parse_payload(b"\x03", false),
             Err(ProtocolError::InvalidClosePayload)
         );
         assert_eq!(
-            parse_payload(b"\x03\xe8"),
+            parse_payload(b"\x03\xe8", false),
             Ok(Some(CloseFrame::new(CloseCode::NORMAL, "")))
         );
         assert_eq!(
-            parse_payload(b"\x03\xedx"),
+            parse_payload(b"\x03\xedx", false),
             Err(ProtocolError::InvalidCloseCode(1005))
         );
         assert_eq!(
-            parse_payload(b"\x03\xe8\xff"),
+            parse_payload(b"\x03\xe8\xff", false),
             Err(ProtocolError::InvalidUtf8)
         );
         assert_eq!(
-            parse_payload(b"\x03\xe8bye").unwrap().unwrap().reason,
+            parse_payload(b"\x03\xe8bye", false)
+                .unwrap()
+                .unwrap()
+                .reason,
             "bye".to_string()
         );
     }
@@ -174,5 +197,18 @@ mod tests {
         assert!(p.len() <= 125);
         assert!(std::str::from_utf8(&p[2..]).is_ok());
         assert!(encode_payload(CloseCode::ABNORMAL, "x").is_empty());
+    }
+
+    #[test]
+    fn servers_may_send_1012_to_1014() {
+        for c in [1012u16, 1013, 1014] {
+            let p = c.to_be_bytes();
+            assert_eq!(parse_payload(&p, true).unwrap().unwrap().code, CloseCode(c));
+            assert_eq!(
+                parse_payload(&p, false),
+                Err(ProtocolError::InvalidCloseCode(c))
+            );
+        }
+        assert!(parse_payload(&1015u16.to_be_bytes(), true).is_err());
     }
 }

@@ -201,7 +201,7 @@ impl Reader {
 
             buf.advance(header_len);
             let payload = buf.split_to(payload_len);
-            if let Some(event) = self.complete_frame(&header, payload, feed_utf8)? {
+            if let Some(event) = self.complete_frame(&header, payload, feed_utf8, cfg.role)? {
                 return Ok(Some(event));
             }
         }
@@ -275,12 +275,13 @@ impl Reader {
         header: &FrameHeader,
         payload: BytesMut,
         fed_utf8: bool,
+        role: Role,
     ) -> Result<Option<Event>, ProtocolError> {
         let text = header.opcode == OpCode::Text;
         let event = match header.opcode {
             OpCode::Ping => Event::Ping(payload.freeze()),
             OpCode::Pong => Event::Pong(payload.freeze()),
-            OpCode::Close => Event::Close(close::parse_payload(&payload)?),
+            OpCode::Close => Event::Close(close::parse_payload(&payload, role == Role::Client)?),
             OpCode::Text | OpCode::Binary if header.fin => {
                 // A single-frame message: the payload leaves without a copy.
                 let payload = payload.freeze();

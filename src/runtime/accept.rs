@@ -80,26 +80,37 @@ pub(crate) fn run_acceptor(mut poll: Poll, mut listener: TcpListener, shared: Ar
         if shared.stopping.load(Ordering::Relaxed) {
             return;
         }
-        loop {
-            match listener.accept() {
-                Ok((mut stream, peer)) => {
-                    if !reserve_slot(&shared) {
-                        log::warn!("{peer}: over max_connections, answering 503");
-                        write_unavailable(&mut stream);
-                        continue;
-                    }
-                    // The worker counts the socket itself when it admits it.
-                    shared.conn_count.fetch_sub(1, Ordering::Relaxed);
-                    let w = next % shared.remotes.len();
-                    next = next.wrapping_add(1);
-                    shared.remotes[w].send(Command::Accepted(stream, peer));
+        if shared.stop_accepting.load(Ordering::Relaxed) {
+            // Take what is already waiting, so no client whose TCP handshake completed is
+            // reset, then close the listener.
+            accept_waiting(&mut listener, &shared, &mut next);
+            return;
+        }
+        accept_waiting(&mut listener, &shared, &mut next);
+    }
+}
+
+/// Accept every waiting connection and hand them out round-robin (acceptor mode).
+fn accept_waiting(listener: &mut TcpListener, shared: &Shared, next: &mut usize) {
+    loop {
+        match listener.accept() {
+            Ok((mut stream, peer)) => {
+                if !reserve_slot(shared) {
+                    log::warn!("{peer}: over max_connections, answering 503");
+                    write_unavailable(&mut stream);
+                    continue;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    log::warn!("acceptor: accept failed: {e}");
-                    break;
-                }
+                // The worker counts the socket itself when it admits it.
+                shared.conn_count.fetch_sub(1, Ordering::Relaxed);
+                let w = *next % shared.remotes.len();
+                *next = next.wrapping_add(1);
+                shared.remotes[w].send(Command::Accepted(stream, peer));
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                log::warn!("acceptor: accept failed: {e}");
+                break;
             }
         }
     }

@@ -12,7 +12,7 @@ use crate::protocol::close::CloseCode;
 use crate::protocol::message::Message;
 use crate::runtime::pubsub::SharedFrame;
 use crate::runtime::stats::Stats;
-use crate::runtime::{deliver_everywhere, Command, Delivery, Shared};
+use crate::runtime::{deliver_everywhere, Command, Delivery, Shared, ShutdownPlan};
 
 /// Identifies one connection for the server's lifetime: (worker, slot, generation). A slot
 /// reused by a later connection gets a new generation, so a stale id or handle never reaches it.
@@ -213,17 +213,49 @@ impl ServerHandle {
         s
     }
 
-    /// Begin a graceful shutdown: stop accepting, send close 1001 to every connection, wait up to
-    /// `Config::close_timeout` for the answers; `Server::run` then returns.
-    pub fn shutdown(&self) {
-        if self.shared.stopping.swap(true, Ordering::SeqCst) {
+    /// Stop accepting new connections and keep serving the established ones: the listeners
+    /// are closed (connections already waiting in them are taken first). With `SO_REUSEPORT`
+    /// another process bound to the same port goes on accepting: the first step of a restart
+    /// without dropped connections (see docs/ARCHITECTURE.md, "Restarts").
+    pub fn stop_accepting(&self) {
+        if self.shared.stop_accepting.swap(true, Ordering::SeqCst) {
             return;
         }
         if let Some(w) = &self.shared.acceptor_waker {
             let _ = w.wake();
         }
         for r in &self.shared.remotes {
-            r.send(Command::Shutdown);
+            r.send(Command::StopAccepting);
+        }
+    }
+
+    /// Begin a graceful shutdown with close 1001 ("going away") and `Config::close_timeout`
+    /// of grace: [`shutdown_with`](Self::shutdown_with).
+    pub fn shutdown(&self) {
+        let grace = self.shared.config.close_timeout;
+        self.shutdown_with(CloseCode::GOING_AWAY, "server shutdown", grace);
+    }
+
+    /// Begin a graceful shutdown: stop accepting, then close every connection with `code` and
+    /// `reason` (e.g. 1012 "service restart", which tells clients to reconnect at once), after
+    /// everything already queued for it; wait up to `grace` for the queues to drain and the
+    /// peers to answer, then drop what is left; `Server::run` then returns. Messages published
+    /// or sent before this call reach every healthy peer before its close frame. Later calls
+    /// do nothing.
+    pub fn shutdown_with(&self, code: CloseCode, reason: &str, grace: std::time::Duration) {
+        if self.shared.stopping.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Some(w) = &self.shared.acceptor_waker {
+            let _ = w.wake();
+        }
+        let plan = ShutdownPlan {
+            code,
+            reason: reason.to_owned(),
+            grace,
+        };
+        for r in &self.shared.remotes {
+            r.send(Command::Shutdown(plan.clone()));
         }
     }
 }

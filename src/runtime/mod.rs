@@ -45,8 +45,22 @@ pub(crate) enum Command {
     Deliver(Delivery),
     /// Several commands sent with one wake-up.
     Batch(Vec<Command>),
-    /// Stop accepting, close every connection with 1001, exit when done.
-    Shutdown,
+    /// Stop accepting new connections (take those already waiting first); keep serving.
+    StopAccepting,
+    /// Stop accepting, close every connection with the plan's code, exit when done.
+    Shutdown(ShutdownPlan),
+}
+
+/// How a graceful shutdown closes connections.
+#[derive(Debug, Clone)]
+pub(crate) struct ShutdownPlan {
+    /// Sent in every close frame (1001 by default; 1012 "service restart" tells clients to
+    /// reconnect at once).
+    pub code: CloseCode,
+    /// The close frames' reason.
+    pub reason: String,
+    /// How long to wait for queued messages to go out and peers to answer the close.
+    pub grace: std::time::Duration,
 }
 
 /// A frame encoded once, for the connections of a topic or for every connection; `skip` is the
@@ -91,6 +105,8 @@ pub(crate) struct Shared {
     /// Open sockets (handshaking and open), for `max_connections`.
     pub conn_count: AtomicUsize,
     pub stopping: AtomicBool,
+    /// Set by `ServerHandle::stop_accepting` (and shutdown): the acceptor thread exits.
+    pub stop_accepting: AtomicBool,
     /// Subscriber count of every non-empty topic, across workers.
     pub topics: Mutex<HashMap<Arc<str>, usize>>,
     pub local_addr: SocketAddr,

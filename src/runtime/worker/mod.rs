@@ -29,7 +29,7 @@ use crate::runtime::pubsub::{SharedFrame, Topics};
 use crate::runtime::stats::{bump, close_counter, drop_one};
 use crate::runtime::timer::TimerWheel;
 use crate::runtime::Delivery;
-use crate::runtime::{Command, Shared};
+use crate::runtime::{Command, Shared, ShutdownPlan};
 
 mod inbound;
 mod outbound;
@@ -341,11 +341,18 @@ impl<F: Factory> Worker<F> {
             }
             Command::Deliver(d) => self.deliver_local(&d),
             Command::Batch(cmds) => cmds.into_iter().for_each(|c| self.command(c)),
-            Command::Shutdown => self.begin_shutdown(),
+            Command::StopAccepting => {
+                // Take the connections already waiting, then close the listener.
+                self.accept_all();
+                if let Some(mut l) = self.listener.take() {
+                    let _ = self.poll.registry().deregister(&mut l);
+                }
+            }
+            Command::Shutdown(plan) => self.begin_shutdown(plan),
         }
     }
 
-    fn begin_shutdown(&mut self) {
+    fn begin_shutdown(&mut self, plan: ShutdownPlan) {
         if self.shutdown_deadline.is_some() {
             return;
         }
@@ -354,7 +361,7 @@ impl<F: Factory> Worker<F> {
             self.state.id,
             self.conns.len()
         );
-        self.shutdown_deadline = Some(self.state.now + self.state.shared.config.close_timeout);
+        self.shutdown_deadline = Some(self.state.now + plan.grace);
         if let Some(mut l) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut l);
         }
@@ -363,10 +370,9 @@ impl<F: Factory> Worker<F> {
             let conn = &mut self.conns[slot];
             match conn.core.phase {
                 Phase::Handshake => self.remove(slot, CloseCode::ABNORMAL, "server shutdown"),
-                Phase::Open => {
-                    self.state
-                        .start_close(&mut conn.core, CloseCode::GOING_AWAY, "server shutdown")
-                }
+                Phase::Open => self
+                    .state
+                    .start_close(&mut conn.core, plan.code, &plan.reason),
                 _ => {}
             }
         }
