@@ -1,5 +1,6 @@
 //! Every limit and timeout, with its default and the attack it guards against.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// What happens when a connection's outbound queue would exceed
@@ -62,6 +63,17 @@ pub enum AcceptMode {
 pub struct Config {
     /// Worker threads, each with its own event loop. Default: the available parallelism.
     pub workers: usize,
+    /// Expect a PROXY protocol header (v1 or v2, as HAProxy, AWS NLB and nginx send it) before
+    /// the request on every connection, and take the client's address from it
+    /// (`Request::client_addr`, `Context::client_addr`). A connection whose first bytes are not
+    /// a valid header is closed with a log line. Default: false. Enable it only behind a proxy
+    /// that always sends the header: otherwise any client could claim any address.
+    pub proxy_protocol: bool,
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` headers are believed, as networks
+    /// (`"10.0.0.0/8".parse()`). When the connection comes from one of them, the client address
+    /// is the right-most hop that is not a trusted proxy. Headers from any other peer are
+    /// ignored, so a client cannot spoof its address by sending them. Default: none.
+    pub trusted_proxies: Vec<IpNetwork>,
     /// How accepted sockets reach workers. Default: [`AcceptMode::ReusePort`] (measured faster;
     /// see docs/BENCHMARKS.md).
     pub accept_mode: AcceptMode,
@@ -128,6 +140,8 @@ impl Default for Config {
                 .map(|n| n.get())
                 .unwrap_or(1),
             accept_mode: AcceptMode::ReusePort,
+            proxy_protocol: false,
+            trusted_proxies: Vec::new(),
             max_frame_size: 16 << 20,
             max_message_size: 16 << 20,
             max_handshake_bytes: 16 << 10,
@@ -170,6 +184,10 @@ setters! {
     workers: usize,
     /// Set [`Config::accept_mode`].
     accept_mode: AcceptMode,
+    /// Set [`Config::proxy_protocol`].
+    proxy_protocol: bool,
+    /// Set [`Config::trusted_proxies`].
+    trusted_proxies: Vec<IpNetwork>,
     /// Set [`Config::max_frame_size`].
     max_frame_size: usize,
     /// Set [`Config::max_message_size`].
@@ -208,4 +226,68 @@ setters! {
     deflate_window_bits: u8,
     /// Set [`Config::tcp_nodelay`].
     tcp_nodelay: bool,
+}
+
+/// An IP network (`10.0.0.0/8`, `2001:db8::/32`, or one address): which peers are trusted
+/// proxies ([`Config::trusted_proxies`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNetwork {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNetwork {
+    /// The network of `addr` with a `prefix`-bit mask (clamped to the address's width).
+    pub fn new(addr: IpAddr, prefix: u8) -> Self {
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        IpNetwork {
+            addr,
+            prefix: prefix.min(max),
+        }
+    }
+
+    /// Whether `ip` is in this network (IPv4-mapped IPv6 addresses match IPv4 networks).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for IpNetwork {
+    type Err = std::net::AddrParseError;
+    /// `"10.0.0.0/8"`, `"2001:db8::/32"` or a single address (`"127.0.0.1"`). A prefix that is
+    /// not a number is an error; one wider than the address is clamped.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('/') {
+            None => {
+                let addr: IpAddr = s.parse()?;
+                Ok(IpNetwork::new(addr, 128))
+            }
+            Some((a, p)) => {
+                let addr: IpAddr = a.parse()?;
+                // Reuse the address parser's error type for a bad prefix.
+                let prefix = p
+                    .parse::<u8>()
+                    .map_err(|_| "x".parse::<IpAddr>().unwrap_err())?;
+                Ok(IpNetwork::new(addr, prefix))
+            }
+        }
+    }
 }

@@ -122,6 +122,7 @@ where
 pub struct Request<'a> {
     pub(crate) head: &'a RequestHead<'a>,
     pub(crate) peer: SocketAddr,
+    pub(crate) client: SocketAddr,
     pub(crate) protocols: &'a [&'a str],
     pub(crate) server: &'a ServerHandle,
 }
@@ -163,9 +164,18 @@ impl<'a> Request<'a> {
     pub fn origin(&self) -> Option<&'a str> {
         self.header("origin")
     }
-    /// The peer's address.
+    /// The socket's peer address (a proxy's, behind one).
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
+    }
+    /// The client's address: from the PROXY header ([`Config::proxy_protocol`]), or from the
+    /// forwarding headers of a trusted proxy ([`Config::trusted_proxies`]; the port is then 0,
+    /// as those headers rarely carry it), else the socket's peer.
+    ///
+    /// [`Config::proxy_protocol`]: crate::Config::proxy_protocol
+    /// [`Config::trusted_proxies`]: crate::Config::trusted_proxies
+    pub fn client_addr(&self) -> SocketAddr {
+        self.client
     }
     /// Subprotocols offered in `Sec-WebSocket-Protocol`, in the client's order of preference
     /// (empty for plain HTTP requests).

@@ -13,6 +13,7 @@ pub mod frame;
 pub mod handshake;
 pub mod mask;
 pub mod message;
+pub mod proxy;
 pub mod reader;
 pub mod utf8;
 

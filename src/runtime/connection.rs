@@ -42,6 +42,8 @@ pub(crate) mod flags {
     pub const WRITE_SHUT: u8 = 16;
     /// permessage-deflate was negotiated.
     pub const DEFLATE: u8 = 32;
+    /// A PROXY protocol header is expected before the request.
+    pub const PROXY_PENDING: u8 = 64;
 }
 
 /// State needed by few connections, boxed so idle connections don't pay for it.
@@ -49,6 +51,9 @@ pub(crate) mod flags {
 pub(crate) struct Extra {
     /// Negotiated subprotocol.
     pub protocol: Option<Box<str>>,
+    /// The client's address when it is not the socket's peer (a PROXY header, or a trusted
+    /// proxy's forwarding headers).
+    pub client_addr: Option<SocketAddr>,
     /// Topic memberships.
     pub topics: Vec<Membership>,
     /// Handler-set timers: (id, key).

@@ -38,9 +38,19 @@ impl Context<'_> {
         self.state.conn_id(self.core)
     }
 
-    /// The peer's address.
+    /// The socket's peer address (a proxy's, behind one).
     pub fn peer_addr(&self) -> SocketAddr {
         self.core.peer
+    }
+
+    /// The client's address, as [`Request::client_addr`](crate::Request::client_addr) gave it
+    /// at the upgrade.
+    pub fn client_addr(&self) -> SocketAddr {
+        self.core
+            .extra
+            .as_ref()
+            .and_then(|x| x.client_addr)
+            .unwrap_or(self.core.peer)
     }
 
     /// The subprotocol chosen at the upgrade, if any.

@@ -1,14 +1,17 @@
 //! Turning the bytes of an HTTP request into an upgrade decision: runs the pure handshake code,
 //! asks the application's [`Factory`], and builds the response bytes.
 
+use std::net::{IpAddr, SocketAddr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use bytes::BytesMut;
 
+use crate::config::Config;
 use crate::handler::{Factory, Request, Response, Upgrade};
 use crate::protocol::deflate::Negotiated;
 use crate::protocol::error::HandshakeError;
-use crate::protocol::handshake::{self, write_response};
+use crate::protocol::handshake::{self, write_response, RequestHead};
+use crate::protocol::proxy;
 use crate::runtime::compress::WorkerDeflate;
 use crate::runtime::handle::{ConnLabel, ServerHandle};
 
@@ -57,6 +60,8 @@ impl Rejection {
 
 /// A completed upgrade.
 pub(crate) struct Upgraded<H> {
+    /// The client's address, when it is not the socket's peer.
+    pub client: Option<SocketAddr>,
     pub handler: H,
     pub protocol: Option<String>,
     pub deflate: Option<Negotiated>,
@@ -96,6 +101,7 @@ pub(crate) fn handle<F: Factory>(
     factory: &F,
     server: &ServerHandle,
     label: ConnLabel,
+    proxied: Option<SocketAddr>,
     buf: &BytesMut,
 ) -> Outcome<F::Handler> {
     let cfg = &server.shared().config;
@@ -111,10 +117,12 @@ pub(crate) fn handle<F: Factory>(
     if len > cfg.max_handshake_bytes {
         return reject(label, &HandshakeError::HeadersTooLarge);
     }
+    let client = client_addr(cfg, proxied.unwrap_or(peer), &head);
     if !handshake::wants_websocket(&head) {
         let req = Request {
             head: &head,
             peer,
+            client,
             protocols: &[],
             server,
         };
@@ -136,6 +144,7 @@ pub(crate) fn handle<F: Factory>(
     let req = Request {
         head: &head,
         peer,
+        client,
         protocols: &up.protocols,
         server,
     };
@@ -183,6 +192,7 @@ pub(crate) fn handle<F: Factory>(
                 &headers,
             );
             let upgraded = Upgraded {
+                client: (client != peer).then_some(client),
                 handler,
                 protocol,
                 deflate,
@@ -191,4 +201,35 @@ pub(crate) fn handle<F: Factory>(
             Outcome::Upgraded { bytes, upgraded }
         }
     }
+}
+
+/// The client's address: `immediate` (the socket's peer, or the PROXY header's source), or, when
+/// that is a trusted proxy, the right-most hop of its `Forwarded` (else `X-Forwarded-For`)
+/// headers that is not a trusted proxy itself. An unparsable hop ends the walk at the last
+/// address known.
+fn client_addr(cfg: &Config, immediate: SocketAddr, head: &RequestHead<'_>) -> SocketAddr {
+    let trusted = |ip: IpAddr| cfg.trusted_proxies.iter().any(|n| n.contains(ip));
+    if cfg.trusted_proxies.is_empty() || !trusted(immediate.ip()) {
+        return immediate;
+    }
+    let text = |name| {
+        head.header_all(name)
+            .filter_map(|v| std::str::from_utf8(v).ok())
+            .collect::<Vec<_>>()
+    };
+    let forwarded = text("forwarded");
+    let hops = if forwarded.is_empty() {
+        proxy::x_forwarded_for(text("x-forwarded-for"))
+    } else {
+        proxy::forwarded_for(forwarded)
+    };
+    let mut client = immediate;
+    for hop in hops.iter().rev() {
+        let Some(ip) = *hop else { break };
+        client = SocketAddr::new(ip, 0);
+        if !trusted(ip) {
+            break;
+        }
+    }
+    client
 }

@@ -123,7 +123,21 @@ impl Client {
         path: &str,
         headers: &[(&str, &str)],
     ) -> Result<Client, String> {
-        let mut stream = TcpStream::connect(addr).unwrap();
+        Client::over_with(TcpStream::connect(addr).unwrap(), path, headers)
+    }
+
+    /// Upgrade over a stream already connected (after bytes the test wrote itself).
+    #[allow(dead_code)] // not every test file uses it
+    pub fn over(stream: TcpStream, path: &str) -> Result<Client, String> {
+        Client::over_with(stream, path, &[])
+    }
+
+    fn over_with(
+        mut stream: TcpStream,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Client, String> {
+        let addr = stream.peer_addr().unwrap();
         stream.set_nodelay(true).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))

@@ -11,6 +11,7 @@ use crate::protocol::close;
 use crate::protocol::close::{CloseCode, CloseFrame};
 use crate::protocol::error::ProtocolError;
 use crate::protocol::frame::{OpCode, MAX_HEADER_LEN};
+use crate::protocol::proxy::{self, Proxy};
 use crate::protocol::reader::{Event, Reader};
 use crate::runtime::compress::ConnDeflate;
 use crate::runtime::connection::{flags, Phase};
@@ -87,6 +88,25 @@ impl<F: Factory> Worker<F> {
                 return;
             };
             match conn.core.phase {
+                Phase::Handshake if conn.core.has(flags::PROXY_PENDING) => {
+                    match proxy::parse(&buf) {
+                        Ok(Proxy::Partial) => break,
+                        Ok(Proxy::Complete { source, len }) => {
+                            bytes::Buf::advance(&mut buf, len);
+                            conn.core.clear(flags::PROXY_PENDING);
+                            if let Some(addr) = source {
+                                conn.core.extra().client_addr = Some(addr);
+                            }
+                        }
+                        Err(e) => {
+                            // Bad input on a listener that expects a proxy: close the socket.
+                            let label = self.state.label(&conn.core, slot);
+                            log::info!("{label}: {e}; closing");
+                            self.remove(slot, CloseCode::ABNORMAL, "bad PROXY header");
+                            return;
+                        }
+                    }
+                }
                 Phase::Handshake => {
                     if !self.handshake(slot, &mut buf) {
                         break;
@@ -153,7 +173,8 @@ impl<F: Factory> Worker<F> {
     pub(super) fn handshake(&mut self, slot: usize, buf: &mut BytesMut) -> bool {
         let conn = &mut self.conns[slot];
         let label = self.state.label(&conn.core, slot);
-        let outcome = upgrade::handle(&*self.factory, &self.server, label, buf);
+        let proxied = conn.core.extra.as_ref().and_then(|x| x.client_addr);
+        let outcome = upgrade::handle(&*self.factory, &self.server, label, proxied, buf);
         match outcome {
             Outcome::Partial => false,
             Outcome::Http { bytes } => self.answer_and_close(slot, buf, bytes, None),
@@ -179,6 +200,9 @@ impl<F: Factory> Worker<F> {
                 bump(&self.state.stats().bytes_queued, written as u64);
                 bump(&self.state.stats().bytes_out, written as u64);
                 conn.core.phase = Phase::Open;
+                if let Some(client) = up.client {
+                    conn.core.extra().client_addr = Some(client);
+                }
                 if let Some(p) = up.protocol {
                     conn.core.extra().protocol = Some(p.into_boxed_str());
                 }

@@ -312,6 +312,9 @@ impl<F: Factory> Worker<F> {
             let deadline = self.state.now + t;
             self.state.arm(&mut core, deadline);
         }
+        if self.state.shared.config.proxy_protocol {
+            core.set(flags::PROXY_PENDING);
+        }
         entry.insert(Conn {
             core,
             handler: None,
