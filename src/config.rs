@@ -74,6 +74,22 @@ pub struct Config {
     /// is the right-most hop that is not a trusted proxy. Headers from any other peer are
     /// ignored, so a client cannot spoof its address by sending them. Default: none.
     pub trusted_proxies: Vec<IpNetwork>,
+    /// Most open WebSocket connections per client IP (after `proxy_protocol` / `trusted_proxies`
+    /// have said who the client is; IPv6 grouped by [`Config::ipv6_prefix`]). Over it the
+    /// upgrade is answered 429 with `Retry-After`. Default: no limit. Guards against one host
+    /// taking every slot of `max_connections`.
+    pub max_connections_per_ip: Option<usize>,
+    /// Upgrades per client IP per second, with a burst (a token bucket). Over it: 429 with
+    /// `Retry-After` (the seconds until a token is back). Default: no limit. Guards against
+    /// connect floods from one host, and clients reconnecting in a tight loop.
+    pub handshakes_per_ip: Option<Rate>,
+    /// IPv6 clients count per network of this prefix length for the per-IP limits (one host
+    /// usually owns a whole /64, and could otherwise rotate addresses). Default: 64.
+    pub ipv6_prefix: u8,
+    /// Most client addresses the per-IP table tracks beside those with open connections; when
+    /// full, addresses without an open connection are forgotten (their rate state restarts).
+    /// Default: 65,536. Bounds the table's memory against an attacker cycling addresses.
+    pub max_tracked_ips: usize,
     /// How accepted sockets reach workers. Default: [`AcceptMode::ReusePort`] (measured faster;
     /// see docs/BENCHMARKS.md).
     pub accept_mode: AcceptMode,
@@ -142,6 +158,10 @@ impl Default for Config {
             accept_mode: AcceptMode::ReusePort,
             proxy_protocol: false,
             trusted_proxies: Vec::new(),
+            max_connections_per_ip: None,
+            handshakes_per_ip: None,
+            ipv6_prefix: 64,
+            max_tracked_ips: 65_536,
             max_frame_size: 16 << 20,
             max_message_size: 16 << 20,
             max_handshake_bytes: 16 << 10,
@@ -188,6 +208,14 @@ setters! {
     proxy_protocol: bool,
     /// Set [`Config::trusted_proxies`].
     trusted_proxies: Vec<IpNetwork>,
+    /// Set [`Config::max_connections_per_ip`].
+    max_connections_per_ip: Option<usize>,
+    /// Set [`Config::handshakes_per_ip`].
+    handshakes_per_ip: Option<Rate>,
+    /// Set [`Config::ipv6_prefix`].
+    ipv6_prefix: u8,
+    /// Set [`Config::max_tracked_ips`].
+    max_tracked_ips: usize,
     /// Set [`Config::max_frame_size`].
     max_frame_size: usize,
     /// Set [`Config::max_message_size`].
@@ -289,5 +317,22 @@ impl std::str::FromStr for IpNetwork {
                 Ok(IpNetwork::new(addr, prefix))
             }
         }
+    }
+}
+
+/// A rate with a burst, for a token bucket: `burst` events at once, then `per_second` on
+/// average ([`Config::handshakes_per_ip`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    /// Sustained events per second.
+    pub per_second: f64,
+    /// Events allowed at once (the bucket's size; at least 1 is used).
+    pub burst: u32,
+}
+
+impl Rate {
+    /// `per_second` on average, `burst` at once.
+    pub fn new(per_second: f64, burst: u32) -> Self {
+        Rate { per_second, burst }
     }
 }

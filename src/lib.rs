@@ -41,7 +41,7 @@ mod server;
 #[cfg(unix)]
 mod signals;
 
-pub use config::{AcceptMode, BackpressurePolicy, Config, DeflateMode, IpNetwork};
+pub use config::{AcceptMode, BackpressurePolicy, Config, DeflateMode, IpNetwork, Rate};
 pub use error::Error;
 pub use handler::{Factory, Handler, Request, Response, Upgrade};
 pub use protocol::close::{CloseCode, CloseFrame};

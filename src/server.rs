@@ -144,7 +144,9 @@ impl Server {
         } else {
             Some(accept::acceptor_poll()?)
         };
+        let ip_limits = crate::runtime::limits::IpLimits::new(&config);
         let shared = Arc::new(Shared {
+            ip_limits,
             config,
             remotes,
             stats: (0..n).map(|_| WorkerStats::default()).collect(),

@@ -44,6 +44,8 @@ pub(crate) mod flags {
     pub const DEFLATE: u8 = 32;
     /// A PROXY protocol header is expected before the request.
     pub const PROXY_PENDING: u8 = 64;
+    /// Counted in the per-IP table (released when the connection ends).
+    pub const IP_COUNTED: u8 = 128;
 }
 
 /// State needed by few connections, boxed so idle connections don't pay for it.

@@ -213,6 +213,12 @@ impl ServerHandle {
         s
     }
 
+    /// Client addresses the per-IP table tracks now (0 without per-IP limits): bounded by
+    /// `Config::max_tracked_ips` plus the addresses with open connections.
+    pub fn tracked_ips(&self) -> usize {
+        self.shared.ip_limits.as_ref().map_or(0, |l| l.tracked())
+    }
+
     /// Stop accepting new connections and keep serving the established ones: the listeners
     /// are closed (connections already waiting in them are taken first). With `SO_REUSEPORT`
     /// another process bound to the same port goes on accepting: the first step of a restart

@@ -97,6 +97,7 @@ pub(crate) fn write(shared: &Shared, out: &mut impl Write) -> fmt::Result {
             ("reason=\"application\"", s.rejected_by_application),
             ("reason=\"factory_panic\"", s.rejected_factory_panic),
             ("reason=\"capacity\"", s.rejected_over_capacity),
+            ("reason=\"per_ip\"", s.rejected_per_ip),
         ],
     )?;
     let binary_in = s.messages_in.saturating_sub(s.text_messages_in);

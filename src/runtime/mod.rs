@@ -9,6 +9,7 @@ pub(crate) mod context;
 pub(crate) mod handle;
 #[cfg(feature = "metrics")]
 pub(crate) mod histogram;
+pub(crate) mod limits;
 #[cfg(feature = "metrics")]
 pub(crate) mod metrics;
 pub(crate) mod pubsub;
@@ -105,6 +106,8 @@ pub(crate) struct Shared {
     /// Open sockets (handshaking and open), for `max_connections`.
     pub conn_count: AtomicUsize,
     pub stopping: AtomicBool,
+    /// The per-IP limits' table, if any per-IP limit is configured.
+    pub ip_limits: Option<limits::IpLimits>,
     /// Set by `ServerHandle::stop_accepting` (and shutdown): the acceptor thread exits.
     pub stop_accepting: AtomicBool,
     /// Subscriber count of every non-empty topic, across workers.

@@ -114,6 +114,8 @@ counters! {
     rejected_by_application,
     /// Of `handshakes_rejected`: `Factory::upgrade` panicked (answered 500).
     rejected_factory_panic,
+    /// Of `handshakes_rejected`: over a per-IP limit (429).
+    rejected_per_ip,
     /// Of `handshakes_rejected`: over `max_connections` (503; counted by workers, so not in
     /// acceptor mode, where the acceptor thread answers).
     rejected_over_capacity,

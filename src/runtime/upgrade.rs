@@ -45,6 +45,8 @@ pub(crate) enum Rejection {
     Application,
     /// `Factory::upgrade` panicked (500).
     FactoryPanic,
+    /// Over a per-IP limit (429).
+    PerIp,
 }
 
 impl Rejection {
@@ -60,6 +62,8 @@ impl Rejection {
 
 /// A completed upgrade.
 pub(crate) struct Upgraded<H> {
+    /// Counted in the per-IP table: release it when the connection ends.
+    pub ip_counted: bool,
     /// The client's address, when it is not the socket's peer.
     pub client: Option<SocketAddr>,
     pub handler: H,
@@ -148,17 +152,42 @@ pub(crate) fn handle<F: Factory>(
         protocols: &up.protocols,
         server,
     };
+    // Per-IP limits, on the client address, before the application does any work.
+    let limits = server.shared().ip_limits.as_ref();
+    let ip_key = limits.map(|l| l.key(client.ip()));
+    if let (Some(l), Some(key)) = (limits, ip_key) {
+        if let Err(refusal) = l.admit(key, std::time::Instant::now()) {
+            log::info!(
+                "{label}: over a per-IP limit for {}; answering 429",
+                client.ip()
+            );
+            let resp = Response::new(429)
+                .header("Retry-After", refusal.retry_after.to_string())
+                .body("too many connections from your address\n");
+            return Outcome::Rejected {
+                bytes: response_bytes(&resp),
+                reason: Rejection::PerIp,
+            };
+        }
+    }
+    let release = || {
+        if let (Some(l), Some(key)) = (limits, ip_key) {
+            l.release(key);
+        }
+    };
     let decision = match isolate(label, "upgrade", || factory.upgrade(&req)) {
         Ok(decision) => decision,
         Err(bytes) => {
+            release();
             return Outcome::Rejected {
                 bytes,
                 reason: Rejection::FactoryPanic,
-            }
+            };
         }
     };
     match decision {
         Upgrade::Reject(resp) => {
+            release();
             log::info!(
                 "{label}: upgrade refused by the application with {}",
                 resp.status
@@ -192,6 +221,7 @@ pub(crate) fn handle<F: Factory>(
                 &headers,
             );
             let upgraded = Upgraded {
+                ip_counted: ip_key.is_some(),
                 client: (client != peer).then_some(client),
                 handler,
                 protocol,

@@ -200,6 +200,9 @@ impl<F: Factory> Worker<F> {
                 bump(&self.state.stats().bytes_queued, written as u64);
                 bump(&self.state.stats().bytes_out, written as u64);
                 conn.core.phase = Phase::Open;
+                if up.ip_counted {
+                    conn.core.set(flags::IP_COUNTED);
+                }
                 if let Some(client) = up.client {
                     conn.core.extra().client_addr = Some(client);
                 }
@@ -247,6 +250,7 @@ impl<F: Factory> Worker<F> {
                         Rejection::TooLarge => &st.rejected_too_large,
                         Rejection::Application => &st.rejected_by_application,
                         Rejection::FactoryPanic => &st.rejected_factory_panic,
+                        Rejection::PerIp => &st.rejected_per_ip,
                     },
                     1,
                 );

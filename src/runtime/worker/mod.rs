@@ -510,6 +510,12 @@ impl<F: Factory> Worker<F> {
         }
         self.report_close(slot, CloseFrame::new(code, reason));
         let mut conn = self.conns.remove(slot);
+        if conn.core.has(flags::IP_COUNTED) {
+            if let Some(l) = &self.state.shared.ip_limits {
+                let client = conn.core.extra.as_ref().and_then(|x| x.client_addr);
+                l.release(l.key(client.unwrap_or(conn.core.peer).ip()));
+            }
+        }
         bump(
             &self.state.stats().bytes_discarded,
             conn.core.out.bytes() as u64,
