@@ -42,6 +42,12 @@ fn main() {
             .expect("VOLLEY_PING_MS must be a number of milliseconds");
         config = config.ping_interval(Some(std::time::Duration::from_millis(ms)));
     }
+    if std::env::var("VOLLEY_PER_IP").as_deref() == Ok("1") {
+        // Per-IP limits on, set high enough never to refuse: what the bookkeeping costs.
+        config = config
+            .max_connections_per_ip(Some(1 << 30))
+            .handshakes_per_ip(Some(volley::Rate::new(1e9, u32::MAX)));
+    }
     if std::env::var("VOLLEY_ACCEPT").as_deref() == Ok("acceptor") {
         config = config.accept_mode(AcceptMode::Acceptor);
     }
