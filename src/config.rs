@@ -18,6 +18,16 @@ pub enum BackpressurePolicy {
     Drop,
 }
 
+/// What happens to a message over [`Config::message_rate`] or [`Config::byte_rate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RateLimitPolicy {
+    /// Close the connection with 1008 (policy violation) and reason `"rate limit"`. The default.
+    Close,
+    /// Drop the message (the handler never sees it); the connection stays open.
+    Drop,
+}
+
 /// permessage-deflate (RFC 7692): whether and how messages are compressed. Browsers offer it on
 /// every connection; the modes trade memory per connection against compression ratio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +123,18 @@ pub struct Config {
     pub max_outbound_bytes: usize,
     /// What happens at [`Config::max_outbound_bytes`]. Default: [`BackpressurePolicy::Close`].
     pub backpressure: BackpressurePolicy,
+    /// Data messages a connection may send per second, with a burst (a token bucket per
+    /// connection). Over it, [`Config::rate_limit_policy`] applies and the message is counted in
+    /// `Stats::rate_limited`. Default: no limit. Guards against one client flooding the handler
+    /// (and the rooms it publishes to).
+    pub message_rate: Option<Rate>,
+    /// Payload bytes of data messages a connection may send per second, with a burst in bytes
+    /// (a token bucket per connection; a message larger than the burst is always over it).
+    /// Default: no limit. Guards against bandwidth floods that stay under `message_rate`.
+    pub byte_rate: Option<Rate>,
+    /// What happens to a message over `message_rate` or `byte_rate`. Default:
+    /// [`RateLimitPolicy::Close`].
+    pub rate_limit_policy: RateLimitPolicy,
     /// Most open connections (WebSocket and pending handshakes) in the whole server; a connection
     /// over it is answered `503 Service Unavailable` and closed. Default: 100,000.
     pub max_connections: usize,
@@ -158,6 +180,9 @@ impl Default for Config {
             accept_mode: AcceptMode::ReusePort,
             proxy_protocol: false,
             trusted_proxies: Vec::new(),
+            message_rate: None,
+            byte_rate: None,
+            rate_limit_policy: RateLimitPolicy::Close,
             max_connections_per_ip: None,
             handshakes_per_ip: None,
             ipv6_prefix: 64,
@@ -208,6 +233,12 @@ setters! {
     proxy_protocol: bool,
     /// Set [`Config::trusted_proxies`].
     trusted_proxies: Vec<IpNetwork>,
+    /// Set [`Config::message_rate`].
+    message_rate: Option<Rate>,
+    /// Set [`Config::byte_rate`].
+    byte_rate: Option<Rate>,
+    /// Set [`Config::rate_limit_policy`].
+    rate_limit_policy: RateLimitPolicy,
     /// Set [`Config::max_connections_per_ip`].
     max_connections_per_ip: Option<usize>,
     /// Set [`Config::handshakes_per_ip`].

@@ -41,7 +41,9 @@ mod server;
 #[cfg(unix)]
 mod signals;
 
-pub use config::{AcceptMode, BackpressurePolicy, Config, DeflateMode, IpNetwork, Rate};
+pub use config::{
+    AcceptMode, BackpressurePolicy, Config, DeflateMode, IpNetwork, Rate, RateLimitPolicy,
+};
 pub use error::Error;
 pub use handler::{Factory, Handler, Request, Response, Upgrade};
 pub use protocol::close::{CloseCode, CloseFrame};

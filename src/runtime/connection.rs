@@ -48,11 +48,22 @@ pub(crate) mod flags {
     pub const IP_COUNTED: u8 = 128;
 }
 
+/// A connection's inbound token buckets (`Config::message_rate`, `Config::byte_rate`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RateState {
+    pub messages: f64,
+    pub bytes: f64,
+    /// When the buckets were last refilled (the worker's millisecond clock).
+    pub at_ms: u32,
+}
+
 /// State needed by few connections, boxed so idle connections don't pay for it.
 #[derive(Debug, Default)]
 pub(crate) struct Extra {
     /// Negotiated subprotocol.
     pub protocol: Option<Box<str>>,
+    /// Message and byte rate buckets, when `Config::message_rate` / `byte_rate` are set.
+    pub rate: Option<Box<RateState>>,
     /// The client's address when it is not the socket's peer (a PROXY header, or a trusted
     /// proxy's forwarding headers).
     pub client_addr: Option<SocketAddr>,

@@ -114,6 +114,9 @@ counters! {
     rejected_by_application,
     /// Of `handshakes_rejected`: `Factory::upgrade` panicked (answered 500).
     rejected_factory_panic,
+    /// Data messages over `Config::message_rate` or `Config::byte_rate` (dropped, or their
+    /// connection closed with 1008, per `Config::rate_limit_policy`).
+    rate_limited,
     /// Of `handshakes_rejected`: over a per-IP limit (429).
     rejected_per_ip,
     /// Of `handshakes_rejected`: over `max_connections` (503; counted by workers, so not in

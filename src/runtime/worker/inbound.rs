@@ -5,6 +5,7 @@ use std::io::{self, Read};
 
 use bytes::{Bytes, BytesMut};
 
+use crate::config::RateLimitPolicy;
 use crate::error::Error;
 use crate::handler::{Factory, Handler};
 use crate::protocol::close;
@@ -275,6 +276,16 @@ impl<F: Factory> Worker<F> {
                     return; // we are closing: data is discarded (RFC 6455 §5.5.1)
                 }
                 conn.core.last_msg_ms = self.state.now_ms;
+                if !self.state.admit_inbound(&mut conn.core, msg.len()) {
+                    bump(&self.state.stats().rate_limited, 1);
+                    if self.state.shared.config.rate_limit_policy == RateLimitPolicy::Close {
+                        let label = self.state.label(&conn.core, slot);
+                        log::info!("{label}: over the message rate limit; closing with 1008");
+                        self.state
+                            .start_close(&mut conn.core, CloseCode::POLICY, "rate limit");
+                    }
+                    return;
+                }
                 let st = self.state.stats();
                 bump(&st.messages_in, 1);
                 if msg.is_text() {

@@ -16,7 +16,7 @@ use crate::protocol::message::Message;
 use crate::protocol::reader::ReaderConfig;
 use crate::runtime::buffers::FrameArena;
 use crate::runtime::compress::WorkerDeflate;
-use crate::runtime::connection::{flags, ConnCore, Phase};
+use crate::runtime::connection::{flags, ConnCore, Phase, RateState};
 use crate::runtime::pubsub::{SharedFrame, Topics};
 use crate::runtime::stats::{bump, WorkerStats};
 use crate::runtime::timer::TimerWheel;
@@ -25,7 +25,7 @@ use crate::runtime::Shared;
 
 /// The heartbeat's ping, encoded once at compile time.
 static EMPTY_PING: [u8; 2] = empty_control_frame(OpCode::Ping);
-use crate::config::BackpressurePolicy;
+use crate::config::{BackpressurePolicy, Rate};
 use crate::runtime::handle::{ConnId, ConnLabel};
 
 /// Payloads up to this size are copied next to their header (one buffer, one iovec); larger ones
@@ -198,6 +198,40 @@ impl WorkerState {
         let f = self.deflate.compress(conn, msg, shared)?;
         bump(&self.stats().compressed_out, 1);
         Some(f)
+    }
+
+    /// Take one message of `len` payload bytes from the connection's rate buckets; false if
+    /// either is short (the message is over `message_rate` or `byte_rate`).
+    pub(super) fn admit_inbound(&mut self, core: &mut ConnCore, len: usize) -> bool {
+        let cfg = &self.shared.config;
+        let (mrate, brate) = (cfg.message_rate, cfg.byte_rate);
+        if mrate.is_none() && brate.is_none() {
+            return true;
+        }
+        let now_ms = self.now_ms;
+        let burst = |r: Option<Rate>| r.map_or(0.0, |r| f64::from(r.burst.max(1)));
+        let st = core.extra().rate.get_or_insert_with(|| {
+            Box::new(RateState {
+                messages: burst(mrate),
+                bytes: burst(brate),
+                at_ms: now_ms,
+            })
+        });
+        let secs = f64::from(now_ms.wrapping_sub(st.at_ms)) / 1000.0;
+        st.at_ms = now_ms;
+        if let Some(r) = mrate {
+            st.messages = (st.messages + secs * r.per_second.max(0.0)).min(burst(mrate));
+        }
+        if let Some(r) = brate {
+            st.bytes = (st.bytes + secs * r.per_second.max(0.0)).min(burst(brate));
+        }
+        let len = len as f64;
+        if (mrate.is_some() && st.messages < 1.0) || (brate.is_some() && st.bytes < len) {
+            return false;
+        }
+        st.messages -= 1.0;
+        st.bytes -= len;
+        true
     }
 
     /// Apply the outbound limit: a message is refused when the queue already holds bytes and
