@@ -16,7 +16,9 @@
 //! +-------------------------------+-------------------------------+
 //! ```
 
-use bytes::{Bytes, BytesMut};
+use std::ops::DerefMut;
+
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::protocol::error::ProtocolError;
 use crate::protocol::mask::apply_mask;
@@ -240,11 +242,14 @@ impl FrameHeader {
 
     /// Append this header to `out`, then the payload that `fill` appends (exactly
     /// `payload_len` bytes), masked in place if the header has a key: a frame written straight
-    /// into a send buffer, without building the payload elsewhere first.
-    pub fn write_frame(&self, out: &mut Vec<u8>, fill: impl FnOnce(&mut Vec<u8>)) {
+    /// into a send buffer (a `Vec<u8>`, a `BytesMut`), without building the payload elsewhere.
+    pub fn write_frame<B>(&self, out: &mut B, fill: impl FnOnce(&mut B))
+    where
+        B: BufMut + DerefMut<Target = [u8]>,
+    {
         let mut head = [0u8; MAX_HEADER_LEN];
         let head_len = self.encode(&mut head);
-        out.extend_from_slice(&head[..head_len]);
+        out.put_slice(&head[..head_len]);
         let start = out.len();
         fill(out);
         debug_assert_eq!(
@@ -363,15 +368,9 @@ impl<'a> Frame<'a> {
 
     /// Append the whole frame to `out` (a worker's frame arena).
     pub fn encode_to(&self, out: &mut BytesMut) {
-        let mut head = [0u8; MAX_HEADER_LEN];
-        let head_len = self.header.encode(&mut head);
-        out.reserve(head_len + self.payload.len());
-        out.extend_from_slice(&head[..head_len]);
-        let start = out.len();
-        out.extend_from_slice(self.payload);
-        if let Some(key) = self.header.mask {
-            apply_mask(&mut out[start..], key, 0);
-        }
+        out.reserve(self.encoded_len());
+        self.header
+            .write_frame(out, |o| o.extend_from_slice(self.payload));
     }
 
     /// The whole frame in one allocation.
