@@ -44,14 +44,8 @@ start_server() {
     SERVER_PID=$!
 }
 
-wait_port() {
-    for _ in $(seq 50); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "server did not come up on port $1" >&2
-    return 1
-}
+# wait_port PORT
+source "$ROOT/loadtest/common.sh"
 
 # cpu_ticks PID: utime + stime in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
