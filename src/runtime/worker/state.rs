@@ -255,8 +255,8 @@ impl WorkerState {
             BackpressurePolicy::Drop => bump(&self.stats().dropped_messages, 1),
             _ => {
                 log::info!(
-                    "{}: slow consumer ({queued} bytes queued), closing",
-                    core.peer
+                    "{}: slow consumer ({queued} bytes queued), closing with 1008",
+                    self.label(core, core.slot as usize)
                 );
                 bump(&self.stats().slow_consumers_closed, 1);
                 self.start_close(core, CloseCode::POLICY, "slow consumer");
