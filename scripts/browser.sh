@@ -12,15 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+source scripts/deb.sh
 if [ ! -x /usr/bin/chromium ]; then
-  echo "== installing chromium (apt-get)"
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "browser.sh: /usr/bin/chromium is missing and installing it needs root" >&2
-    exit 1
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+  install_deb chromium chromium fonts-dejavu-core
 fi
 
 echo "== npm packages (tests/browser)"

@@ -11,16 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
 
+source scripts/deb.sh
 if ! command -v prometheus >/dev/null; then
-  echo "== installing prometheus (apt-get)"
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "prometheus.sh: prometheus is missing and installing it needs root" >&2
-    exit 1
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  # The package's service is not wanted (and cannot start without systemd): only the binary.
-  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  # Only the binary is used; the package's service is never started.
+  install_deb prometheus prometheus
 fi
 
 cargo build -q --features metrics --example chat
