@@ -11,7 +11,8 @@ use crate::protocol::close::CloseFrame;
 use crate::protocol::handshake::RequestHead;
 use crate::protocol::message::Message;
 use crate::runtime::context::Context;
-use crate::runtime::handle::ServerHandle;
+use crate::runtime::deferred::{self, Deferred, PendingUpgrade};
+use crate::runtime::handle::{ConnId, ServerHandle};
 
 /// A per-connection WebSocket handler. It owns the connection's state (`&mut self`) and lives on
 /// one worker thread for the connection's whole life, so it needs neither `Send` nor locks.
@@ -69,10 +70,34 @@ pub trait Handler: 'static {
         let _ = ctx;
     }
 
+    /// A data message went over the connection's rate limit ([`Config::message_rate`] or
+    /// [`Config::byte_rate`]) and was not delivered. Under [`RateLimitPolicy::Drop`] the
+    /// connection stays open: tell the client to slow down, or close it yourself after
+    /// `info.in_a_row` refusals. Under [`RateLimitPolicy::Close`] this runs just before the
+    /// 1008 close frame is queued (a last message can still be sent).
+    ///
+    /// [`Config::message_rate`]: crate::Config::message_rate
+    /// [`Config::byte_rate`]: crate::Config::byte_rate
+    /// [`RateLimitPolicy::Drop`]: crate::RateLimitPolicy::Drop
+    /// [`RateLimitPolicy::Close`]: crate::RateLimitPolicy::Close
+    fn on_rate_limited(&mut self, ctx: &mut Context<'_>, info: RateLimited) {
+        let _ = (ctx, info);
+    }
+
     /// A timer set with [`Context::set_timer`] fired.
     fn on_timer(&mut self, ctx: &mut Context<'_>, id: u64) {
         let _ = (ctx, id);
     }
+}
+
+/// A message refused by the rate limit, as [`Handler::on_rate_limited`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RateLimited {
+    /// The refused message's payload length.
+    pub len: usize,
+    /// Messages refused in a row, this one included (reset by the next message let through).
+    pub in_a_row: u32,
 }
 
 /// The application: sees every HTTP request on the server's port and decides what to do with it.
@@ -125,6 +150,7 @@ pub struct Request<'a> {
     pub(crate) client: SocketAddr,
     pub(crate) protocols: &'a [&'a str],
     pub(crate) server: &'a ServerHandle,
+    pub(crate) id: ConnId,
 }
 
 impl<'a> Request<'a> {
@@ -189,6 +215,43 @@ impl<'a> Request<'a> {
     pub fn server(&self) -> &'a ServerHandle {
         self.server
     }
+
+    /// The id the connection will have once open.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// Decide this upgrade later, from another thread: return the [`Upgrade`] from
+    /// [`Factory::upgrade`] and hand the [`PendingUpgrade`] to the thread that checks the
+    /// token (a database, an HTTP call). The worker keeps serving its other connections.
+    /// The handle is `Send` when the handler is.
+    ///
+    /// ```
+    /// use volley::{Handler, PendingUpgrade, Request, Response, Upgrade};
+    /// struct Chat;
+    /// impl Handler for Chat {}
+    ///
+    /// fn check_token(token: &str) -> bool { token == "let-me-in" }
+    ///
+    /// let factory = |req: &Request<'_>| {
+    ///     let token = req.query_param("token").unwrap_or_default().into_owned();
+    ///     let (upgrade, pending): (Upgrade<Chat>, PendingUpgrade<Chat>) = req.defer();
+    ///     std::thread::spawn(move || {
+    ///         let _ = if check_token(&token) {
+    ///             pending.accept(Chat)
+    ///         } else {
+    ///             pending.reject(Response::new(401).body("bad token\n"))
+    ///         };
+    ///     });
+    ///     upgrade
+    /// };
+    /// # let _ = factory;
+    /// ```
+    ///
+    /// Only meaningful for upgrade requests (a plain HTTP request is answered at once).
+    pub fn defer<H>(&self) -> (Upgrade<H>, PendingUpgrade<H>) {
+        deferred::defer(self.id, self.server.shared_arc())
+    }
 }
 
 /// `s` with `+` as space and `%XX` escapes decoded; borrowed when there is nothing to decode.
@@ -218,6 +281,9 @@ pub enum Upgrade<H> {
     },
     /// Refuse with this HTTP response, then close.
     Reject(Response),
+    /// Decide later, from any thread, through the [`PendingUpgrade`] that
+    /// [`Request::defer`] returned with this value.
+    Defer(Deferred<H>),
 }
 
 impl<H> Upgrade<H> {

@@ -45,11 +45,12 @@ pub use config::{
     AcceptMode, BackpressurePolicy, Config, DeflateMode, IpNetwork, Rate, RateLimitPolicy,
 };
 pub use error::Error;
-pub use handler::{Factory, Handler, Request, Response, Upgrade};
+pub use handler::{Factory, Handler, RateLimited, Request, Response, Upgrade};
 pub use protocol::close::{CloseCode, CloseFrame};
 pub use protocol::error::{HandshakeError, ProtocolError};
 pub use protocol::message::{Message, Utf8Bytes};
 pub use runtime::context::Context;
+pub use runtime::deferred::{Deferred, PendingUpgrade};
 pub use runtime::handle::{ConnHandle, ConnId, ServerHandle};
 pub use runtime::stats::Stats;
 pub use server::{Server, ServerBuilder};

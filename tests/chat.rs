@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use volley::{CloseCode, Config};
 
-use app::rate::RateLimit;
 use app::state::now_ms;
-use app::{ChatApp, ChatConfig, Origins};
+use app::{ChatApp, ChatConfig, Origins, RateLimit};
 use util::{raw_request, Client, TestServer};
 
 /// A chat server with the default chat settings.
@@ -25,7 +24,8 @@ fn server() -> TestServer {
 }
 
 fn server_with(config: Config, chat: ChatConfig) -> TestServer {
-    TestServer::start(config.max_message_size(16 << 10), ChatApp::new(chat))
+    let config = chat.server_config(config.max_message_size(16 << 10));
+    TestServer::start(config, ChatApp::new(chat))
 }
 
 /// A chat client: JSON in, JSON out.

@@ -6,7 +6,9 @@ mod util;
 use std::time::Duration;
 
 use util::*;
-use volley::{CloseCode, Context, Handler, Message, Rate, RateLimitPolicy, Request, Upgrade};
+use volley::{
+    CloseCode, Context, Handler, Message, Rate, RateLimitPolicy, RateLimited, Request, Upgrade,
+};
 
 struct Echo;
 impl Handler for Echo {
@@ -68,4 +70,54 @@ fn over_the_byte_rate_is_limited_too() {
         assert_eq!(c.recv().len(), 1000);
     }
     c.expect_close_code(CloseCode::POLICY);
+}
+
+/// Tells the client about each refusal and closes after three in a row: what the chat does.
+struct Strict;
+impl Handler for Strict {
+    fn on_message(&mut self, ctx: &mut Context<'_>, msg: Message) {
+        let _ = ctx.send(msg);
+    }
+    fn on_rate_limited(&mut self, ctx: &mut Context<'_>, info: RateLimited) {
+        if info.in_a_row >= 3 {
+            ctx.close(CloseCode::POLICY, "flooding");
+        } else {
+            let _ = ctx.send(format!("slow down {} ({} bytes)", info.in_a_row, info.len));
+        }
+    }
+}
+
+#[test]
+fn the_handler_hears_of_each_refusal_and_can_close_after_strikes() {
+    let cfg = config()
+        .message_rate(Some(Rate::new(0.5, 2)))
+        .rate_limit_policy(RateLimitPolicy::Drop);
+    let s = TestServer::start(cfg, |_r: &Request<'_>| Upgrade::accept(Strict));
+    let mut c = Client::connect(s.addr);
+    for m in ["a", "b", "cc", "ddd", "e"] {
+        c.send_text(m);
+    }
+    assert_eq!(c.recv_text(), "a");
+    assert_eq!(c.recv_text(), "b");
+    assert_eq!(c.recv_text(), "slow down 1 (2 bytes)");
+    assert_eq!(c.recv_text(), "slow down 2 (3 bytes)");
+    let close = c.expect_close().expect("a close frame");
+    assert_eq!(
+        (close.code, close.reason.as_str()),
+        (CloseCode::POLICY, "flooding")
+    );
+    assert_eq!(s.handle.stats().rate_limited, 3);
+}
+
+#[test]
+fn under_the_close_policy_the_handler_can_say_goodbye_first() {
+    let cfg = config().message_rate(Some(Rate::new(0.1, 1)));
+    let s = TestServer::start(cfg, |_r: &Request<'_>| Upgrade::accept(Strict));
+    let mut c = Client::connect(s.addr);
+    c.send_text("a");
+    c.send_text("b");
+    assert_eq!(c.recv_text(), "a");
+    assert_eq!(c.recv_text(), "slow down 1 (1 bytes)");
+    let close = c.expect_close().expect("a close frame");
+    assert_eq!(close.code, CloseCode::POLICY);
 }

@@ -18,20 +18,18 @@
 // compiled as part of main.rs or of tests/chat.rs.
 #[path = "protocol.rs"]
 pub mod protocol;
-#[path = "rate.rs"]
-pub mod rate;
 #[path = "state.rs"]
 pub mod state;
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::Duration;
 
 use volley::{
-    CloseCode, CloseFrame, Context, Factory, Handler, Message, Request, Response, Upgrade,
+    CloseCode, CloseFrame, Config, Context, Factory, Handler, Message, Rate, RateLimitPolicy,
+    RateLimited, Request, Response, Upgrade,
 };
 
 use protocol::{ChatError, ClientMsg, Limits, ServerMsg};
-use rate::{Limiter, RateLimit, Verdict};
 use state::{now_ms, State};
 
 // The page, embedded at compile time: one binary, no build step, no CDN.
@@ -77,6 +75,31 @@ impl Origins {
     }
 }
 
+/// The per-connection rate limit: a burst of `messages`, then `messages` per `window` on
+/// average. volley enforces it (`Config::message_rate` with `RateLimitPolicy::Drop`); the chat
+/// answers each refused message with a `rate_limited` error and closes a client that goes on
+/// sending after `strikes` refusals in a row (1008).
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    /// Burst size, and messages allowed per `window` on average.
+    pub messages: u32,
+    /// The refill period.
+    pub window: Duration,
+    /// Refused messages in a row after which the connection is closed.
+    pub strikes: u32,
+}
+
+impl Default for RateLimit {
+    /// 20 messages per 10 s; closed after 10 refusals in a row.
+    fn default() -> Self {
+        RateLimit {
+            messages: 20,
+            window: Duration::from_secs(10),
+            strikes: 10,
+        }
+    }
+}
+
 /// The chat's own settings (volley's are in `volley::Config`).
 #[derive(Debug, Clone, Default)]
 pub struct ChatConfig {
@@ -84,6 +107,16 @@ pub struct ChatConfig {
     pub rate: RateLimit,
     /// The Origin allowlist.
     pub origins: Origins,
+}
+
+impl ChatConfig {
+    /// `base` with what the chat needs from volley: its rate limit.
+    pub fn server_config(&self, base: Config) -> Config {
+        let r = self.rate;
+        let per_second = f64::from(r.messages) / r.window.as_secs_f64().max(1e-3);
+        base.message_rate(Some(Rate::new(per_second, r.messages)))
+            .rate_limit_policy(RateLimitPolicy::Drop)
+    }
 }
 
 /// What every connection's handler shares: the state and the settings.
@@ -151,10 +184,8 @@ impl Factory for ChatApp {
                 return Upgrade::reject(403, "origin not allowed\n");
             }
         }
-        let limiter = Limiter::new(self.shared.config.rate, Instant::now());
         Upgrade::accept(Session {
             shared: self.shared.clone(),
-            limiter,
         })
     }
 
@@ -185,12 +216,11 @@ impl Factory for ChatApp {
     }
 }
 
-/// One connection's handler. It lives on one worker thread, so its own state (the rate limiter)
-/// needs no lock; what all users share is behind `shared`.
+/// One connection's handler. It lives on one worker thread; what all users share is behind
+/// `shared`.
 #[derive(Debug)]
 pub struct Session {
     shared: Arc<Shared>,
-    limiter: Limiter,
 }
 
 impl Handler for Session {
@@ -212,25 +242,8 @@ impl Handler for Session {
     }
 
     fn on_message(&mut self, ctx: &mut Context<'_>, msg: Message) {
-        // Every message counts against the limit, valid or not, before any work is done.
-        match self.limiter.check(Instant::now()) {
-            Verdict::Allow => {}
-            Verdict::Deny => {
-                let rate = self.shared.config.rate;
-                let text = format!(
-                    "slow down: at most {} messages per {} s",
-                    rate.messages,
-                    rate.window.as_secs_f64()
-                );
-                let _ = ctx.send(ChatError::new("rate_limited", text).encode());
-                return;
-            }
-            Verdict::Abuse => {
-                log::info!("{}: closing for flooding", ctx.peer_addr());
-                ctx.close(CloseCode::POLICY, "rate limit exceeded");
-                return;
-            }
-        }
+        // volley has already applied the rate limit (every message counts, valid or not, before
+        // any work is done): see `on_rate_limited`.
         let result = match msg.as_text() {
             Some(text) => protocol::parse(text).and_then(|m| self.handle(ctx, m)),
             None => Err(ChatError::new(
@@ -241,6 +254,21 @@ impl Handler for Session {
         if let Err(e) = result {
             let _ = ctx.send(e.encode());
         }
+    }
+
+    fn on_rate_limited(&mut self, ctx: &mut Context<'_>, info: RateLimited) {
+        let rate = self.shared.config.rate;
+        if info.in_a_row > rate.strikes {
+            log::info!("{}: closing for flooding", ctx.peer_addr());
+            ctx.close(CloseCode::POLICY, "rate limit exceeded");
+            return;
+        }
+        let text = format!(
+            "slow down: at most {} messages per {} s",
+            rate.messages,
+            rate.window.as_secs_f64()
+        );
+        let _ = ctx.send(ChatError::new("rate_limited", text).encode());
     }
 
     fn on_close(&mut self, ctx: &mut Context<'_>, frame: CloseFrame) {

@@ -11,7 +11,7 @@
 //! connections come and go.
 //!
 //! What to look at: app.rs (the handler), protocol.rs (the JSON messages and their checks),
-//! state.rs (nicknames, rooms, history), rate.rs (the rate limit), app.js (the page's client).
+//! state.rs (nicknames, rooms, history), app.js (the page's client).
 
 #[path = "../common/log.rs"]
 mod logger;
@@ -20,7 +20,7 @@ mod app;
 
 use std::time::Duration;
 
-use app::rate::RateLimit;
+use app::RateLimit;
 use app::{ChatApp, ChatConfig, Origins};
 use volley::{Config, Server};
 
@@ -120,7 +120,7 @@ fn main() {
         format!("{}:{}", opts.host, opts.port)
     };
     let server = Server::builder()
-        .config(opts.config)
+        .config(opts.chat.server_config(opts.config))
         .bind(addr)
         // Prometheus scrapes this; the /stats page plots it.
         .metrics_path("/metrics")

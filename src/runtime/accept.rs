@@ -77,12 +77,11 @@ pub(crate) fn run_acceptor(mut poll: Poll, mut listener: TcpListener, shared: Ar
             log::error!("acceptor: poll failed: {e}");
             return;
         }
-        if shared.stopping.load(Ordering::Relaxed) {
-            return;
-        }
-        if shared.stop_accepting.load(Ordering::Relaxed) {
+        if shared.stopping.load(Ordering::Relaxed) || shared.stop_accepting.load(Ordering::Relaxed)
+        {
             // Take what is already waiting, so no client whose TCP handshake completed is
-            // reset, then close the listener.
+            // reset, then close the listener. (In a shutdown, the workers close those
+            // connections with the shutdown's code once upgraded.)
             accept_waiting(&mut listener, &shared, &mut next);
             return;
         }

@@ -19,6 +19,9 @@ use crate::runtime::timer::TimerKey;
 pub(crate) enum Phase {
     /// Reading the HTTP upgrade request.
     Handshake,
+    /// The request is read and the application deferred its decision (`Upgrade::Defer`): the
+    /// connection waits, parked, for `Command::Decided`.
+    Deciding,
     /// WebSocket open.
     Open,
     /// We sent a close frame and wait for the peer's.
@@ -55,6 +58,8 @@ pub(crate) struct RateState {
     pub bytes: f64,
     /// When the buckets were last refilled (the worker's millisecond clock).
     pub at_ms: u32,
+    /// Messages refused in a row.
+    pub refused: u32,
 }
 
 /// State needed by few connections, boxed so idle connections don't pay for it.
@@ -69,6 +74,8 @@ pub(crate) struct Extra {
     pub client_addr: Option<SocketAddr>,
     /// Topic memberships.
     pub topics: Vec<Membership>,
+    /// A deferred upgrade's decision cell and prepared response, while `Phase::Deciding`.
+    pub parked: Option<Box<dyn crate::runtime::deferred::Parked>>,
     /// Handler-set timers: (id, key).
     pub user_timers: Vec<(u64, TimerKey)>,
     /// permessage-deflate state, when negotiated.

@@ -142,6 +142,11 @@ impl ServerHandle {
         &self.shared
     }
 
+    /// The shared state itself, for handles that outlive a borrow.
+    pub(crate) fn shared_arc(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr

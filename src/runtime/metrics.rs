@@ -98,7 +98,14 @@ pub(crate) fn write(shared: &Shared, out: &mut impl Write) -> fmt::Result {
             ("reason=\"factory_panic\"", s.rejected_factory_panic),
             ("reason=\"capacity\"", s.rejected_over_capacity),
             ("reason=\"per_ip\"", s.rejected_per_ip),
+            ("reason=\"undecided\"", s.rejected_undecided),
         ],
+    )?;
+    counter(
+        out,
+        "volley_upgrades_deferred_total",
+        "Upgrades the application deferred to decide on another thread.",
+        &[("", s.upgrades_deferred)],
     )?;
     let binary_in = s.messages_in.saturating_sub(s.text_messages_in);
     counter(

@@ -6,6 +6,7 @@ pub(crate) mod buffers;
 pub(crate) mod compress;
 pub(crate) mod connection;
 pub(crate) mod context;
+pub(crate) mod deferred;
 pub(crate) mod handle;
 #[cfg(feature = "metrics")]
 pub(crate) mod histogram;
@@ -46,6 +47,8 @@ pub(crate) enum Command {
     Deliver(Delivery),
     /// Several commands sent with one wake-up.
     Batch(Vec<Command>),
+    /// A deferred upgrade of this (parked) connection was decided.
+    Decided(ConnId),
     /// Stop accepting new connections (take those already waiting first); keep serving.
     StopAccepting,
     /// Stop accepting, close every connection with the plan's code, exit when done.

@@ -122,6 +122,11 @@ counters! {
     /// Of `handshakes_rejected`: over `max_connections` (503; counted by workers, so not in
     /// acceptor mode, where the acceptor thread answers).
     rejected_over_capacity,
+    /// Upgrades the application deferred ([`Upgrade::Defer`](crate::Upgrade::Defer)).
+    upgrades_deferred,
+    /// Of `handshakes_rejected`: a deferred upgrade not decided within the handshake timeout
+    /// (503).
+    rejected_undecided,
     /// Connections closed with 1000 (normal), as their handler's `on_close` saw it.
     closes_normal,
     /// Connections closed with 1001 (going away).

@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 use bytes::BytesMut;
 
@@ -13,6 +14,7 @@ use crate::protocol::error::HandshakeError;
 use crate::protocol::handshake::{self, write_response, RequestHead};
 use crate::protocol::proxy;
 use crate::runtime::compress::WorkerDeflate;
+use crate::runtime::deferred::Cell;
 use crate::runtime::handle::{ConnLabel, ServerHandle};
 
 /// What to do with a connection in the handshake phase.
@@ -28,6 +30,25 @@ pub(crate) enum Outcome<H> {
     Http { bytes: Vec<u8> },
     /// An upgrade refused (invalid request, or by the application): send `bytes`, then close.
     Rejected { bytes: Vec<u8>, reason: Rejection },
+    /// The application will decide later (`Upgrade::Defer`): park the connection.
+    Deferred {
+        cell: Arc<Cell<H>>,
+        prepared: Prepared,
+        /// Counted in the per-IP table: release it when the connection ends.
+        ip_counted: bool,
+        /// The client's address, when it is not the socket's peer.
+        client: Option<SocketAddr>,
+        /// Length of the request head.
+        consumed: usize,
+    },
+}
+
+/// What a valid upgrade request has settled before the application decides: enough to write
+/// the 101 later (a deferred decision).
+pub(crate) struct Prepared {
+    accept: String,
+    offered: Vec<String>,
+    deflate: Option<Negotiated>,
 }
 
 /// Why an upgrade was refused (the statistics count each).
@@ -47,6 +68,8 @@ pub(crate) enum Rejection {
     FactoryPanic,
     /// Over a per-IP limit (429).
     PerIp,
+    /// A deferred decision did not come within the handshake timeout (503).
+    Undecided,
 }
 
 impl Rejection {
@@ -129,6 +152,7 @@ pub(crate) fn handle<F: Factory>(
             client,
             protocols: &[],
             server,
+            id: label.id,
         };
         #[cfg(feature = "metrics")]
         if let Some(bytes) = crate::runtime::metrics::answer(server.shared(), &req) {
@@ -151,6 +175,7 @@ pub(crate) fn handle<F: Factory>(
         client,
         protocols: &up.protocols,
         server,
+        id: label.id,
     };
     // Per-IP limits, on the client address, before the application does any work.
     let limits = server.shared().ip_limits.as_ref();
@@ -185,9 +210,46 @@ pub(crate) fn handle<F: Factory>(
             };
         }
     };
+    let prepared = Prepared {
+        accept: handshake::accept_key(up.key),
+        offered: up.protocols.iter().map(|p| p.to_string()).collect(),
+        deflate: WorkerDeflate::negotiate(cfg, &up.extensions),
+    };
+    let ip_counted = ip_key.is_some();
+    let client = (client != peer).then_some(client);
+    match decision {
+        Upgrade::Defer(d) => {
+            log::debug!("{label}: upgrade deferred by the application");
+            Outcome::Deferred {
+                cell: d.cell,
+                prepared,
+                ip_counted,
+                client,
+                consumed: len,
+            }
+        }
+        decision => {
+            let out = finish(label, prepared, decision, ip_counted, client, len);
+            if matches!(out, Outcome::Rejected { .. }) {
+                release();
+            }
+            out
+        }
+    }
+}
+
+/// The answer to a decided upgrade: the 101 and the connection's parts, or the application's
+/// refusal. (`Upgrade::Defer` here, a deferral decided with another deferral, is answered 500.)
+pub(crate) fn finish<H>(
+    label: ConnLabel,
+    prepared: Prepared,
+    decision: Upgrade<H>,
+    ip_counted: bool,
+    client: Option<SocketAddr>,
+    consumed: usize,
+) -> Outcome<H> {
     match decision {
         Upgrade::Reject(resp) => {
-            release();
             log::info!(
                 "{label}: upgrade refused by the application with {}",
                 resp.status
@@ -197,40 +259,51 @@ pub(crate) fn handle<F: Factory>(
                 reason: Rejection::Application,
             }
         }
+        Upgrade::Defer(_) => Outcome::Rejected {
+            bytes: response_bytes(&Response::new(500).body("internal server error\n")),
+            reason: Rejection::Application,
+        },
         Upgrade::Accept {
             handler,
             protocol,
             headers,
         } => {
             let protocol = protocol.filter(|p| {
-                let offered = up.protocols.iter().any(|o| o == p);
+                let offered = prepared.offered.iter().any(|o| o == p);
                 if !offered {
                     log::warn!("{label}: application chose subprotocol {p:?}, which was not offered; omitting it");
                 }
                 offered
             });
-            let deflate = WorkerDeflate::negotiate(cfg, &up.extensions);
-            let accept = handshake::accept_key(up.key);
             let mut bytes = Vec::with_capacity(200);
-            let ext = deflate.as_ref().map(|n| n.response());
+            let ext = prepared.deflate.as_ref().map(|n| n.response());
             handshake::write_switching_protocols(
                 &mut bytes,
-                &accept,
+                &prepared.accept,
                 protocol.as_deref(),
                 ext,
                 &headers,
             );
             let upgraded = Upgraded {
-                ip_counted: ip_key.is_some(),
-                client: (client != peer).then_some(client),
+                ip_counted,
+                client,
                 handler,
                 protocol,
-                deflate,
-                consumed: len,
+                deflate: prepared.deflate,
+                consumed,
             };
             Outcome::Upgraded { bytes, upgraded }
         }
     }
+}
+
+/// The 503 for a deferred decision that did not come in time.
+pub(crate) fn undecided_bytes() -> Vec<u8> {
+    response_bytes(
+        &Response::new(503)
+            .header("Retry-After", "1")
+            .body("the upgrade was not decided in time\n"),
+    )
 }
 
 /// The client's address: `immediate` (the socket's peer, or the PROXY header's source), or, when

@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::config::RateLimitPolicy;
 use crate::error::Error;
-use crate::handler::{Factory, Handler};
+use crate::handler::{Factory, Handler, RateLimited};
 use crate::protocol::close;
 use crate::protocol::close::{CloseCode, CloseFrame};
 use crate::protocol::error::ProtocolError;
@@ -16,8 +16,9 @@ use crate::protocol::proxy::{self, Proxy};
 use crate::protocol::reader::{Event, Reader};
 use crate::runtime::compress::ConnDeflate;
 use crate::runtime::connection::{flags, Phase};
+use crate::runtime::deferred::ParkedUpgrade;
 use crate::runtime::stats::bump;
-use crate::runtime::upgrade::{self, Outcome, Rejection};
+use crate::runtime::upgrade::{self, Outcome, Prepared, Rejection};
 
 use super::Worker;
 
@@ -123,6 +124,8 @@ impl<F: Factory> Worker<F> {
                         }
                     }
                 }
+                // Bytes sent before the decision wait for it (bounded below).
+                Phase::Deciding => break,
                 Phase::Draining => return,
             }
         }
@@ -139,6 +142,18 @@ impl<F: Factory> Worker<F> {
                 return;
             }
         };
+        if conn.core.phase == Phase::Deciding
+            && buf.len() > self.state.shared.config.max_handshake_bytes
+        {
+            let label = self.state.label(&conn.core, slot);
+            log::info!("{label}: sent too much before its upgrade was decided; closing");
+            self.remove(
+                slot,
+                CloseCode::ABNORMAL,
+                "data before the upgrade was decided",
+            );
+            return;
+        }
         // Room for the whole of the frame that has begun, so the rest is appended without
         // reallocating. The reader has already checked that frame's header against
         // `max_frame_size`; the cap repeats that bound here. (During the handshake the bytes
@@ -176,11 +191,70 @@ impl<F: Factory> Worker<F> {
         let label = self.state.label(&conn.core, slot);
         let proxied = conn.core.extra.as_ref().and_then(|x| x.client_addr);
         let outcome = upgrade::handle(&*self.factory, &self.server, label, proxied, buf);
+        self.apply(slot, buf, outcome)
+    }
+
+    /// A deferred upgrade was decided (`Command::Decided`): answer it, and on acceptance run
+    /// whatever the client sent meanwhile.
+    pub(super) fn decided(&mut self, slot: usize) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if conn.core.phase != Phase::Deciding {
+            return;
+        }
+        let Some(parked) = conn.core.extra.as_mut().and_then(|x| x.parked.take()) else {
+            return;
+        };
+        let Ok(parked) = parked
+            .into_any()
+            .downcast::<ParkedUpgrade<F::Handler, Prepared>>()
+        else {
+            return; // cannot happen: only this worker's factory type parks here
+        };
+        let Some(decision) = parked.cell.take() else {
+            // Not decided after all (a stale wake-up): keep waiting.
+            conn.core.extra().parked = Some(parked);
+            return;
+        };
+        let label = self.state.label(&conn.core, slot);
+        // The per-IP count and the client address were recorded when the connection parked.
+        let outcome = upgrade::finish(label, parked.prepared, decision, false, None, 0);
+        let mut rest = conn.core.rbuf.take().map(|b| *b).unwrap_or_default();
+        conn.core.phase = Phase::Handshake;
+        if self.apply(slot, &mut rest, outcome) && !rest.is_empty() {
+            self.process(slot, rest, true);
+        }
+    }
+
+    /// Act on an upgrade decision. Returns true if the connection is now open.
+    fn apply(&mut self, slot: usize, buf: &mut BytesMut, outcome: Outcome<F::Handler>) -> bool {
+        let conn = &mut self.conns[slot];
         match outcome {
             Outcome::Partial => false,
             Outcome::Http { bytes } => self.answer_and_close(slot, buf, bytes, None),
             Outcome::Rejected { bytes, reason } => {
                 self.answer_and_close(slot, buf, bytes, Some(reason))
+            }
+            Outcome::Deferred {
+                cell,
+                prepared,
+                ip_counted,
+                client,
+                consumed,
+            } => {
+                bytes::Buf::advance(buf, consumed);
+                conn.core.phase = Phase::Deciding;
+                if ip_counted {
+                    conn.core.set(flags::IP_COUNTED);
+                }
+                let x = conn.core.extra();
+                if let Some(client) = client {
+                    x.client_addr = Some(client);
+                }
+                x.parked = Some(Box::new(ParkedUpgrade { cell, prepared }));
+                bump(&self.state.stats().upgrades_deferred, 1);
+                false
             }
             Outcome::Upgraded {
                 bytes,
@@ -223,6 +297,12 @@ impl<F: Factory> Worker<F> {
                 bump(&st.connections_open, 1);
                 bump(&st.connections_total, 1);
                 self.call(slot, |h, ctx| h.on_open(ctx));
+                if let Some(plan) = &self.shutdown_plan {
+                    // Upgraded while the server shuts down: open, then closed like the rest.
+                    if let Some(c) = self.conns.get_mut(slot) {
+                        self.state.start_close(&mut c.core, plan.code, &plan.reason);
+                    }
+                }
                 true
             }
         }
@@ -230,7 +310,7 @@ impl<F: Factory> Worker<F> {
 
     /// Answer a plain HTTP request or a refused upgrade with `bytes`, then close (after the
     /// bytes are written, bounded by `close_timeout`).
-    fn answer_and_close(
+    pub(super) fn answer_and_close(
         &mut self,
         slot: usize,
         buf: &mut BytesMut,
@@ -252,6 +332,7 @@ impl<F: Factory> Worker<F> {
                         Rejection::Application => &st.rejected_by_application,
                         Rejection::FactoryPanic => &st.rejected_factory_panic,
                         Rejection::PerIp => &st.rejected_per_ip,
+                        Rejection::Undecided => &st.rejected_undecided,
                     },
                     1,
                 );
@@ -276,13 +357,20 @@ impl<F: Factory> Worker<F> {
                     return; // we are closing: data is discarded (RFC 6455 §5.5.1)
                 }
                 conn.core.last_msg_ms = self.state.now_ms;
-                if !self.state.admit_inbound(&mut conn.core, msg.len()) {
+                if let Err(in_a_row) = self.state.admit_inbound(&mut conn.core, msg.len()) {
                     bump(&self.state.stats().rate_limited, 1);
+                    let info = RateLimited {
+                        len: msg.len(),
+                        in_a_row,
+                    };
+                    self.call(slot, |h, ctx| h.on_rate_limited(ctx, info));
                     if self.state.shared.config.rate_limit_policy == RateLimitPolicy::Close {
-                        let label = self.state.label(&conn.core, slot);
-                        log::info!("{label}: over the message rate limit; closing with 1008");
-                        self.state
-                            .start_close(&mut conn.core, CloseCode::POLICY, "rate limit");
+                        if let Some(conn) = self.conns.get_mut(slot) {
+                            let label = self.state.label(&conn.core, slot);
+                            log::info!("{label}: over the message rate limit; closing with 1008");
+                            self.state
+                                .start_close(&mut conn.core, CloseCode::POLICY, "rate limit");
+                        }
                     }
                     return;
                 }
@@ -407,6 +495,17 @@ impl<F: Factory> Worker<F> {
         match conn.core.phase {
             Phase::Draining => self.remove(slot, CloseCode::ABNORMAL, "closed"),
             Phase::Handshake => self.remove(slot, CloseCode::ABNORMAL, "eof during handshake"),
+            Phase::Deciding => {
+                log::info!(
+                    "{}: the client left before its upgrade was decided",
+                    self.state.label(&conn.core, slot)
+                );
+                self.remove(
+                    slot,
+                    CloseCode::ABNORMAL,
+                    "eof while the upgrade was deferred",
+                );
+            }
             _ => {
                 log::debug!(
                     "{}: connection closed without a close frame",
@@ -425,7 +524,7 @@ impl<F: Factory> Worker<F> {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        if conn.core.phase != Phase::Draining && conn.core.phase != Phase::Handshake {
+        if conn.core.phase == Phase::Open || conn.core.phase == Phase::Closing {
             log::debug!("{}: i/o error: {e}", self.state.label(&conn.core, slot));
             let reason = e.to_string();
             self.call(slot, |h, ctx| h.on_error(ctx, Error::Io(e)));

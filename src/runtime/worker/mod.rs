@@ -82,6 +82,9 @@ pub(crate) struct Worker<F: Factory> {
     /// Commands for other workers, sent once per loop turn.
     outbox: Vec<Vec<Command>>,
     shutdown_deadline: Option<Instant>,
+    /// The shutdown under way: connections that finish their upgrade meanwhile are closed with
+    /// its code right after opening.
+    shutdown_plan: Option<ShutdownPlan>,
 }
 
 impl<F: Factory> Worker<F> {
@@ -136,6 +139,7 @@ impl<F: Factory> Worker<F> {
             scratch: Vec::new(),
             outbox: (0..workers).map(|_| Vec::new()).collect(),
             shutdown_deadline: None,
+            shutdown_plan: None,
         })
     }
 
@@ -273,9 +277,6 @@ impl<F: Factory> Worker<F> {
         peer: std::net::SocketAddr,
     ) {
         let shared = &self.state.shared;
-        if shared.stopping.load(Ordering::Relaxed) {
-            return;
-        }
         if !accept::reserve_slot(shared) {
             log::warn!(
                 "{peer}: over max_connections ({}), answering 503",
@@ -321,6 +322,21 @@ impl<F: Factory> Worker<F> {
         });
     }
 
+    /// Close our listener (reuse-port mode), taking the connections already waiting in it
+    /// first: a client whose TCP handshake completed is served, not reset. The last accept
+    /// runs after the listener left the poll, right before it closes, which leaves the kernel
+    /// the narrowest window to queue one more (`net.ipv4.tcp_migrate_req=1` closes it: the
+    /// kernel then moves such connections to another listener on the port).
+    fn close_listener(&mut self) {
+        let Some(mut l) = self.listener.take() else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut l);
+        self.listener = Some(l);
+        self.accept_all();
+        self.listener = None;
+    }
+
     // ---- commands --------------------------------------------------------------------------
 
     fn drain_commands(&mut self) {
@@ -344,11 +360,10 @@ impl<F: Factory> Worker<F> {
             }
             Command::Deliver(d) => self.deliver_local(&d),
             Command::Batch(cmds) => cmds.into_iter().for_each(|c| self.command(c)),
-            Command::StopAccepting => {
-                // Take the connections already waiting, then close the listener.
-                self.accept_all();
-                if let Some(mut l) = self.listener.take() {
-                    let _ = self.poll.registry().deregister(&mut l);
+            Command::StopAccepting => self.close_listener(),
+            Command::Decided(id) => {
+                if live(&mut self.conns, self.state.id, id).is_some() {
+                    self.decided(id.slot() as usize);
                 }
             }
             Command::Shutdown(plan) => self.begin_shutdown(plan),
@@ -365,18 +380,17 @@ impl<F: Factory> Worker<F> {
             self.conns.len()
         );
         self.shutdown_deadline = Some(self.state.now + plan.grace);
-        if let Some(mut l) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut l);
-        }
+        // Connections whose TCP handshake completed are taken rather than reset: they finish
+        // their upgrade (within the grace period) and are closed with the plan's code, which
+        // tells a client to reconnect (to the process that replaces this one).
+        self.shutdown_plan = Some(plan.clone());
+        self.close_listener();
         let slots: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for slot in slots {
             let conn = &mut self.conns[slot];
-            match conn.core.phase {
-                Phase::Handshake => self.remove(slot, CloseCode::ABNORMAL, "server shutdown"),
-                Phase::Open => self
-                    .state
-                    .start_close(&mut conn.core, plan.code, &plan.reason),
-                _ => {}
+            if conn.core.phase == Phase::Open {
+                self.state
+                    .start_close(&mut conn.core, plan.code, &plan.reason);
             }
         }
     }
@@ -524,6 +538,9 @@ impl<F: Factory> Worker<F> {
             self.state.timers.cancel(k);
         }
         if let Some(mut extra) = conn.core.extra.take() {
+            if let Some(p) = extra.parked.take() {
+                p.abandon();
+            }
             for (_, k) in extra.user_timers.drain(..) {
                 self.state.timers.cancel(k);
             }

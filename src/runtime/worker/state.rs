@@ -200,13 +200,14 @@ impl WorkerState {
         Some(f)
     }
 
-    /// Take one message of `len` payload bytes from the connection's rate buckets; false if
-    /// either is short (the message is over `message_rate` or `byte_rate`).
-    pub(super) fn admit_inbound(&mut self, core: &mut ConnCore, len: usize) -> bool {
+    /// Take one message of `len` payload bytes from the connection's rate buckets; if either
+    /// is short (the message is over `message_rate` or `byte_rate`), `Err` with the number of
+    /// messages refused in a row.
+    pub(super) fn admit_inbound(&mut self, core: &mut ConnCore, len: usize) -> Result<(), u32> {
         let cfg = &self.shared.config;
         let (mrate, brate) = (cfg.message_rate, cfg.byte_rate);
         if mrate.is_none() && brate.is_none() {
-            return true;
+            return Ok(());
         }
         let now_ms = self.now_ms;
         let burst = |r: Option<Rate>| r.map_or(0.0, |r| f64::from(r.burst.max(1)));
@@ -215,6 +216,7 @@ impl WorkerState {
                 messages: burst(mrate),
                 bytes: burst(brate),
                 at_ms: now_ms,
+                refused: 0,
             })
         });
         let secs = f64::from(now_ms.wrapping_sub(st.at_ms)) / 1000.0;
@@ -227,11 +229,13 @@ impl WorkerState {
         }
         let len = len as f64;
         if (mrate.is_some() && st.messages < 1.0) || (brate.is_some() && st.bytes < len) {
-            return false;
+            st.refused = st.refused.saturating_add(1);
+            return Err(st.refused);
         }
         st.messages -= 1.0;
         st.bytes -= len;
-        true
+        st.refused = 0;
+        Ok(())
     }
 
     /// Apply the outbound limit: a message is refused when the queue already holds bytes and

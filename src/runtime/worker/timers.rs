@@ -48,6 +48,25 @@ impl<F: Factory> Worker<F> {
                 bump(&st.timeouts, 1);
                 self.remove(slot, CloseCode::ABNORMAL, "handshake timeout");
             }
+            Phase::Deciding => {
+                log::info!(
+                    "{}: the application did not decide the deferred upgrade in time; answering 503",
+                    self.state.label(&conn.core, slot)
+                );
+                bump(&st.timeouts, 1);
+                if let Some(p) = conn.core.extra.as_mut().and_then(|x| x.parked.take()) {
+                    p.abandon();
+                }
+                conn.core.rbuf = None;
+                let mut empty = bytes::BytesMut::new();
+                let bytes = crate::runtime::upgrade::undecided_bytes();
+                self.answer_and_close(
+                    slot,
+                    &mut empty,
+                    bytes,
+                    Some(crate::runtime::upgrade::Rejection::Undecided),
+                );
+            }
             Phase::Closing => {
                 log::info!(
                     "{}: no answer to our close frame in time",
