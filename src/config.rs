@@ -115,7 +115,9 @@ pub struct Config {
     /// Most headers in an upgrade request; over it the answer is 431. Default: 64.
     pub max_headers: usize,
     /// Size of each worker's shared read buffer (one per worker, not per connection), in bytes;
-    /// also the most read from one socket per read call. Default: 64 KiB.
+    /// also the most read from one socket per read call (the rest of a large frame is read
+    /// straight into its own buffer instead). Default: 64 KiB (256 KiB measured no better at
+    /// 256 KiB messages and worse at 20 B; docs/BENCHMARKS.md).
     pub read_buffer_size: usize,
     /// Most bytes queued for one connection and not yet accepted by its socket. Over it,
     /// [`Config::backpressure`] applies. Default: 16 MiB. Guards against slow readers growing the

@@ -304,3 +304,33 @@ fn ping_flood_without_reading_meets_the_outbound_limit() {
     good.send_text("fine");
     assert_eq!(good.recv_text(), "fine");
 }
+
+/// Large frames whose rest is read straight into their own buffer (not through the worker's
+/// read block) arrive byte for byte, however the sender splits them, and frames after them in
+/// the same stream are not lost.
+#[test]
+fn large_frames_trickling_in_arrive_intact() {
+    let (s, _rx) = server();
+    let mut c = Client::connect(s.addr);
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let payload: Vec<u8> = (0..300_000)
+        .map(|_| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng as u8
+        })
+        .collect();
+    let mut bytes = frame(0x82, payload.len() as u64, true, &payload);
+    bytes.extend(frame(0x81, 5, true, b"after"));
+    bytes.extend(frame(0x82, 70_000, true, &payload[..70_000]));
+    // Odd-sized pieces with pauses, so the server sees the frames over many reads, some ending
+    // mid-header.
+    for piece in bytes.chunks(37_001) {
+        c.send_raw(piece);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(c.recv(), Message::Binary(payload.clone().into()));
+    assert_eq!(c.recv_text(), "after");
+    assert_eq!(c.recv(), Message::Binary(payload[..70_000].to_vec().into()));
+}

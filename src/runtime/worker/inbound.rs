@@ -30,14 +30,52 @@ impl<F: Factory> Worker<F> {
             let Some(conn) = self.conns.get_mut(slot) else {
                 return;
             };
-            let space = self.block.space();
-            let want = space.len();
-            match conn.core.stream.read(space) {
-                Ok(0) => {
+            // The rest of a large frame goes straight into the buffer reserved for it: no copy
+            // from the read block, and one read for as much of it as the socket has.
+            let direct = match conn.core.rbuf.as_deref() {
+                Some(tail) if matches!(conn.core.phase, Phase::Open | Phase::Closing) => {
+                    direct_want(tail)
+                }
+                _ => 0,
+            };
+            let read = if direct > 0 {
+                let tail = conn
+                    .core
+                    .rbuf
+                    .as_deref_mut()
+                    .unwrap_or_else(|| unreachable!());
+                read_into_spare(&conn.core.stream, tail, direct)
+            } else {
+                let space = self.block.space();
+                let want = space.len();
+                conn.core.stream.read(space).map(|n| (n, want))
+            };
+            match read.map(|(n, want)| (n, want, direct > 0)) {
+                Ok((0, _, _)) => {
                     self.peer_eof(slot);
                     return;
                 }
-                Ok(n) => {
+                Ok((n, want, true)) => {
+                    conn.core.last_rx_ms = self.state.now_ms;
+                    if conn.core.has(flags::PING_OUTSTANDING) {
+                        conn.core.clear(flags::PING_OUTSTANDING);
+                        self.state.arm_liveness(&mut conn.core);
+                    }
+                    let whole = conn.core.rbuf.as_deref().is_some_and(|t| {
+                        Reader::pending_frame_len(t).is_some_and(|len| t.len() >= len)
+                    });
+                    if whole {
+                        // The frame is whole: process it (and the start of any next one).
+                        if let Some(tail) = conn.core.rbuf.take() {
+                            self.process(slot, *tail, true);
+                        }
+                    }
+                    if n < want {
+                        return; // drained: edge-triggered readiness will report new data
+                    }
+                    continue;
+                }
+                Ok((n, want, false)) => {
                     let chunk = self.block.take(n);
                     conn.core.last_rx_ms = self.state.now_ms;
                     if conn.core.has(flags::PING_OUTSTANDING) {
@@ -167,8 +205,11 @@ impl<F: Factory> Worker<F> {
         let need = framing
             .then(|| Reader::pending_frame_len(&buf))
             .flatten()
-            .unwrap_or(0)
-            .min(cap)
+            .map_or(0, |len| {
+                // Large frames get slack for the read that brings their rest (`direct_want`).
+                let slack = if len >= DIRECT_MIN { FRAME_SLACK } else { 0 };
+                len.min(cap) + slack
+            })
             .max(buf.len());
         conn.core.rbuf = if owned && buf.capacity() >= need {
             Some(Box::new(buf))
@@ -533,4 +574,47 @@ impl<F: Factory> Worker<F> {
             self.remove(slot, CloseCode::ABNORMAL, "i/o error");
         }
     }
+}
+
+/// A frame's rest smaller than this is read through the worker's block as usual (one read
+/// there may bring several small frames at once).
+const DIRECT_MIN: usize = 4096;
+
+/// Room kept after a frame in its buffer, so a read straight into it can ask for more than the
+/// frame's rest: a short read then tells the socket is drained (no extra read to see
+/// `WouldBlock`), and the start of a next frame can come along.
+const FRAME_SLACK: usize = 4096;
+
+/// How many bytes to read straight into `tail`, the buffer of a frame that has begun: the rest
+/// of that frame plus whatever slack the buffer has, if the rest is large and the buffer has
+/// room for all of it (it was reserved from the frame's header); else 0.
+fn direct_want(tail: &BytesMut) -> usize {
+    let Some(frame_len) = Reader::pending_frame_len(tail) else {
+        return 0;
+    };
+    let rest = frame_len.saturating_sub(tail.len());
+    let spare = tail.capacity() - tail.len();
+    if rest >= DIRECT_MIN && spare >= rest {
+        spare.min(rest + FRAME_SLACK)
+    } else {
+        0
+    }
+}
+
+/// Read up to `want` bytes from `stream` into `buf`'s spare capacity (not zero-filled first),
+/// extending its length by what was read. Returns (bytes read, `want`).
+fn read_into_spare(
+    stream: &mio::net::TcpStream,
+    buf: &mut BytesMut,
+    want: usize,
+) -> io::Result<(usize, usize)> {
+    let spare = &mut buf.spare_capacity_mut()[..want];
+    let n = socket2::SockRef::from(stream).recv(spare)?;
+    // SAFETY: `set_len(len + n)` needs the first `n` bytes after `len` initialised and within
+    // the capacity. `spare` is exactly that region (`spare_capacity_mut` starts at `len`), and
+    // `n <= want <= spare.len()`; socket2's `recv` documents that on success the first `n`
+    // bytes of the slice it was given have been written by the kernel (initialised). Nothing
+    // else holds this region: `buf` is borrowed mutably for the whole call.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok((n, want))
 }
