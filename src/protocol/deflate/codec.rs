@@ -279,6 +279,13 @@ impl Decompressor {
                     Ok(Status::StreamEnd) => {
                         // Bytes after the final block (§7.2.3.4's padding) carry nothing.
                         out.truncate(written);
+                        if written > max_size {
+                            // The final block filled the one byte over the limit.
+                            return Err(ProtocolError::MessageTooLarge {
+                                size: written as u64,
+                                max: max_size,
+                            });
+                        }
                         return Ok(true);
                     }
                     Ok(_) => {}
@@ -390,6 +397,22 @@ mod tests {
     }
 
     // ---- codec -------------------------------------------------------------------------------
+
+    /// Found by the `inflate` fuzz target: a final block that ends exactly one byte over the
+    /// limit was let through (2 bytes inflated with a cap of 1).
+    #[test]
+    fn a_final_block_one_byte_over_the_cap_is_refused() {
+        let mut z = flate2::Compress::new(flate2::Compression::default(), false);
+        let mut data = Vec::with_capacity(64);
+        z.compress_vec(b"ab", &mut data, flate2::FlushCompress::Finish)
+            .unwrap();
+        let mut d = Decompressor::new(15, true);
+        assert!(matches!(
+            d.decompress(&data, 1),
+            Err(ProtocolError::MessageTooLarge { max: 1, .. })
+        ));
+        assert_eq!(&d.decompress(&data, 2).unwrap()[..], b"ab");
+    }
 
     fn compressor(window_bits: u8, no_context_takeover: bool) -> Compressor {
         Compressor::new(CompressorConfig {
