@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test volley has, from a fresh clone: formatting, lints, docs, unit and integration
 # tests (including the loadtest harness), the Autobahn conformance run (kosoku), interop and
-# browser tests, and the metrics exporter against a real Prometheus. Installs what they need
-# itself (a Python venv, Chromium, npm packages, Debian's prometheus), and is safe to run again.
+# browser tests, the metrics exporter against a real Prometheus, and a short coverage-guided
+# fuzzing run of every fuzz target. Installs what they need itself (a Python venv, Chromium, npm
+# packages, Debian's prometheus, the nightly toolchain and cargo-fuzz), and is safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
@@ -28,6 +29,9 @@ scripts/conformance.sh
 
 step "conformance: compression cases, deflate dedicated"
 DEFLATE=dedicated scripts/conformance.sh '12.*' '13.*'
+
+step "fuzzing: every target in fuzz/ for 20 s (nightly + cargo-fuzz, installed if missing)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 
 for extra in scripts/browser.sh scripts/interop.sh scripts/prometheus.sh; do
   if [ -x "$extra" ]; then
