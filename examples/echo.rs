@@ -1,5 +1,6 @@
 //! Echo server: every text or binary message comes back unchanged. The conformance target of the
-//! Autobahn TestSuite run.
+//! Autobahn TestSuite run. On `/room` a message goes to every connection on `/room` instead (the
+//! chaos soak's broadcast clients).
 //!
 //! Run: `cargo run --release --example echo -- [ADDR] [WORKERS] [off|shared|dedicated]`
 //! (default `127.0.0.1:9001`, workers = available parallelism, deflate `shared`), then point any
@@ -14,11 +15,26 @@ use volley::{
     AcceptMode, Config, Context, DeflateMode, Handler, Message, Request, Server, Upgrade,
 };
 
-struct Echo;
+/// On `/room`, every message goes to everyone in one room (the chaos soak's broadcast
+/// clients); on any other path it comes back to its sender.
+enum Echo {
+    Echo,
+    Room,
+}
 
 impl Handler for Echo {
+    fn on_open(&mut self, ctx: &mut Context<'_>) {
+        if let Echo::Room = self {
+            ctx.subscribe("room");
+        }
+    }
     fn on_message(&mut self, ctx: &mut Context<'_>, msg: Message) {
-        let _ = ctx.send(msg);
+        match self {
+            Echo::Echo => {
+                let _ = ctx.send(msg);
+            }
+            Echo::Room => ctx.publish("room", msg),
+        }
     }
 }
 
@@ -63,7 +79,13 @@ fn main() {
     let server = Server::builder()
         .config(config)
         .bind(addr)
-        .start(|_req: &Request<'_>| Upgrade::accept(Echo))
+        .start(|req: &Request<'_>| {
+            Upgrade::accept(if req.path() == "/room" {
+                Echo::Room
+            } else {
+                Echo::Echo
+            })
+        })
         .unwrap_or_else(|e| {
             eprintln!("echo: cannot start: {e}");
             std::process::exit(1);

@@ -115,7 +115,10 @@ pub fn reader(data: &[u8]) {
     }
     let (reread, end) = read_all(compression, [&again[..]]);
     assert_eq!(end, Ok(()), "an accepted stream re-encoded fails to read");
-    assert_eq!(reread, whole, "an accepted stream re-encoded reads differently");
+    assert_eq!(
+        reread, whole,
+        "an accepted stream re-encoded reads differently"
+    );
 }
 
 /// The server's handshake on arbitrary bytes: parsing, the upgrade checks, the deflate
@@ -171,17 +174,14 @@ pub fn deflate_negotiation(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let values: Vec<&str> = text.split('\n').collect();
     let _ = deflate::parse_response(&text);
-    for opts in [
-        DeflateOptions::default(),
-        {
-            let mut o = DeflateOptions::default();
-            o.server_max_window_bits = 9;
-            o.client_max_window_bits = 9;
-            o.server_no_context_takeover = true;
-            o.client_no_context_takeover = true;
-            o
-        },
-    ] {
+    for opts in [DeflateOptions::default(), {
+        let mut o = DeflateOptions::default();
+        o.server_max_window_bits = 9;
+        o.client_max_window_bits = 9;
+        o.server_no_context_takeover = true;
+        o.client_no_context_takeover = true;
+        o
+    }] {
         if let Some(n) = deflate::negotiate(&values, &opts) {
             assert!(
                 deflate::parse_response(n.response()).is_some(),
@@ -205,7 +205,11 @@ pub fn inflate(data: &[u8]) {
     let mut inflater = Inflater::new();
     let mut state = InflateState::new(!takeover, bits);
     if let Ok(m) = inflater.message(&mut state, text, payload, cap) {
-        assert!(m.len() <= cap, "inflated {} bytes past the cap {cap}", m.len());
+        assert!(
+            m.len() <= cap,
+            "inflated {} bytes past the cap {cap}",
+            m.len()
+        );
     }
     // What we compress, we inflate back (twice: the second message uses the context).
     let mut config = CompressorConfig::default();
@@ -219,7 +223,11 @@ pub fn inflate(data: &[u8]) {
         let m = inflater
             .message(&mut state, false, &out, payload.len())
             .expect("our own compressed message inflates");
-        assert_eq!(m.as_bytes(), payload, "a compression round trip changed the bytes");
+        assert_eq!(
+            m.as_bytes(),
+            payload,
+            "a compression round trip changed the bytes"
+        );
     }
 }
 
@@ -227,7 +235,10 @@ pub fn inflate(data: &[u8]) {
 pub fn proxy(data: &[u8]) {
     match proxy::parse(data) {
         Ok(proxy::Proxy::Complete { len, .. }) => {
-            assert!(len <= data.len() && len > 0, "header length {len} out of the input");
+            assert!(
+                len <= data.len() && len > 0,
+                "header length {len} out of the input"
+            );
         }
         Ok(proxy::Proxy::Partial) => assert!(data.len() < proxy::V2_MAX.max(108)),
         Err(_) => {}
@@ -250,8 +261,11 @@ pub fn close_payload(data: &[u8]) {
     }
 }
 
+/// A target's check.
+pub type Check = fn(&[u8]);
+
 /// Every target by name (for the regression test).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("reader", reader),
     ("handshake", handshake),
     ("deflate_negotiation", deflate_negotiation),

@@ -30,6 +30,9 @@ scripts/conformance.sh
 step "conformance: compression cases, deflate dedicated"
 DEFLATE=dedicated scripts/conformance.sh '12.*' '13.*'
 
+step "chaos soak (30 s) and leak check (200,000 connect/upgrade/close cycles)"
+scripts/chaos.sh "${CHAOS_SECONDS:-30}" "${LEAK_CYCLES:-200000}"
+
 step "fuzzing: every target in fuzz/ for 20 s (nightly + cargo-fuzz, installed if missing)"
 scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 

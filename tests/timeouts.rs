@@ -163,3 +163,31 @@ fn close_timeout_drops_peer_that_never_answers_close() {
     assert_eq!(f.code, CloseCode::ABNORMAL);
     assert_eq!(c.next(), Got::Eof);
 }
+
+struct Idle;
+impl Handler for Idle {}
+
+/// A client that sends part of a request and its FIN at once (both arrive before the worker
+/// reads) is dropped when the FIN is seen, not at the handshake timeout: a short read does not
+/// end the read loop when the readiness event already reported the peer's end.
+#[test]
+fn data_and_fin_in_one_event_end_the_connection_at_once() {
+    let s = TestServer::start(
+        config().handshake_timeout(Some(Duration::from_secs(30))),
+        |_r: &Request<'_>| Upgrade::accept(Idle),
+    );
+    for _ in 0..20 {
+        let mut c = std::net::TcpStream::connect(s.addr).unwrap();
+        std::io::Write::write_all(&mut c, b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut b = [0u8; 64];
+        let t = Instant::now();
+        let n = std::io::Read::read(&mut c, &mut b);
+        assert!(
+            matches!(n, Ok(0)),
+            "the server kept the connection ({n:?} after {:?})",
+            t.elapsed()
+        );
+    }
+}

@@ -136,6 +136,8 @@ USAGE:
     volley-loadtest <connect|echo|broadcast|idle> [ws://HOST:PORT/PATH] [FLAGS]
     volley-loadtest plot --out FILE.svg [--metric rtt|fanout|handshake] [--title T] REPORT.json...
     volley-loadtest table [--baseline LABEL] REPORT.json...   (markdown, ratios to LABEL [volley])
+    volley-loadtest chaos ws://HOST:PORT/ --server-pid PID [-d 30s] [--svg FILE] [--cycles N]
+                            (chaos soak or leak check; `chaos --help` for its flags)
 
 TARGET (default ws://127.0.0.1:9001/): 127.0.0.0/8, [::1] or localhost only.
 

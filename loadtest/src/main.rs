@@ -1,6 +1,7 @@
 //! volley-loadtest: a mio-based WebSocket load generator (connect, echo, broadcast, idle) for
 //! loopback targets. See loadtest/README.md.
 
+mod chaos;
 mod cli;
 mod coord;
 mod engine;
@@ -21,6 +22,9 @@ use report::Report;
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("chaos") {
+        return ExitCode::from(chaos::main(&argv[1..]));
+    }
     let cmd = match cli::parse_args(argv.iter().cloned()) {
         Ok(c) => c,
         Err(e) => {

@@ -25,7 +25,10 @@ use super::Worker;
 impl<F: Factory> Worker<F> {
     // ---- reading ---------------------------------------------------------------------------
 
-    pub(super) fn on_readable(&mut self, slot: usize) {
+    /// Read everything the socket has. `closed`: the readiness event also reported the peer's
+    /// FIN (or an error), which a short read does not show: read on to the end-of-file then,
+    /// or the connection would wait for a timeout with its peer long gone.
+    pub(super) fn on_readable(&mut self, slot: usize, closed: bool) {
         loop {
             let Some(conn) = self.conns.get_mut(slot) else {
                 return;
@@ -70,7 +73,7 @@ impl<F: Factory> Worker<F> {
                             self.process(slot, *tail, true);
                         }
                     }
-                    if n < want {
+                    if n < want && !closed {
                         return; // drained: edge-triggered readiness will report new data
                     }
                     continue;
@@ -99,7 +102,7 @@ impl<F: Factory> Worker<F> {
                             self.process(slot, *tail, true);
                         }
                     }
-                    if n < want {
+                    if n < want && !closed {
                         return; // drained: edge-triggered readiness will report new data
                     }
                 }

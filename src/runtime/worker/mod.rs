@@ -176,8 +176,9 @@ impl<F: Factory> Worker<F> {
                         if ev.is_writable() || ev.is_write_closed() {
                             self.flush(slot);
                         }
-                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                            self.on_readable(slot);
+                        let closed = ev.is_read_closed() || ev.is_error();
+                        if ev.is_readable() || closed {
+                            self.on_readable(slot, closed);
                             self.flush_replies(slot);
                         }
                     }
