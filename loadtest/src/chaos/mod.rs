@@ -323,6 +323,13 @@ fn member(
 }
 
 fn soak(o: &Opts) -> bool {
+    // One round trip first, so the server has finished starting (its listener may accept
+    // before every worker's descriptors exist) and the baseline is a serving server's.
+    if let Err(e) = cycle(o.addr, [127, 0, 0, 1].into()) {
+        eprintln!("chaos: the server does not echo: {e}");
+        return false;
+    }
+    std::thread::sleep(Duration::from_millis(300));
     let Some((rss0, fds0)) = server_sample(o.pid) else {
         eprintln!("chaos: no server process {}", o.pid);
         return false;
