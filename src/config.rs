@@ -141,7 +141,10 @@ pub struct Config {
     /// over it is answered `503 Service Unavailable` and closed. Default: 100,000.
     pub max_connections: usize,
     /// Time allowed from accept to a complete upgrade request; then the socket is dropped.
-    /// `None` disables. Default: 10 s. Guards against slowloris clients.
+    /// It also bounds a deferred upgrade ([`Request::defer`](crate::Request::defer)): a
+    /// decision not made by then is answered `503` and the handle sees the client gone.
+    /// `None` disables. Default: 10 s. Guards against slowloris clients, and against
+    /// deferred upgrades piling up behind a slow authentication service.
     pub handshake_timeout: Option<Duration>,
     /// After we send a close frame, how long the peer has to answer before the TCP connection is
     /// dropped. Also bounds graceful shutdown. Default: 5 s.
