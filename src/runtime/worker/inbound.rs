@@ -621,3 +621,37 @@ fn read_into_spare(
     unsafe { buf.set_len(buf.len() + n) };
     Ok((n, want))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::frame::{Frame, FrameHeader};
+
+    /// The first `have` bytes of a masked binary frame of `len` payload bytes, in a buffer of
+    /// `cap` bytes.
+    fn partial(len: usize, have: usize, cap: usize) -> BytesMut {
+        let payload = vec![1u8; len];
+        let frame = Frame::binary(&payload).masked([1, 2, 3, 4]).encode();
+        let mut b = BytesMut::with_capacity(cap);
+        b.extend_from_slice(&frame[..have]);
+        b
+    }
+
+    #[test]
+    fn a_large_rest_is_read_directly_with_slack() {
+        let header = FrameHeader::encoded_len(100_000, true);
+        let b = partial(100_000, 10_000, header + 100_000 + FRAME_SLACK);
+        assert_eq!(direct_want(&b), header + 100_000 - 10_000 + FRAME_SLACK);
+        // Without room for all of the rest: through the read block as usual.
+        let b = partial(100_000, 10_000, 50_000);
+        assert_eq!(direct_want(&b), 0);
+    }
+
+    #[test]
+    fn small_rests_and_unknown_lengths_go_through_the_block() {
+        let b = partial(5_000, 3_000, 16_000);
+        assert_eq!(direct_want(&b), 0, "2 KiB missing: not worth its own read");
+        let b = partial(100_000, 1, 200_000);
+        assert_eq!(direct_want(&b), 0, "header incomplete: length unknown");
+    }
+}
