@@ -3,6 +3,10 @@
 
 mod util;
 
+#[path = "../src/protocol/test_rng.rs"]
+mod test_rng;
+use test_rng::Rng;
+
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -227,17 +231,11 @@ fn masked_frame_split_at_every_byte_boundary() {
 fn garbage_does_not_disturb_others() {
     let (s, _rx) = server();
     let mut good = Client::connect(s.addr);
-    let mut seed = 0x1234_5678_u32;
+    let mut rng = Rng(0x1234_5678);
     for _ in 0..20 {
         let mut bad = Client::connect(s.addr);
-        let junk: Vec<u8> = (0..512)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 17;
-                seed ^= seed << 5;
-                seed as u8
-            })
-            .collect();
+        let mut junk = vec![0u8; 512];
+        rng.fill(&mut junk);
         bad.send_raw(&junk);
         good.send_text("ping-pong");
         assert_eq!(good.recv_text(), "ping-pong");
@@ -312,15 +310,8 @@ fn ping_flood_without_reading_meets_the_outbound_limit() {
 fn large_frames_trickling_in_arrive_intact() {
     let (s, _rx) = server();
     let mut c = Client::connect(s.addr);
-    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
-    let payload: Vec<u8> = (0..300_000)
-        .map(|_| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng as u8
-        })
-        .collect();
+    let mut payload = vec![0u8; 300_000];
+    Rng(0x2545_f491_4f6c_dd1d).fill(&mut payload);
     let mut bytes = frame(0x82, payload.len() as u64, true, &payload);
     bytes.extend(frame(0x81, 5, true, b"after"));
     bytes.extend(frame(0x82, 70_000, true, &payload[..70_000]));

@@ -1,5 +1,6 @@
 //! The one deterministic PRNG (xorshift64) of volley's tests and benches: property-style tests
-//! in the library (`crate::protocol::test_rng`), and the benches, which include this file with
+//! in the library (`crate::protocol::test_rng`), and the benches and some integration tests,
+//! which include this file with
 //! `#[path = "../src/protocol/test_rng.rs"] mod test_rng;`. Not part of the API.
 #![allow(dead_code)] // each includer uses a different subset
 

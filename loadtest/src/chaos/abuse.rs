@@ -10,6 +10,7 @@ use volley::protocol::deflate::{Compressor, CompressorConfig};
 use volley::protocol::frame::{Frame, FrameHeader, OpCode};
 
 use super::client::{request, Ws, MASK};
+use super::test_rng::Rng;
 
 /// One abusive behaviour against the server at the address.
 pub type Behaviour = fn(SocketAddr, &Bomb);
@@ -163,15 +164,8 @@ fn connect_burst(addr: SocketAddr, _: &Bomb) {
 
 fn garbage(addr: SocketAddr, _: &Bomb) {
     if let Some(mut s) = connect(addr) {
-        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
-        let junk: Vec<u8> = (0..3000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let mut junk = vec![0u8; 3000];
+        Rng(0x9e37_79b9_7f4a_7c15).fill(&mut junk);
         let _ = s.write_all(&junk);
         drain(&mut s);
     }

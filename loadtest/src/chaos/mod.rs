@@ -15,6 +15,8 @@
 
 mod abuse;
 mod client;
+#[path = "../../../src/protocol/test_rng.rs"]
+mod test_rng;
 
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -175,12 +177,9 @@ impl Healthy {
 /// A payload whose content is checkable: `tag:seq:` then bytes derived from both.
 fn payload(tag: &str, seq: u64, len: usize) -> String {
     let mut s = format!("{tag}:{seq}:");
-    let mut x = seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut rng = test_rng::Rng(seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     while s.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        s.push((b'a' + (x % 26) as u8) as char);
+        s.push((b'a' + rng.below(26) as u8) as char);
     }
     s
 }
