@@ -40,10 +40,100 @@ pub enum DeflateMode {
     /// compressed once for all its subscribers. The default (see docs/ARCHITECTURE.md for the
     /// measurements behind it).
     Shared,
-    /// Per-connection compressor and decompressor with context takeover (as the client allows):
-    /// the best ratio for streams of small similar messages, at 298 KiB of server memory per
-    /// connection that has sent and received a compressed message (measured, docs/BENCHMARKS.md).
+    /// Per-connection compression contexts with context takeover (as the client allows): the
+    /// best ratio for streams of small similar messages. A connection's compressor runs classic
+    /// zlib with [`Config::deflate_window_bits`] and [`Config::deflate_mem_level`], and its
+    /// receiving side holds just the client's window ([`Config::deflate_client_window_bits`]);
+    /// both are created on the first compressed message in their direction, and an idle
+    /// compressor is released down to its window ([`Config::deflate_idle_release`]). Pick the
+    /// sizes with [`Config::dedicated_deflate`]; memory per connection is measured in
+    /// docs/BENCHMARKS.md.
     Dedicated,
+}
+
+/// A window size for [`Config::dedicated_deflate`], like uWebSockets' `DEDICATED_COMPRESSOR_*`
+/// and `DEDICATED_DECOMPRESSOR_*`: a compressor with this LZ77 window (and a matching zlib
+/// memLevel), or the largest window the client's compressor may use.
+///
+/// A smaller window costs ratio on messages that repeat what was said long ago and saves
+/// memory; for chat-like traffic (80–400 byte JSON) 4 KiB and up compress about as well as
+/// 32 KiB (docs/BENCHMARKS.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum DeflateWindow {
+    /// 512 bytes (window bits 9).
+    B512,
+    /// 1 KiB (10).
+    K1,
+    /// 2 KiB (11).
+    K2,
+    /// 4 KiB (12).
+    K4,
+    /// 8 KiB (13).
+    K8,
+    /// 16 KiB (14).
+    K16,
+    /// 32 KiB (15, the protocol's largest).
+    K32,
+}
+
+impl DeflateWindow {
+    /// The window as zlib's `windowBits`, 9–15.
+    pub fn bits(self) -> u8 {
+        match self {
+            DeflateWindow::B512 => 9,
+            DeflateWindow::K1 => 10,
+            DeflateWindow::K2 => 11,
+            DeflateWindow::K4 => 12,
+            DeflateWindow::K8 => 13,
+            DeflateWindow::K16 => 14,
+            DeflateWindow::K32 => 15,
+        }
+    }
+
+    /// The window in bytes.
+    pub fn bytes(self) -> usize {
+        1 << self.bits()
+    }
+
+    /// The zlib `memLevel` that goes with a compressor of this window (uWebSockets' pairs:
+    /// `bits − 7`, 2 for 512 bytes): a hash table and symbol buffer in proportion to the window.
+    pub fn mem_level(self) -> u8 {
+        (self.bits() - 7).max(2)
+    }
+
+    /// Classic zlib's memory for a compressor of this window and [`DeflateWindow::mem_level`]:
+    /// `4 × window + 2^(memLevel + 9)` plus ~5.9 KiB of state.
+    pub fn compressor_bytes(self) -> usize {
+        4 * self.bytes() + (1 << (self.mem_level() + 9)) + 5_900
+    }
+
+    /// All windows, smallest first.
+    pub const ALL: [DeflateWindow; 7] = [
+        DeflateWindow::B512,
+        DeflateWindow::K1,
+        DeflateWindow::K2,
+        DeflateWindow::K4,
+        DeflateWindow::K8,
+        DeflateWindow::K16,
+        DeflateWindow::K32,
+    ];
+}
+
+/// Whether one outgoing message is compressed on a connection that negotiated
+/// permessage-deflate (`send_with`, `publish_with`). Connections without the extension always
+/// get it uncompressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum Compress {
+    /// Compress when the message is at least [`Config::compression_threshold`] bytes. What
+    /// `send` and `publish` do.
+    #[default]
+    Auto,
+    /// Compress whatever its size (e.g. a small message of a compressible stream, worth it with
+    /// a dedicated context).
+    Always,
+    /// Send it uncompressed whatever its size (e.g. data already compressed: images, archives).
+    Never,
 }
 
 /// How accepted sockets reach the worker threads.
@@ -172,6 +262,18 @@ pub struct Config {
     /// Window bits 9–15 of per-connection compressors in [`DeflateMode::Dedicated`]
     /// (announced as `server_max_window_bits`). Default: 15.
     pub deflate_window_bits: u8,
+    /// Window bits 9–15 the client's compressor may use in [`DeflateMode::Dedicated`], announced
+    /// as `client_max_window_bits` to clients that offer it (browsers do); each such connection
+    /// holds a window of this size for inflating. Clients that do not offer it may use 15.
+    /// Default: 15.
+    pub deflate_client_window_bits: u8,
+    /// In [`DeflateMode::Dedicated`], release the compressor of a connection that has not
+    /// compressed a message for this long, down to its window (at most 2^window_bits bytes):
+    /// the next message continues the same stream from it, so the peer notices nothing. Checked
+    /// when the connection's heartbeat or idle timer fires, so the release happens within one
+    /// [`Config::ping_interval`] after this time. `None` keeps compressors for the connection's
+    /// life. Default: 30 s.
+    pub deflate_idle_release: Option<Duration>,
     /// Set `TCP_NODELAY` on accepted sockets (volley batches writes itself). Default: true.
     pub tcp_nodelay: bool,
 }
@@ -210,6 +312,8 @@ impl Default for Config {
             deflate_level: 1,
             deflate_mem_level: 4,
             deflate_window_bits: 15,
+            deflate_client_window_bits: 15,
+            deflate_idle_release: Some(Duration::from_secs(30)),
             tcp_nodelay: true,
         }
     }
@@ -288,8 +392,31 @@ setters! {
     deflate_mem_level: u8,
     /// Set [`Config::deflate_window_bits`].
     deflate_window_bits: u8,
+    /// Set [`Config::deflate_client_window_bits`].
+    deflate_client_window_bits: u8,
+    /// Set [`Config::deflate_idle_release`].
+    deflate_idle_release: Option<Duration>,
     /// Set [`Config::tcp_nodelay`].
     tcp_nodelay: bool,
+}
+
+impl Config {
+    /// [`DeflateMode::Dedicated`] with a compressor of window `compressor` (and its matching
+    /// memLevel) per connection, and client compressors limited to `decompressor` where they
+    /// allow it; like uWebSockets' `DEDICATED_COMPRESSOR_* | DEDICATED_DECOMPRESSOR_*`.
+    /// `dedicated_deflate(DeflateWindow::B512, DeflateWindow::K4)` holds about 14 KiB per
+    /// connection that compressed both ways (docs/BENCHMARKS.md).
+    pub fn dedicated_deflate(
+        mut self,
+        compressor: DeflateWindow,
+        decompressor: DeflateWindow,
+    ) -> Self {
+        self.deflate = DeflateMode::Dedicated;
+        self.deflate_window_bits = compressor.bits();
+        self.deflate_mem_level = compressor.mem_level();
+        self.deflate_client_window_bits = decompressor.bits();
+        self
+    }
 }
 
 /// An IP network (`10.0.0.0/8`, `2001:db8::/32`, or one address): which peers are trusted

@@ -42,7 +42,8 @@ mod server;
 mod signals;
 
 pub use config::{
-    AcceptMode, BackpressurePolicy, Config, DeflateMode, IpNetwork, Rate, RateLimitPolicy,
+    AcceptMode, BackpressurePolicy, Compress, Config, DeflateMode, DeflateWindow, IpNetwork, Rate,
+    RateLimitPolicy,
 };
 pub use error::Error;
 pub use handler::{Factory, Handler, RateLimited, Request, Response, Upgrade};

@@ -7,16 +7,20 @@
 //!   decompressor per worker serve all connections: no deflate memory per connection, and a
 //!   publish is compressed once for all its subscribers.
 //! - `Dedicated`: per-connection contexts with context takeover (better ratio on small messages),
-//!   created lazily on the first compressed message in each direction: 298 KiB of server RSS
-//!   per connection once both directions have compressed (docs/BENCHMARKS.md).
+//!   created lazily on the first compressed message in each direction. The compressor is
+//!   classic zlib sized by the configured window and memLevel; the receiving side is only the
+//!   client's window (the worker's [`Inflater`] does the work). An idle compressor is released
+//!   down to its window ([`ConnDeflate::release_idle`]). Memory per connection by window:
+//!   docs/BENCHMARKS.md.
 
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
-use crate::config::{Config, DeflateMode};
+use crate::config::{Compress, Config, DeflateMode};
 use crate::protocol::deflate::{
-    negotiate, Compressor, CompressorConfig, DeflateOptions, InflateState, Inflater, Negotiated,
+    negotiate, Compressor, CompressorConfig, DeflateEngine, DeflateOptions, InflateState, Inflater,
+    Negotiated,
 };
 use crate::protocol::frame::Frame;
 use crate::protocol::message::Message;
@@ -26,6 +30,8 @@ use crate::protocol::message::Message;
 pub(crate) struct ConnDeflate {
     pub neg: Negotiated,
     compressor: Option<Box<Compressor>>,
+    /// When the compressor last compressed (the worker's milliseconds).
+    used_ms: u32,
     /// The receiving side (the protocol layer picks the worker's shared context or this
     /// connection's own).
     pub inflate: InflateState,
@@ -37,7 +43,27 @@ impl ConnDeflate {
             inflate: neg.server_inflate(),
             neg,
             compressor: None,
+            used_ms: 0,
         }
+    }
+
+    /// The time (worker milliseconds) at which this connection's live compressor should be
+    /// released if it stays unused, or `None` if it holds none.
+    pub fn release_at(&self, after: std::time::Duration) -> Option<u32> {
+        let c = self.compressor.as_ref()?;
+        (!c.is_released()).then(|| self.used_ms.wrapping_add(after.as_millis() as u32))
+    }
+
+    /// Release the compressor down to its window if it has not compressed since `after` ago
+    /// (`now_ms`, worker milliseconds). `true` if it was released now.
+    pub fn release_idle(&mut self, now_ms: u32, after: std::time::Duration) -> bool {
+        let Some(c) = self.compressor.as_mut() else {
+            return false;
+        };
+        if c.is_released() || now_ms.wrapping_sub(self.used_ms) < after.as_millis() as u32 {
+            return false;
+        }
+        c.release()
     }
 
     /// Whether frames compressed by a worker's shared (reset-per-message, window 15) compressor
@@ -88,6 +114,7 @@ impl WorkerDeflate {
                 window_bits: bits,
                 mem_level: options.mem_level,
                 no_context_takeover: true,
+                engine: DeflateEngine::ZlibRs,
             }))
         })
     }
@@ -97,14 +124,22 @@ impl WorkerDeflate {
     }
 
     /// The whole compressed frame for `msg` on this connection, or `None` to send it plain
-    /// (under the threshold). `shared` is the publish's lazily compressed-once frame.
+    /// (under the threshold with [`Compress::Auto`], or [`Compress::Never`]). `shared` is the
+    /// publish's lazily compressed-once frame; `now_ms` the worker's clock.
     pub fn compress(
         &mut self,
         conn: &mut ConnDeflate,
         msg: &Message,
+        how: Compress,
         shared: Option<&OnceLock<Bytes>>,
+        now_ms: u32,
     ) -> Option<Bytes> {
-        if msg.len() < self.threshold {
+        let wanted = match how {
+            Compress::Auto => msg.len() >= self.threshold,
+            Compress::Always => true,
+            Compress::Never => false,
+        };
+        if !wanted {
             return None;
         }
         if conn.takes_shared() {
@@ -125,6 +160,7 @@ impl WorkerDeflate {
                 .compressor
                 .get_or_insert_with(|| Box::new(conn.neg.compressor(options)));
             c.compress(msg.as_bytes(), &mut self.buf);
+            conn.used_ms = now_ms;
         }
         Some(self.frame(msg))
     }
@@ -146,12 +182,16 @@ fn options(cfg: &Config) -> DeflateOptions {
         level: cfg.deflate_level,
         mem_level: cfg.deflate_mem_level,
         server_max_window_bits: cfg.deflate_window_bits,
+        client_max_window_bits: cfg.deflate_client_window_bits,
+        engine: DeflateEngine::Zlib,
         ..Default::default()
     };
     if cfg.deflate == DeflateMode::Shared {
         options.server_no_context_takeover = true;
         options.client_no_context_takeover = true;
         options.server_max_window_bits = 15;
+        options.client_max_window_bits = 15;
+        options.engine = DeflateEngine::ZlibRs;
     }
     options
 }

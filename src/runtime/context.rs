@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::config::Compress;
 use crate::error::Error;
 use crate::protocol::close::CloseCode;
 use crate::protocol::message::Message;
@@ -67,7 +68,13 @@ impl Context<'_> {
     /// when the outbound queue is at [`Config::max_outbound_bytes`](crate::Config) (then the
     /// configured [`BackpressurePolicy`](crate::BackpressurePolicy) has been applied).
     pub fn send(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
-        self.state.send_message(self.core, &msg.into())
+        self.send_with(msg, Compress::Auto)
+    }
+
+    /// [`Context::send`], compressed or not as `how` says (on a connection that negotiated
+    /// permessage-deflate; the others always get it plain).
+    pub fn send_with(&mut self, msg: impl Into<Message>, how: Compress) -> Result<(), Error> {
+        self.state.send_message(self.core, &msg.into(), how)
     }
 
     /// Queue a text message.
@@ -145,13 +152,20 @@ impl Context<'_> {
     /// Send `msg` to every subscriber of `topic` on every worker, this connection included if it
     /// is subscribed. The message is encoded once and shared by every recipient.
     pub fn publish(&mut self, topic: &str, msg: impl Into<Message>) {
-        self.publish_skipping(topic, msg.into(), None);
+        self.publish_skipping(topic, msg.into(), None, Compress::Auto);
+    }
+
+    /// [`Context::publish`], compressed or not for the subscribers that negotiated
+    /// permessage-deflate as `how` says. Compressed, it is compressed once for all subscribers
+    /// in the shared mode, and once per subscriber's own context in the dedicated mode.
+    pub fn publish_with(&mut self, topic: &str, msg: impl Into<Message>, how: Compress) {
+        self.publish_skipping(topic, msg.into(), None, how);
     }
 
     /// Like [`Context::publish`], but skips this connection ("broadcast to everyone but me").
     pub fn publish_others(&mut self, topic: &str, msg: impl Into<Message>) {
         let me = Some(self.id());
-        self.publish_skipping(topic, msg.into(), me);
+        self.publish_skipping(topic, msg.into(), me, Compress::Auto);
     }
 
     /// Send `msg` to every open connection of the server, this one included.
@@ -165,15 +179,15 @@ impl Context<'_> {
         self.broadcast_skipping(msg.into(), me);
     }
 
-    fn publish_skipping(&mut self, topic: &str, msg: Message, skip: Option<ConnId>) {
-        let (topic, frame) = (topic.into(), SharedFrame::encode(&msg));
+    fn publish_skipping(&mut self, topic: &str, msg: Message, skip: Option<ConnId>, how: Compress) {
+        let (topic, frame) = (topic.into(), SharedFrame::encode(&msg, how));
         self.state
             .actions
             .push(Action::Deliver(Delivery::Publish { topic, frame, skip }));
     }
 
     fn broadcast_skipping(&mut self, msg: Message, skip: Option<ConnId>) {
-        let frame = SharedFrame::encode(&msg);
+        let frame = SharedFrame::encode(&msg, Compress::Auto);
         self.state
             .actions
             .push(Action::Deliver(Delivery::Broadcast { frame, skip }));

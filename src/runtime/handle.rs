@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::config::Compress;
 use crate::error::Error;
 use crate::protocol::close::CloseCode;
 use crate::protocol::message::Message;
@@ -99,7 +100,13 @@ impl ConnHandle {
     /// Queue a message for the connection (delivered by its worker on its next loop turn).
     /// Fails only if the server has stopped.
     pub fn send(&self, msg: impl Into<Message>) -> Result<(), Error> {
-        self.command(Command::Send(self.id, msg.into()))
+        self.send_with(msg, Compress::Auto)
+    }
+
+    /// [`ConnHandle::send`], compressed or not as `how` says (if the connection negotiated
+    /// permessage-deflate).
+    pub fn send_with(&self, msg: impl Into<Message>, how: Compress) -> Result<(), Error> {
+        self.command(Command::Send(self.id, msg.into(), how))
     }
 
     /// Start the closing handshake with `code` and `reason`.
@@ -155,7 +162,12 @@ impl ServerHandle {
     /// Send `msg` to every subscriber of `topic` on every worker. Encoded once; one command per
     /// worker.
     pub fn publish(&self, topic: &str, msg: impl Into<Message>) {
-        let (topic, frame) = (Arc::from(topic), SharedFrame::encode(&msg.into()));
+        self.publish_with(topic, msg, Compress::Auto);
+    }
+
+    /// [`ServerHandle::publish`], compressed or not for deflate subscribers as `how` says.
+    pub fn publish_with(&self, topic: &str, msg: impl Into<Message>, how: Compress) {
+        let (topic, frame) = (Arc::from(topic), SharedFrame::encode(&msg.into(), how));
         deliver_everywhere(
             &self.shared,
             Delivery::Publish {
@@ -168,7 +180,7 @@ impl ServerHandle {
 
     /// Send `msg` to every open connection.
     pub fn broadcast(&self, msg: impl Into<Message>) {
-        let frame = SharedFrame::encode(&msg.into());
+        let frame = SharedFrame::encode(&msg.into(), Compress::Auto);
         deliver_everywhere(&self.shared, Delivery::Broadcast { frame, skip: None });
     }
 

@@ -150,6 +150,12 @@ pub(crate) fn write(shared: &Shared, out: &mut impl Write) -> fmt::Result {
     )?;
     counter(
         out,
+        "volley_deflate_contexts_released_total",
+        "Idle per-connection compressors released down to their window.",
+        &[("", s.deflate_released)],
+    )?;
+    counter(
+        out,
         "volley_closes_total",
         "WebSocket connections closed, by the close code their handler saw (1006: no close \
          handshake).",

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use crossbeam_channel::Sender;
 use mio::Waker;
 
-use crate::config::Config;
+use crate::config::{Compress, Config};
 use crate::protocol::close::CloseCode;
 use crate::protocol::message::Message;
 use crate::runtime::handle::ConnId;
@@ -40,7 +40,7 @@ pub(crate) enum Command {
     /// A socket accepted by the acceptor thread.
     Accepted(mio::net::TcpStream, SocketAddr),
     /// Send a message to one connection (a stale id is ignored).
-    Send(ConnId, Message),
+    Send(ConnId, Message, Compress),
     /// Close one connection.
     Close(ConnId, CloseCode, String),
     /// Deliver a publish or broadcast to this worker's connections.

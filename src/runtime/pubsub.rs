@@ -11,6 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use slab::Slab;
 
+use crate::config::Compress;
 use crate::protocol::frame::Frame;
 use crate::protocol::message::Message;
 use crate::runtime::compress::LazyDeflated;
@@ -24,15 +25,18 @@ pub(crate) struct SharedFrame {
     pub msg: Message,
     /// The compressed frame, made by the first worker that needs it (shared deflate mode).
     pub deflated: LazyDeflated,
+    /// Whether deflate connections get it compressed.
+    pub compress: Compress,
 }
 
 impl SharedFrame {
-    /// Encode `msg` into one frame.
-    pub fn encode(msg: &Message) -> Self {
+    /// Encode `msg` into one frame, compressed for deflate connections as `compress` says.
+    pub fn encode(msg: &Message, compress: Compress) -> Self {
         SharedFrame {
             plain: Frame::message(msg).encode(),
             msg: msg.clone(),
             deflated: Default::default(),
+            compress,
         }
     }
 }

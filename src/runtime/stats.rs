@@ -98,6 +98,9 @@ counters! {
     compressed_in,
     /// Compressed messages sent (a shared-mode publish counts once per recipient).
     compressed_out,
+    /// Dedicated compressors released down to their window after
+    /// [`Config::deflate_idle_release`](crate::Config::deflate_idle_release) without use.
+    deflate_released,
     /// Of `messages_in`, text messages (the rest are binary).
     text_messages_in,
     /// Of `messages_out`, text messages (the rest are binary).

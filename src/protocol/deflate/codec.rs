@@ -7,6 +7,7 @@ use bytes::Bytes;
 use zlib_rs::{Deflate, DeflateConfig, DeflateFlush, Inflate, InflateFlush, Status};
 
 use super::negotiate::DeflateOptions;
+use super::zlib::ZDeflate;
 use crate::protocol::error::ProtocolError;
 use crate::protocol::message::{Message, Utf8Bytes};
 
@@ -27,6 +28,8 @@ pub struct CompressorConfig {
     pub mem_level: u8,
     /// Reset after every message, so no message refers to an earlier one. Default: false.
     pub no_context_takeover: bool,
+    /// The zlib behind it. Default: [`DeflateEngine::ZlibRs`].
+    pub engine: DeflateEngine,
 }
 
 impl Default for CompressorConfig {
@@ -37,6 +40,7 @@ impl Default for CompressorConfig {
             window_bits: 15,
             mem_level: options.mem_level,
             no_context_takeover: false,
+            engine: DeflateEngine::ZlibRs,
         }
     }
 }
@@ -49,8 +53,32 @@ impl Default for CompressorConfig {
 /// sent to any connection that agreed to `server_no_context_takeover` with a window at least as
 /// large.
 pub struct Compressor {
-    inner: Deflate,
+    engine: Engine,
     config: CompressorConfig,
+}
+
+/// Which zlib a [`Compressor`] runs, chosen by its [`CompressorConfig::engine`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum DeflateEngine {
+    /// zlib-rs: the fastest, with a fixed 128 KiB hash table per compressor whatever the window
+    /// and memLevel (266 KiB at window 15, memLevel 4). Right for the few reset-per-message
+    /// compressors a worker shares. The default.
+    #[default]
+    ZlibRs,
+    /// Classic zlib (libz-sys, static): memory follows the window and memLevel,
+    /// `4 × 2^window_bits + 2^(mem_level + 9)` bytes plus ~5.9 KiB (9 KiB at window 9 /
+    /// memLevel 1). Right for one compressor per connection.
+    Zlib,
+}
+
+/// A compressor's zlib: live, or released down to its window.
+enum Engine {
+    Rs(Deflate),
+    Zlib(ZDeflate),
+    /// Released while idle ([`Compressor::release`]): only the window (the last 2^window_bits
+    /// bytes compressed), from which the next message continues the stream.
+    Released(Box<[u8]>),
 }
 
 impl fmt::Debug for Compressor {
@@ -68,17 +96,30 @@ impl Compressor {
             level: config.level.min(9),
             window_bits: config.window_bits.clamp(8, 15),
             mem_level: config.mem_level.clamp(1, 9),
-            no_context_takeover: config.no_context_takeover,
+            ..config
         };
-        let inner = Deflate::new_with_config(DeflateConfig {
+        Compressor {
+            engine: Self::engine(&config),
+            config,
+        }
+    }
+
+    fn engine(config: &CompressorConfig) -> Engine {
+        // zlib rejects raw window 8; 9 is safe (see the `server_max_window_bits` docs).
+        let window_bits = config.window_bits.max(9);
+        if config.engine == DeflateEngine::Zlib {
+            if let Some(z) = ZDeflate::new(config.level, window_bits, config.mem_level) {
+                return Engine::Zlib(z);
+            }
+            // Out of memory in zlib: zlib-rs will report the same, or manage.
+        }
+        Engine::Rs(Deflate::new_with_config(DeflateConfig {
             level: i32::from(config.level),
-            // Negative: raw deflate, no zlib header. zlib rejects raw 8; 9 is safe (see the
-            // `server_max_window_bits` docs).
-            window_bits: -i32::from(config.window_bits.max(9)),
+            // Negative: raw deflate, no zlib header.
+            window_bits: -i32::from(window_bits),
             mem_level: i32::from(config.mem_level),
             ..DeflateConfig::default()
-        });
-        Compressor { inner, config }
+        }))
     }
 
     /// The settings in use (after clamping).
@@ -95,57 +136,119 @@ impl Compressor {
             out.push(0x00);
             return;
         }
+        if let Engine::Released(window) = &mut self.engine {
+            let window = std::mem::take(window);
+            self.engine = Self::engine(&self.config);
+            if !self.set_dictionary(&window) {
+                // Cannot continue the stream: send this message stored, which refers to nothing,
+                // and let it become the window the peer and we share from here.
+                write_stored(input, out);
+                self.engine = Self::engine(&self.config);
+                self.set_dictionary(input);
+                return;
+            }
+        }
         let start = out.len();
-        if self.deflate_sync(input, out) && out[start..].ends_with(&TAIL) {
+        let ok = match &mut self.engine {
+            Engine::Rs(d) => deflate_sync(d, input, out),
+            Engine::Zlib(z) => z.compress_sync(input, out),
+            Engine::Released(_) => false,
+        };
+        if ok && out[start..].ends_with(&TAIL) {
             out.truncate(out.len() - TAIL.len());
             if self.config.no_context_takeover {
-                self.inner.reset();
+                self.reset();
             }
         } else {
-            // Not reachable with a valid configuration (zlib-rs reports errors only for misuse),
-            // but never send a broken stream: restart and send the message stored.
+            // Not reachable with a valid configuration (zlib reports errors only for misuse or
+            // out of memory), but never send a broken stream: restart and send the message
+            // stored, then start the next message from it (as the peer's window holds it).
             out.truncate(start);
-            self.inner.reset();
             write_stored(input, out);
+            self.engine = Self::engine(&self.config);
+            if !self.config.no_context_takeover {
+                self.set_dictionary(input);
+            }
+        }
+    }
+
+    /// Prime a fresh engine with `dictionary`; `false` if it refused.
+    fn set_dictionary(&mut self, dictionary: &[u8]) -> bool {
+        if dictionary.is_empty() {
+            return true;
+        }
+        match &mut self.engine {
+            Engine::Rs(d) => d.set_dictionary(dictionary).is_ok(),
+            Engine::Zlib(z) => z.set_dictionary(dictionary),
+            Engine::Released(_) => false,
         }
     }
 
     /// Forget every earlier message. The peer must be told (a new connection, or agreed
     /// `server_no_context_takeover`), since its decompressor keeps its window otherwise.
     pub fn reset(&mut self) {
-        self.inner.reset();
+        match &mut self.engine {
+            Engine::Rs(d) => d.reset(),
+            Engine::Zlib(z) => z.reset(),
+            Engine::Released(w) => *w = Box::default(),
+        }
     }
 
-    /// Deflate `input` with a sync flush onto `out`. `false` if zlib-rs reported an error or
-    /// stopped making progress.
-    fn deflate_sync(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool {
-        let mut written = out.len();
-        // Room for incompressible input (stored blocks: 5 bytes per 64 KiB) and the flush.
-        let mut room = input.len() + input.len() / 64 + 64;
-        let mut rest = input;
-        loop {
-            if written == out.len() {
-                out.resize(written + room, 0);
-                room = room.saturating_mul(2);
+    /// Free the engine's memory, keeping only its window (at most 2^window_bits bytes; nothing
+    /// without context takeover), for a connection gone idle. The next [`Compressor::compress`]
+    /// builds the engine again and continues the same stream, so the peer notices nothing.
+    /// Only the [`DeflateEngine::Zlib`] engine can hand its window out; with zlib-rs this frees
+    /// memory only without context takeover, and returns `false` otherwise.
+    pub fn release(&mut self) -> bool {
+        let window = match &mut self.engine {
+            Engine::Released(_) => return true,
+            _ if self.config.no_context_takeover => Vec::new(),
+            Engine::Zlib(z) => {
+                let mut w = Vec::new();
+                if !z.dictionary(&mut w) {
+                    return false;
+                }
+                w
             }
-            let (in_before, out_before) = (self.inner.total_in(), self.inner.total_out());
-            let result = self
-                .inner
-                .compress(rest, &mut out[written..], DeflateFlush::SyncFlush);
-            let consumed = (self.inner.total_in() - in_before) as usize;
-            let produced = (self.inner.total_out() - out_before) as usize;
-            rest = &rest[consumed..];
-            written += produced;
-            let full = written == out.len();
-            if result.is_err() || (!full && consumed == 0 && produced == 0 && !rest.is_empty()) {
-                out.truncate(written);
-                return false;
-            }
-            // Done when all input is in and zlib had output space left (nothing pending).
-            if rest.is_empty() && !full {
-                out.truncate(written);
-                return true;
-            }
+            Engine::Rs(_) => return false,
+        };
+        self.engine = Engine::Released(window.into_boxed_slice());
+        true
+    }
+
+    /// Whether the engine is released ([`Compressor::release`]) and not built again yet.
+    pub fn is_released(&self) -> bool {
+        matches!(self.engine, Engine::Released(_))
+    }
+}
+
+/// Deflate `input` with a sync flush onto `out` with zlib-rs. `false` if zlib-rs reported an
+/// error or stopped making progress.
+fn deflate_sync(inner: &mut Deflate, input: &[u8], out: &mut Vec<u8>) -> bool {
+    let mut written = out.len();
+    // Room for incompressible input (stored blocks: 5 bytes per 64 KiB) and the flush.
+    let mut room = input.len() + input.len() / 64 + 64;
+    let mut rest = input;
+    loop {
+        if written == out.len() {
+            out.resize(written + room, 0);
+            room = room.saturating_mul(2);
+        }
+        let (in_before, out_before) = (inner.total_in(), inner.total_out());
+        let result = inner.compress(rest, &mut out[written..], DeflateFlush::SyncFlush);
+        let consumed = (inner.total_in() - in_before) as usize;
+        let produced = (inner.total_out() - out_before) as usize;
+        rest = &rest[consumed..];
+        written += produced;
+        let full = written == out.len();
+        if result.is_err() || (!full && consumed == 0 && produced == 0 && !rest.is_empty()) {
+            out.truncate(written);
+            return false;
+        }
+        // Done when all input is in and zlib had output space left (nothing pending).
+        if rest.is_empty() && !full {
+            out.truncate(written);
+            return true;
         }
     }
 }
@@ -309,12 +412,15 @@ impl Decompressor {
 
 /// The receiving side of one connection's permessage-deflate: whether its peer resets its
 /// compressor after every message, the peer's window, and — only where the peer keeps its
-/// context — the connection's own decompressor, created on its first compressed message.
+/// context — the connection's window: the last 2^window_bits bytes it inflated, allocated on its
+/// first compressed message. That window is all the state a decompressor carries from one
+/// message to the next, so it is all a connection holds; the [`Inflater`] lends it the
+/// machinery per message.
 #[derive(Debug)]
 pub struct InflateState {
     peer_no_context_takeover: bool,
     peer_window_bits: u8,
-    own: Option<Box<Decompressor>>,
+    window: Vec<u8>,
 }
 
 impl InflateState {
@@ -326,30 +432,56 @@ impl InflateState {
     pub fn new(peer_no_context_takeover: bool, peer_window_bits: u8) -> Self {
         InflateState {
             peer_no_context_takeover,
-            peer_window_bits,
-            own: None,
+            peer_window_bits: peer_window_bits.clamp(8, 15),
+            window: Vec::new(),
         }
     }
 
-    /// Whether this connection holds a decompressor of its own (memory accounting, tests).
+    /// Whether this connection holds a window of its own (memory accounting, tests).
     pub fn holds_context(&self) -> bool {
-        self.own.is_some()
+        self.window.capacity() > 0
+    }
+
+    /// Bytes this connection holds for inflating: its window's allocation.
+    pub fn memory(&self) -> usize {
+        self.window.capacity()
+    }
+
+    /// Append what `inflated` leaves in the peer's window.
+    fn slide(&mut self, inflated: &[u8]) {
+        let size = 1usize << self.peer_window_bits;
+        if self.window.capacity() == 0 {
+            self.window.reserve_exact(size);
+        }
+        if inflated.len() >= size {
+            self.window.clear();
+            self.window
+                .extend_from_slice(&inflated[inflated.len() - size..]);
+            return;
+        }
+        let keep = size - inflated.len();
+        if self.window.len() > keep {
+            self.window.drain(..self.window.len() - keep);
+        }
+        self.window.extend_from_slice(inflated);
     }
 }
 
 /// Turns compressed messages into finished [`Message`]s: inflates (capped), appends the sync
-/// tail, and checks inflated text for UTF-8. It also makes the choice of context: a peer that
-/// resets its compressor after every message is served by the one reset-per-message
-/// decompressor this `Inflater` holds (one per thread, shared by every such connection, no
-/// memory per connection); a peer that keeps its context gets a decompressor of its own in its
-/// [`InflateState`]. The server runtime keeps one per worker, the loadtest one per thread.
+/// tail, and checks inflated text for UTF-8. One `Inflater` per thread (the server runtime keeps
+/// one per worker, the loadtest one per thread) holds the only decompressor, shared by every
+/// connection: a peer that resets its compressor after every message needs nothing more; for a
+/// peer that keeps its context, the decompressor starts each message from the connection's
+/// window ([`InflateState`]) and the window is brought up to date after it, so a connection
+/// holds 2^window_bits bytes instead of a decompressor (46 KiB with zlib-rs, ~7 KiB plus the
+/// window with classic zlib).
 #[derive(Debug, Default)]
 pub struct Inflater {
     shared: Option<Box<Decompressor>>,
 }
 
 impl Inflater {
-    /// An inflater; its shared decompressor is created on first use.
+    /// An inflater; its decompressor is created on first use.
     pub fn new() -> Self {
         Inflater::default()
     }
@@ -366,16 +498,32 @@ impl Inflater {
         payload: &[u8],
         max: usize,
     ) -> Result<Message, ProtocolError> {
-        let d = if conn.peer_no_context_takeover {
-            // Window 15 inflates any smaller window too.
-            self.shared
-                .get_or_insert_with(|| Box::new(Decompressor::new(15, true)))
+        // Window 15 inflates any smaller window too.
+        let d = self
+            .shared
+            .get_or_insert_with(|| Box::new(Decompressor::new(15, true)));
+        let inflated = if conn.peer_no_context_takeover {
+            d.decompress(payload, max)?
         } else {
-            let bits = conn.peer_window_bits;
-            conn.own
-                .get_or_insert_with(|| Box::new(Decompressor::new(bits, false)))
+            let mut out = Vec::new();
+            d.reset();
+            if !conn.window.is_empty() && d.inner.set_dictionary(&conn.window).is_err() {
+                return Err(ProtocolError::Compression);
+            }
+            let result = d.inflate(payload, max, &mut out);
+            d.reset();
+            match result {
+                Ok(false) => conn.slide(&out),
+                // After a final block (§7.2.3.4, BFINAL set) the stream has ended: the next
+                // message starts a new one, with an empty window.
+                Ok(true) => conn.window.clear(),
+                Err(e) => {
+                    conn.window.clear();
+                    return Err(e);
+                }
+            }
+            Bytes::from(out)
         };
-        let inflated = d.decompress(payload, max)?;
         if text {
             Utf8Bytes::try_from_bytes(inflated)
                 .map(Message::Text)
@@ -589,17 +737,111 @@ mod tests {
         }
     }
 
+    /// A compressor released between messages (down to its window) and rebuilt continues one
+    /// stream: a single independent inflater reads everything, and repeats stay small.
+    #[test]
+    fn a_released_compressor_continues_the_stream() {
+        for bits in [9u8, 12, 15] {
+            let mut c = Compressor::new(CompressorConfig {
+                window_bits: bits,
+                mem_level: 2,
+                engine: DeflateEngine::Zlib,
+                ..CompressorConfig::default()
+            });
+            let mut reference = flate2::Decompress::new(false);
+            for (i, msg) in sample_messages().iter().enumerate() {
+                let payload = compress(&mut c, msg);
+                if i % 2 == 1 {
+                    assert!(c.release(), "window {bits}");
+                    assert!(c.is_released());
+                }
+                let mut with_tail = payload.clone();
+                with_tail.extend_from_slice(&TAIL);
+                let mut out = Vec::with_capacity(msg.len() + 1);
+                reference
+                    .decompress_vec(&with_tail, &mut out, flate2::FlushDecompress::Sync)
+                    .unwrap();
+                assert_eq!(out, *msg, "window {bits}, message {i}");
+            }
+            // After a release the repeat of the previous message still refers to it.
+            let json = &sample_messages()[0];
+            compress(&mut c, json);
+            assert!(c.release());
+            let again = compress(&mut c, json);
+            assert!(
+                again.len() < json.len() / 3,
+                "window {bits}: {}",
+                again.len()
+            );
+        }
+        // zlib-rs cannot hand its window out: only a reset-per-message one releases.
+        let mut rs = compressor(15, false);
+        compress(&mut rs, b"abc");
+        assert!(!rs.release());
+        let mut rs = compressor(15, true);
+        compress(&mut rs, b"abc");
+        assert!(rs.release());
+        assert_eq!(
+            compress(&mut rs, b"abc"),
+            compress(&mut compressor(15, true), b"abc")
+        );
+    }
+
+    /// The connection's window alone carries a context-takeover stream from one message to the
+    /// next: many connections interleaved through one `Inflater` each read their own stream.
+    #[test]
+    fn connections_keep_only_their_window_between_messages() {
+        let mut inflater = Inflater::new();
+        let mut conns: Vec<(Compressor, InflateState)> = [9u8, 10, 12, 15]
+            .iter()
+            .map(|&bits| {
+                let c = Compressor::new(CompressorConfig {
+                    window_bits: bits,
+                    engine: DeflateEngine::Zlib,
+                    ..CompressorConfig::default()
+                });
+                (c, InflateState::new(false, bits))
+            })
+            .collect();
+        let messages = sample_messages();
+        for round in 0..3 {
+            for (k, (c, state)) in conns.iter_mut().enumerate() {
+                for (i, msg) in messages.iter().enumerate() {
+                    let payload = compress(c, msg);
+                    let back = inflater.message(state, false, &payload, 1 << 20).unwrap();
+                    assert_eq!(back.as_bytes(), &msg[..], "round {round} conn {k} msg {i}");
+                    assert!(state.memory() <= 1 << state.peer_window_bits);
+                }
+            }
+        }
+        assert_eq!(conns[0].1.memory(), 512);
+        // A peer that resets after every message holds nothing.
+        let mut nct = InflateState::new(true, 15);
+        let mut c = compressor(15, true);
+        let payload = compress(&mut c, &messages[0]);
+        inflater.message(&mut nct, true, &payload, 1 << 20).unwrap();
+        assert!(!nct.holds_context());
+    }
+
     #[test]
     fn every_setting_round_trips_through_an_independent_decoder() {
         let text = sample_messages()[4].clone();
         for window_bits in 8..=15u8 {
-            for mem_level in [1, 4, 8, 9] {
-                for level in [0, 1, 6, 9] {
+            for (mem_level, level, engine) in (0..32).map(|i| {
+                let engine = if i % 2 == 0 {
+                    DeflateEngine::ZlibRs
+                } else {
+                    DeflateEngine::Zlib
+                };
+                ([1, 4, 8, 9][i / 8], [0, 1, 6, 9][i / 2 % 4], engine)
+            }) {
+                {
                     let mut c = Compressor::new(CompressorConfig {
                         level,
                         window_bits,
                         mem_level,
                         no_context_takeover: false,
+                        engine,
                     });
                     let mut stream = Vec::new();
                     let mut d = Decompressor::new(window_bits, false);
@@ -616,7 +858,7 @@ mod tests {
                     let limit = (1usize << window_bits.max(9)) - 262;
                     assert!(
                         max_distance <= limit,
-                        "{window_bits}/{mem_level}/{level}: {max_distance}"
+                        "{window_bits}/{mem_level}/{level}/{engine:?}: {max_distance}"
                     );
                     if window_bits <= 9 {
                         assert!(max_distance <= 256);
@@ -633,6 +875,7 @@ mod tests {
             window_bits: 3,
             mem_level: 0,
             no_context_takeover: false,
+            engine: DeflateEngine::Zlib,
         });
         assert_eq!(
             c.config(),
@@ -640,7 +883,8 @@ mod tests {
                 level: 9,
                 window_bits: 8,
                 mem_level: 1,
-                no_context_takeover: false
+                no_context_takeover: false,
+                engine: DeflateEngine::Zlib,
             }
         );
         let c = Compressor::new(CompressorConfig {
@@ -793,7 +1037,8 @@ mod tests {
                 level: 6,
                 window_bits: 10,
                 mem_level: 2,
-                no_context_takeover: false
+                no_context_takeover: false,
+                engine: DeflateEngine::ZlibRs,
             }
         );
         // The client's inflater for our messages and our inflater for the client's messages.

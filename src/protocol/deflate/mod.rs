@@ -23,8 +23,11 @@
 
 mod codec;
 mod negotiate;
+mod zlib;
 
-pub use codec::{Compressor, CompressorConfig, Decompressor, InflateState, Inflater};
+pub use codec::{
+    Compressor, CompressorConfig, Decompressor, DeflateEngine, InflateState, Inflater,
+};
 pub use negotiate::{negotiate, parse_response, DeflateOptions, Negotiated};
 
 /// The extension's registered name.

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use super::codec::{Compressor, CompressorConfig, Decompressor, InflateState};
+use super::codec::{Compressor, CompressorConfig, Decompressor, DeflateEngine, InflateState};
 use super::EXTENSION_NAME;
 
 /// The server's permessage-deflate policy: what it accepts and what it asks of clients.
@@ -38,6 +38,9 @@ pub struct DeflateOptions {
     /// `benches/deflate.rs`: a 1 KiB JSON message compresses in ~1.6 µs to 320 bytes at 1,
     /// ~8.6 µs to 283 at 2, ~20 µs to 252 at 6 (zlib's default).
     pub level: u8,
+    /// The zlib our compressors run. Default: [`DeflateEngine::ZlibRs`] (the fastest); the
+    /// server's dedicated mode picks [`DeflateEngine::Zlib`] for its small contexts.
+    pub engine: DeflateEngine,
 }
 
 impl Default for DeflateOptions {
@@ -49,6 +52,7 @@ impl Default for DeflateOptions {
             client_no_context_takeover: false,
             mem_level: 4,
             level: 1,
+            engine: DeflateEngine::ZlibRs,
         }
     }
 }
@@ -82,6 +86,7 @@ impl Negotiated {
             window_bits: self.server_max_window_bits,
             mem_level: options.mem_level,
             no_context_takeover: self.server_no_context_takeover,
+            engine: options.engine,
         }
     }
 

@@ -372,9 +372,9 @@ impl<F: Factory> Worker<F> {
     fn command(&mut self, cmd: Command) {
         match cmd {
             Command::Accepted(stream, peer) => self.accept_socket(stream, peer),
-            Command::Send(id, msg) => {
+            Command::Send(id, msg, how) => {
                 if let Some(conn) = live(&mut self.conns, self.state.id, id) {
-                    let _ = self.state.send_message(&mut conn.core, &msg);
+                    let _ = self.state.send_message(&mut conn.core, &msg, how);
                 }
             }
             Command::Close(id, code, reason) => {

@@ -25,7 +25,7 @@ use crate::runtime::Shared;
 
 /// The heartbeat's ping, encoded once at compile time.
 static EMPTY_PING: [u8; 2] = empty_control_frame(OpCode::Ping);
-use crate::config::{BackpressurePolicy, Rate};
+use crate::config::{BackpressurePolicy, Compress, Rate};
 use crate::runtime::handle::{ConnId, ConnLabel};
 
 /// Payloads up to this size are copied next to their header (one buffer, one iovec); larger ones
@@ -134,7 +134,12 @@ impl WorkerState {
     }
 
     /// Queue a data message, encoding it for this connection.
-    pub fn send_message(&mut self, core: &mut ConnCore, msg: &Message) -> Result<(), Error> {
+    pub fn send_message(
+        &mut self,
+        core: &mut ConnCore,
+        msg: &Message,
+        how: Compress,
+    ) -> Result<(), Error> {
         if !core.can_send() {
             return Err(Error::Closed);
         }
@@ -143,7 +148,7 @@ impl WorkerState {
         // Admit before compressing: a context-takeover compressor must never see a message the
         // peer will not get.
         self.admit_outbound(core, total)?;
-        if let Some(frame) = self.compressed(core, msg, None) {
+        if let Some(frame) = self.compressed(core, msg, how, None) {
             self.enqueue(core, frame);
         } else if payload.len() <= COPY_THRESHOLD {
             let frame = self.arena.frame(&Frame::message(msg));
@@ -174,7 +179,7 @@ impl WorkerState {
             return Err(Error::Closed);
         }
         self.admit_outbound(core, frame.plain.len())?;
-        match self.compressed(core, &frame.msg, Some(&frame.deflated)) {
+        match self.compressed(core, &frame.msg, frame.compress, Some(&frame.deflated)) {
             Some(f) => self.enqueue(core, f),
             None => self.enqueue(core, frame.plain.clone()),
         }
@@ -189,14 +194,19 @@ impl WorkerState {
         &mut self,
         core: &mut ConnCore,
         msg: &Message,
+        how: Compress,
         shared: Option<&std::sync::OnceLock<Bytes>>,
     ) -> Option<Bytes> {
         if !core.has(flags::DEFLATE) {
             return None;
         }
         let conn = core.extra.as_mut()?.deflate.as_deref_mut()?;
-        let f = self.deflate.compress(conn, msg, shared)?;
+        let f = self.deflate.compress(conn, msg, how, shared, self.now_ms)?;
         bump(&self.stats().compressed_out, 1);
+        if core.timer.is_none() && self.shared.config.deflate_idle_release.is_some() {
+            // Without heartbeats or an idle timeout no timer runs: one for the release.
+            self.arm_liveness(core);
+        }
         Some(f)
     }
 
@@ -332,6 +342,24 @@ impl WorkerState {
         if let Some(idle) = cfg.idle_timeout {
             let at = core.last_msg_ms.wrapping_add(idle.as_millis() as u32);
             next = Some(next.map_or(at, |n| n.min(at)));
+        }
+        if let Some(after) = cfg.deflate_idle_release {
+            let at = core
+                .extra
+                .as_ref()
+                .and_then(|x| x.deflate.as_deref())
+                .and_then(|d| d.release_at(after));
+            if let Some(at) = at {
+                // Wrapping milliseconds: the earlier of the two, seen from now.
+                let now = self.now_ms;
+                next = Some(next.map_or(at, |n| {
+                    if at.wrapping_sub(now) < n.wrapping_sub(now) {
+                        at
+                    } else {
+                        n
+                    }
+                }));
+            }
         }
         match next {
             Some(ms) => {

@@ -96,6 +96,17 @@ impl<F: Factory> Worker<F> {
                 return;
             }
         }
+        if let Some(after) = cfg.deflate_idle_release {
+            let released = conn
+                .core
+                .extra
+                .as_mut()
+                .and_then(|x| x.deflate.as_deref_mut())
+                .is_some_and(|d| d.release_idle(now, after));
+            if released {
+                bump(&self.state.stats().deflate_released, 1);
+            }
+        }
         if let Some(iv) = cfg.ping_interval {
             let silent = now.wrapping_sub(conn.core.last_rx_ms);
             if conn.core.has(flags::PING_OUTSTANDING) {
