@@ -14,7 +14,10 @@ use volley::protocol::deflate::{Compressor, CompressorConfig, Decompressor};
 use volley::protocol::frame::Frame;
 use volley::protocol::handshake;
 use volley::protocol::reader::{Event, Reader, ReaderConfig, Role};
-use volley::{CloseCode, Config, Context, DeflateMode, Handler, Message, Request, Upgrade};
+use volley::{
+    CloseCode, Compress, Config, Context, DeflateMode, DeflateWindow, Handler, Message, Request,
+    Upgrade,
+};
 
 struct Echo;
 impl Handler for Echo {
@@ -24,6 +27,22 @@ impl Handler for Echo {
     fn on_message(&mut self, ctx: &mut Context<'_>, msg: Message) {
         if let Some(t) = msg.as_text().and_then(|t| t.strip_prefix("publish:")) {
             ctx.publish("all", t.to_string());
+            return;
+        }
+        // Per-message control: "<how>:<text>" sends <text> back compressed as <how> says, from
+        // the context, from a handle, or as a publish.
+        let how = |s: &str| match s {
+            "always" => Compress::Always,
+            "never" => Compress::Never,
+            _ => Compress::Auto,
+        };
+        if let Some((cmd, text)) = msg.as_text().and_then(|t| t.split_once(':')) {
+            match cmd.split_once('-') {
+                Some((h, "send")) => drop(ctx.send_with(text.to_string(), how(h))),
+                Some((h, "handle")) => drop(ctx.handle().send_with(text.to_string(), how(h))),
+                Some((h, "publish")) => ctx.publish_with("all", text.to_string(), how(h)),
+                _ => drop(ctx.send(msg)),
+            }
             return;
         }
         let _ = ctx.send(msg);
@@ -79,6 +98,14 @@ impl Dc {
             .is_some_and(|e| e.contains("client_no_context_takeover"));
         let mut cc = CompressorConfig::default();
         cc.no_context_takeover = client_nct;
+        // The window the server allowed us, if it limited it.
+        if let Some(bits) = ext.as_deref().and_then(|e| {
+            e.split(';')
+                .filter_map(|p| p.trim().strip_prefix("client_max_window_bits="))
+                .find_map(|v| v.parse().ok())
+        }) {
+            cc.window_bits = bits;
+        }
         Dc {
             s,
             buf,
@@ -297,4 +324,112 @@ fn corrupt_compressed_data_is_1002_and_bad_utf8_is_1007() {
         Event::Close(Some(f)) => assert_eq!(f.code, CloseCode::INVALID_PAYLOAD),
         other => panic!("{other:?}"),
     }
+}
+
+/// `send_with`, `ConnHandle::send_with` and `publish_with` decide compression per message,
+/// whatever the threshold: RSV1 on the wire says which, in both modes.
+#[test]
+fn per_message_compression_is_seen_on_the_wire() {
+    for mode in [DeflateMode::Shared, DeflateMode::Dedicated] {
+        let s = server(config().deflate(mode).compression_threshold(1000));
+        let mut c = Dc::connect(s.addr, Some(OFFER));
+        let mut plain = Dc::connect(s.addr, None);
+        wait_until(5, "subscribed", || s.handle.subscriber_count("all") == 2);
+        let small = "a small message";
+        let large = chatty(3000);
+        for via in ["send", "handle", "publish"] {
+            for (how, text, compressed) in [
+                ("always", small, true),
+                ("never", large.as_str(), false),
+                ("auto", small, false),
+                ("auto", large.as_str(), true),
+            ] {
+                c.send(&format!("{how}-{via}:{text}"));
+                assert_eq!(c.recv_text(), text, "{mode:?} {how} {via}");
+                assert_eq!(c.last_compressed, compressed, "{mode:?} {how} {via}");
+                if via == "publish" {
+                    assert_eq!(plain.recv_text(), text);
+                    assert!(!plain.last_compressed);
+                }
+            }
+        }
+    }
+}
+
+/// `dedicated_deflate` announces the two windows, and context takeover works through them.
+#[test]
+fn dedicated_presets_announce_their_windows_and_round_trip() {
+    for (ours, theirs) in [
+        (DeflateWindow::B512, DeflateWindow::K4),
+        (DeflateWindow::K32, DeflateWindow::B512),
+        (DeflateWindow::K4, DeflateWindow::K32),
+    ] {
+        let s = server(
+            config()
+                .dedicated_deflate(ours, theirs)
+                .compression_threshold(0),
+        );
+        let mut c = Dc::connect(s.addr, Some(OFFER));
+        let ext = c.ext.clone().unwrap();
+        if ours.bits() < 15 {
+            assert!(
+                ext.contains(&format!("server_max_window_bits={}", ours.bits())),
+                "{ext}"
+            );
+        }
+        if theirs.bits() < 15 {
+            assert!(
+                ext.contains(&format!("client_max_window_bits={}", theirs.bits())),
+                "{ext}"
+            );
+        }
+        assert!(!ext.contains("no_context_takeover"), "{ext}");
+        for i in 0..50 {
+            let text = chatty(80 + i * 37);
+            c.send(&text);
+            assert_eq!(c.recv_text(), text, "{ours:?}/{theirs:?} message {i}");
+            assert!(c.last_compressed);
+        }
+        // A client that does not offer client_max_window_bits keeps its 15.
+        let mut c = Dc::connect(s.addr, Some("permessage-deflate"));
+        assert!(!c.ext.as_deref().unwrap().contains("client_max_window_bits"));
+        for i in 0..10 {
+            let text = chatty(200 + i * 500);
+            c.send(&text);
+            assert_eq!(c.recv_text(), text);
+        }
+    }
+}
+
+/// An idle connection's compressor is released down to its window and the stream goes on
+/// where it was: the client's one decompressor reads every later message.
+#[test]
+fn idle_compressors_are_released_and_the_stream_continues() {
+    let s = server(
+        config()
+            .dedicated_deflate(DeflateWindow::K4, DeflateWindow::K4)
+            .compression_threshold(0)
+            .ping_interval(None)
+            .deflate_idle_release(Some(Duration::from_millis(200))),
+    );
+    let mut c = Dc::connect(s.addr, Some(OFFER));
+    for round in 1..=3u64 {
+        for i in 0..5 {
+            let text = chatty(100 + i * 50);
+            c.send(&text);
+            assert_eq!(c.recv_text(), text, "round {round}");
+            assert!(c.last_compressed);
+        }
+        wait_until(5, "the idle compressor released", || {
+            s.handle.stats().deflate_released == round
+        });
+    }
+    // Nothing is released while messages keep coming.
+    let released = s.handle.stats().deflate_released;
+    for _ in 0..8 {
+        c.send(&chatty(300));
+        assert_eq!(c.recv_text(), chatty(300));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(s.handle.stats().deflate_released, released);
 }
