@@ -2,8 +2,9 @@
 //! Autobahn TestSuite run. On `/room` a message goes to every connection on `/room` instead (the
 //! chaos soak's broadcast clients).
 //!
-//! Run: `cargo run --release --example echo -- [ADDR] [WORKERS] [off|shared|dedicated]`
-//! (default `127.0.0.1:9001`, workers = available parallelism, deflate `shared`), then point any
+//! Run: `cargo run --release --example echo -- [ADDR] [WORKERS] [off|shared|dedicated|dedicated:C/D]`
+//! (default `127.0.0.1:9001`, workers = available parallelism, deflate `shared`; `dedicated:512/4k`
+//! is `Config::dedicated_deflate` with those compressor/decompressor windows), then point any
 //! WebSocket client at `ws://ADDR/`. `VOLLEY_ACCEPT=acceptor` uses one acceptor thread instead of
 //! a `SO_REUSEPORT` listener per worker (for comparing the two); `VOLLEY_PING_MS=1000` sets the
 //! heartbeat interval (default 30 s). Set `RUST_LOG=debug` to watch connections come and go.
@@ -12,7 +13,8 @@
 mod logger;
 
 use volley::{
-    AcceptMode, Config, Context, DeflateMode, Handler, Message, Request, Server, Upgrade,
+    AcceptMode, Config, Context, DeflateMode, DeflateWindow, Handler, Message, Request, Server,
+    Upgrade,
 };
 
 /// On `/room`, every message goes to everyone in one room (the chaos soak's broadcast
@@ -68,12 +70,23 @@ fn main() {
         config = config.accept_mode(AcceptMode::Acceptor);
     }
     if let Some(mode) = args.next() {
-        config = config.deflate(match mode.as_str() {
-            "off" => DeflateMode::Off,
-            "shared" => DeflateMode::Shared,
-            "dedicated" => DeflateMode::Dedicated,
-            other => panic!("unknown deflate mode {other:?}: use off, shared or dedicated"),
-        });
+        config = match mode.as_str() {
+            "off" => config.deflate(DeflateMode::Off),
+            "shared" => config.deflate(DeflateMode::Shared),
+            "dedicated" => config.deflate(DeflateMode::Dedicated),
+            // dedicated:COMPRESSOR/DECOMPRESSOR windows, e.g. dedicated:512/4k
+            other => match other
+                .strip_prefix("dedicated:")
+                .and_then(|w| w.split_once('/'))
+                .map(|(c, d)| (c.parse::<DeflateWindow>(), d.parse::<DeflateWindow>()))
+            {
+                Some((Ok(c), Ok(d))) => config.dedicated_deflate(c, d),
+                _ => panic!(
+                    "unknown deflate mode {other:?}: use off, shared, dedicated or \
+                     dedicated:WINDOW/WINDOW (512, 1k, 2k, 4k, 8k, 16k, 32k)"
+                ),
+            },
+        };
     }
     let workers = config.workers;
     let server = Server::builder()

@@ -3,7 +3,9 @@
 # negotiate deflate, each exchanges compressed messages with examples/echo (threshold 0, so
 # every message is compressed and both directions' contexts exist), and the server's peak RSS
 # above its RSS before connecting is divided by N.
-# Usage: loadtest/deflate-memory.sh [N]      (loopback only; about 30 s)
+# Modes: off, shared, dedicated (32 KiB windows both ways) and the dedicated presets
+# `dedicated:COMPRESSOR/DECOMPRESSOR` (`Config::dedicated_deflate`). MODES overrides the list.
+# Usage: loadtest/deflate-memory.sh [N]      (loopback only; about 10 s per mode)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-5000}"
@@ -12,7 +14,7 @@ cargo build --release -q -p volley-loadtest
 LT=target/release/volley-loadtest
 printf '| mode | connections | server RSS before | peak RSS during | per connection |\n|---|---|---|---|---|\n'
 port=9310
-for mode in off shared dedicated; do
+for mode in ${MODES:-off shared dedicated dedicated:512/4k dedicated:4k/4k dedicated:32k/32k}; do
   port=$((port + 1))
   RUST_LOG=warn target/release/examples/echo "127.0.0.1:$port" 1 "$mode" >/dev/null 2>&1 &
   pid=$!

@@ -412,15 +412,17 @@ impl Decompressor {
 
 /// The receiving side of one connection's permessage-deflate: whether its peer resets its
 /// compressor after every message, the peer's window, and — only where the peer keeps its
-/// context — the connection's window: the last 2^window_bits bytes it inflated, allocated on its
-/// first compressed message. That window is all the state a decompressor carries from one
-/// message to the next, so it is all a connection holds; the [`Inflater`] lends it the
-/// machinery per message.
+/// context — what carries the stream from one message to the next, created on the first
+/// compressed message: for a peer window under 32 KiB, just that window (the last 2^window_bits
+/// bytes inflated), into which the [`Inflater`] lends its decompressor per message; for a
+/// 32 KiB window, a decompressor of its own (46 KiB), since copying 32 KiB in and out per
+/// message would cost more CPU than the 14 KiB it saves (`benches/deflate_ratio.rs`).
 #[derive(Debug)]
 pub struct InflateState {
     peer_no_context_takeover: bool,
     peer_window_bits: u8,
     window: Vec<u8>,
+    own: Option<Box<Decompressor>>,
 }
 
 impl InflateState {
@@ -434,15 +436,18 @@ impl InflateState {
             peer_no_context_takeover,
             peer_window_bits: peer_window_bits.clamp(8, 15),
             window: Vec::new(),
+            own: None,
         }
     }
 
-    /// Whether this connection holds a window of its own (memory accounting, tests).
+    /// Whether this connection holds a window or decompressor of its own (memory accounting,
+    /// tests).
     pub fn holds_context(&self) -> bool {
-        self.window.capacity() > 0
+        self.window.capacity() > 0 || self.own.is_some()
     }
 
-    /// Bytes this connection holds for inflating: its window's allocation.
+    /// Bytes this connection's window holds (0 with a decompressor of its own, whose memory is
+    /// zlib-rs's: 46 KiB).
     pub fn memory(&self) -> usize {
         self.window.capacity()
     }
@@ -486,6 +491,11 @@ impl Inflater {
         Inflater::default()
     }
 
+    fn shared(&mut self) -> &mut Decompressor {
+        self.shared
+            .get_or_insert_with(|| Box::new(Decompressor::new(15, true)))
+    }
+
     /// Inflate one compressed message of `conn` (its payload as received, the tail stripped),
     /// at most `max` bytes, into a finished message: `text` selects a text message, whose
     /// inflated bytes must be UTF-8. Errors: [`ProtocolError::MessageTooLarge`] (1009) past
@@ -498,13 +508,15 @@ impl Inflater {
         payload: &[u8],
         max: usize,
     ) -> Result<Message, ProtocolError> {
-        // Window 15 inflates any smaller window too.
-        let d = self
-            .shared
-            .get_or_insert_with(|| Box::new(Decompressor::new(15, true)));
-        let inflated = if conn.peer_no_context_takeover {
-            d.decompress(payload, max)?
+        let inflated = if conn.peer_window_bits == 15 && !conn.peer_no_context_takeover {
+            conn.own
+                .get_or_insert_with(|| Box::new(Decompressor::new(15, false)))
+                .decompress(payload, max)?
+        } else if conn.peer_no_context_takeover {
+            // Window 15 inflates any smaller window too.
+            self.shared().decompress(payload, max)?
         } else {
+            let d = self.shared();
             let mut out = Vec::new();
             d.reset();
             if !conn.window.is_empty() && d.inner.set_dictionary(&conn.window).is_err() {
@@ -792,7 +804,7 @@ mod tests {
     #[test]
     fn connections_keep_only_their_window_between_messages() {
         let mut inflater = Inflater::new();
-        let mut conns: Vec<(Compressor, InflateState)> = [9u8, 10, 12, 15]
+        let mut conns: Vec<(Compressor, InflateState)> = [9u8, 10, 12, 14]
             .iter()
             .map(|&bits| {
                 let c = Compressor::new(CompressorConfig {
