@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs the Autobahn TestSuite case files (the `kosoku` runner from PyPI) against examples/echo.
 # Installs kosoku into .venv if needed. Fails if any case ends FAILED or UNIMPLEMENTED.
-# Usage: [DEFLATE=shared|dedicated|off] scripts/conformance.sh [CASE_GLOB ...]
-#        (default: every case, 1.* to 13.*, deflate mode shared)
-# Reports: target/autobahn-MODE/index.html
+# Usage: [DEFLATE=shared|dedicated|dedicated:C/D|off] scripts/conformance.sh [CASE_GLOB ...]
+#        (default: every case, 1.* to 13.*, deflate mode shared; `dedicated:512/4k` runs
+#        `Config::dedicated_deflate` with those compressor/decompressor windows)
+# Reports: target/autobahn-MODE/index.html (`:` and `/` in MODE become `-`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
@@ -15,7 +16,7 @@ include=()
 for c in "${cases[@]}"; do include+=(-i "$c"); done
 
 cargo build --release --example echo
-out=target/autobahn-$mode
+out=target/autobahn-$(echo "$mode" | tr ':/' '--')
 rm -rf "$out"
 mkdir -p "$out"
 log="$out/echo.log"

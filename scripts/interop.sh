@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
 cargo build --release --example echo --quiet
-for mode in shared dedicated; do
+# dedicated:512/4k: the small preset; the client must honour client_max_window_bits=12.
+for mode in shared dedicated dedicated:512/4k; do
   out=$(mktemp)
   RUST_LOG=warn target/release/examples/echo 127.0.0.1:0 2 "$mode" >"$out" 2>&1 &
   pid=$!
@@ -19,9 +20,11 @@ for mode in shared dedicated; do
   done
   [ -n "$url" ] || { echo "echo did not start"; cat "$out"; exit 1; }
   echo "interop against $url (deflate $mode)"
-  "$VENV/bin/python" tests/interop/websockets_client.py "$url"
+  expect=""
+  [ "$mode" = dedicated:512/4k ] && expect="server_max_window_bits=9;client_max_window_bits=12"
+  "$VENV/bin/python" tests/interop/websockets_client.py "$url" "$expect"
   if [ -f tests/browser/node_modules/playwright-core/package.json ] && [ -x /usr/bin/chromium ]; then
-    node tests/interop/chromium_deflate.mjs "$url"
+    node tests/interop/chromium_deflate.mjs "$url" "$expect"
   fi
   kill $pid; wait $pid 2>/dev/null || true
   trap - EXIT

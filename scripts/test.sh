@@ -27,8 +27,11 @@ cargo test --workspace --all-features
 step "conformance: Autobahn TestSuite (kosoku), all cases, deflate shared"
 scripts/conformance.sh
 
-step "conformance: compression cases, deflate dedicated"
+step "conformance: compression cases, deflate dedicated (32 KiB windows, the largest)"
 DEFLATE=dedicated scripts/conformance.sh '12.*' '13.*'
+
+step "conformance: compression cases, deflate dedicated with the smallest windows (512 B)"
+DEFLATE=dedicated:512/512 scripts/conformance.sh '12.*' '13.*'
 
 step "chaos soak (30 s) and leak check (200,000 connect/upgrade/close cycles)"
 scripts/chaos.sh "${CHAOS_SECONDS:-30}" "${LEAK_CYCLES:-200000}"

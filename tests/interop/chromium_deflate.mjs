@@ -1,13 +1,15 @@
 // Interop: headless Chromium's own WebSocket client against examples/echo. Chromium always
 // offers permessage-deflate; check the negotiated extension (ws.extensions) and that compressible
 // text of 64 KiB and more, small messages and binary come back unchanged.
-// Usage: node tests/interop/chromium_deflate.mjs ws://127.0.0.1:PORT/
+// Usage: node tests/interop/chromium_deflate.mjs ws://127.0.0.1:PORT/ [EXPECTED]
+// (EXPECTED: `;`-separated parameters the negotiated extension must contain)
 import { createRequire } from 'node:module';
 
 const require = createRequire(new URL('../browser/package.json', import.meta.url));
 const { chromium } = require('playwright-core');
 
 const url = process.argv[2];
+const expected = (process.argv[3] || '').split(';').filter((e) => e);
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -31,6 +33,15 @@ try {
       const got = await p;
       checks.push({ n, ok: got === text });
     }
+    // A stream of small, similar messages: with context takeover each refers to the earlier
+    // ones, through the windows both sides agreed.
+    for (let i = 0; i < 300; i++) {
+      const text = JSON.stringify({ type: 'message', id: i, from: 'ada', text: 'x'.repeat(i % 97) + ' hello ' + i });
+      const p = next();
+      ws.send(text);
+      const got = await p;
+      if (got !== text) { checks.push({ n: `stream ${i}`, ok: false }); break; }
+    }
     const bin = new Uint8Array(70000).map((_, i) => i % 251);
     const p = next();
     ws.send(bin);
@@ -44,6 +55,10 @@ try {
   if (!result.extensions.startsWith('permessage-deflate')) {
     console.error('permessage-deflate was not negotiated');
     failed = true;
+  }
+  const params = result.extensions.split(';').map((p) => p.trim());
+  for (const e of expected) {
+    if (!params.includes(e)) { console.error(`${e} not in the negotiated extension`); failed = true; }
   }
   for (const c of result.checks) {
     if (!c.ok) { console.error(`echo mismatch for ${c.n}`); failed = true; }

@@ -2,7 +2,9 @@
 
 Negotiates permessage-deflate, round-trips compressible text of 64 KiB and more plus small
 messages, checks the negotiated extension and the echoed bytes; then the same without deflate.
-Usage: python websockets_client.py ws://127.0.0.1:PORT/
+Usage: python websockets_client.py ws://127.0.0.1:PORT/ [EXPECTED]
+       (EXPECTED: `;`-separated parameters the negotiated extension must contain, e.g.
+       `server_max_window_bits=9;client_max_window_bits=12`)
 """
 import asyncio
 import sys
@@ -16,12 +18,15 @@ def chatty(n: int) -> str:
     return (line * (n // len(line) + 1))[:n]
 
 
-async def round_trip(url: str, deflate: bool) -> None:
+async def round_trip(url: str, deflate: bool, expected: list) -> None:
     extensions = [ClientPerMessageDeflateFactory(client_max_window_bits=True)] if deflate else []
     async with connect(url, extensions=extensions, compression=None, max_size=None) as ws:
         negotiated = ws.response.headers.get("Sec-WebSocket-Extensions")
         if deflate:
             assert negotiated and negotiated.startswith("permessage-deflate"), negotiated
+            params = [p.strip() for p in negotiated.split(";")]
+            for e in expected:
+                assert e in params, (e, negotiated)
         else:
             assert negotiated is None, negotiated
         for n in (0, 1, 20, 125, 126, 1000, 65536, 200_000):
@@ -29,6 +34,12 @@ async def round_trip(url: str, deflate: bool) -> None:
             await ws.send(text)
             got = await ws.recv()
             assert got == text, (n, len(got))
+        # A stream of small, similar messages: with context takeover each refers to the earlier
+        # ones, through the windows both sides agreed.
+        for i in range(300):
+            text = '{"type":"message","id":%d,"from":"ada","text":"%s hello %d"}' % (i, "x" * (i % 97), i)
+            await ws.send(text)
+            assert await ws.recv() == text, i
         data = bytes(range(256)) * 300
         await ws.send(data)
         assert await ws.recv() == data
@@ -40,8 +51,9 @@ async def round_trip(url: str, deflate: bool) -> None:
 
 async def main() -> None:
     url = sys.argv[1]
-    await round_trip(url, True)
-    await round_trip(url, False)
+    expected = [e for e in (sys.argv[2] if len(sys.argv) > 2 else "").split(";") if e]
+    await round_trip(url, True, expected)
+    await round_trip(url, False, [])
 
 
 asyncio.run(main())
