@@ -8,7 +8,8 @@
 use bytes::{Bytes, BytesMut};
 use volley::protocol::close::{encode_payload, parse_payload};
 use volley::protocol::deflate::{
-    self, Compressor, CompressorConfig, DeflateOptions, InflateState, Inflater,
+    self, Compressor, CompressorConfig, DeflateEngine, DeflateOptions, Decompressor, InflateState,
+    Inflater,
 };
 use volley::protocol::frame::{Frame, OpCode};
 use volley::protocol::handshake;
@@ -231,6 +232,43 @@ pub fn inflate(data: &[u8]) {
     }
 }
 
+/// Dedicated contexts over a stream of messages: classic zlib's compressor (any window,
+/// memLevel and level, chosen by the first two bytes), released down to its window between
+/// messages where the control bits say so, read back by the connection's window through a
+/// shared `Inflater` and by an independent live decompressor. Messages are the rest of the
+/// input split at 0xff bytes. Both readers must get every message back unchanged.
+pub fn dedicated(data: &[u8]) {
+    let [a, b, rest @ ..] = data else {
+        return;
+    };
+    let bits = 9 + (a & 7).min(6);
+    let mut config = CompressorConfig::default();
+    config.window_bits = bits;
+    config.mem_level = 1 + (a >> 3) % 9;
+    config.level = b % 10;
+    config.engine = DeflateEngine::Zlib;
+    let mut c = Compressor::new(config);
+    let mut inflater = Inflater::new();
+    let mut state = InflateState::new(false, bits);
+    let mut live = Decompressor::new(bits, false);
+    for (i, msg) in rest.split(|&x| x == 0xff).enumerate() {
+        let mut out = Vec::new();
+        c.compress(msg, &mut out);
+        let m = inflater
+            .message(&mut state, false, &out, msg.len())
+            .expect("our own compressed message inflates through the window");
+        assert_eq!(m.as_bytes(), msg, "message {i} changed (window)");
+        let m = live
+            .decompress(&out, msg.len())
+            .expect("our own compressed message inflates (live)");
+        assert_eq!(&m[..], msg, "message {i} changed (live)");
+        assert!(state.memory() <= 1 << bits);
+        if (b >> 4) & (1 << (i % 4)) != 0 {
+            assert!(c.release(), "a classic zlib compressor always releases");
+        }
+    }
+}
+
 /// The PROXY protocol parser (v1 and v2) and the forwarding-header parsers on arbitrary bytes.
 pub fn proxy(data: &[u8]) {
     match proxy::parse(data) {
@@ -270,6 +308,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("handshake", handshake),
     ("deflate_negotiation", deflate_negotiation),
     ("inflate", inflate),
+    ("dedicated", dedicated),
     ("proxy", proxy),
     ("close_payload", close_payload),
 ];
