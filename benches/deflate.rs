@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::sync::atomic::Ordering;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use volley::protocol::deflate::{Compressor, CompressorConfig, Decompressor};
+use volley::protocol::deflate::{Compressor, CompressorConfig, Decompressor, DeflateEngine};
 
 #[path = "common/counting.rs"]
 mod counting;
@@ -129,7 +129,7 @@ fn bytes_per_context<T>(make: impl Fn() -> T, use_it: impl Fn(&mut T)) -> usize 
 fn print_memory_table() {
     let chat = chat_messages(8);
     let text = texts(1);
-    println!("permessage-deflate memory per context (live heap bytes, zlib-rs)");
+    println!("permessage-deflate memory per context (live heap bytes; zlib-rs, then classic zlib)");
     println!(
         "{:<28} {:>10} {:>16} {:>16}",
         "context", "bytes", "1 KiB JSON ->", "64 KiB text ->"
@@ -144,8 +144,12 @@ fn print_memory_table() {
         (10, 1),
         (9, 1),
     ] {
-        for level in [6, 2, 1] {
-            let cfg = config(window_bits, mem_level, level, false);
+        for (level, engine) in [6, 2, 1]
+            .into_iter()
+            .flat_map(|l| [(l, DeflateEngine::ZlibRs), (l, DeflateEngine::Zlib)])
+        {
+            let mut cfg = config(window_bits, mem_level, level, false);
+            cfg.engine = engine;
             let per = bytes_per_context(
                 || Compressor::new(cfg),
                 |c| {
@@ -165,7 +169,7 @@ fn print_memory_table() {
             Compressor::new(cfg).compress(&text[0], &mut out);
             println!(
                 "{:<28} {:>10} {:>16} {:>16}",
-                format!("compressor w{window_bits} m{mem_level} l{level}"),
+                format!("{engine:?} w{window_bits} m{mem_level} l{level}"),
                 per,
                 chat_len,
                 out.len()

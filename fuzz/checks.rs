@@ -8,7 +8,7 @@
 use bytes::{Bytes, BytesMut};
 use volley::protocol::close::{encode_payload, parse_payload};
 use volley::protocol::deflate::{
-    self, Compressor, CompressorConfig, DeflateEngine, DeflateOptions, Decompressor, InflateState,
+    self, Compressor, CompressorConfig, Decompressor, DeflateEngine, DeflateOptions, InflateState,
     Inflater,
 };
 use volley::protocol::frame::{Frame, OpCode};
