@@ -14,7 +14,8 @@
 # Usage: BIN=DIR loadtest/compare-uws-mt.sh
 # Knobs: THREADS_LIST="4 8"  CELLS="512x20 384x16384 96x262144"  ROUNDS=3  SERVERS="volley uws"
 #        CELLS_1 (cells for 1 server thread; default: issue 11's 100x20 500x16384 50x262144)
-#        OUT=DIR (raw.txt, table.md, logs)
+#        OUT=DIR (raw.txt and table.md)  LOGS=DIR (load_test's output; default: a temporary
+#        folder, so that OUT holds two files, as the device tool brings back at most eight)
 # Time: about 9.5 s per run: 2 × 3 × 2 × 3 runs ≈ 6 minutes with the defaults.
 set -euo pipefail
 BIN="$(cd "${BIN:?set BIN to the folder of echo, uws_echo and load_test}" && pwd)"
@@ -26,7 +27,8 @@ SERVERS="${SERVERS:-volley uws}"
 OUT="${OUT:-$(mktemp -d)}"
 CORES=$(nproc)
 HZ=$(getconf CLK_TCK)
-mkdir -p "$OUT"
+LOGS="${LOGS:-$(mktemp -d)}"
+mkdir -p "$OUT" "$LOGS"
 : >"$OUT/raw.txt"
 
 wait_port() {
@@ -75,7 +77,7 @@ for round in $(seq "$ROUNDS"); do
                     core=$(( threads + p % (CORES - threads > 0 ? CORES - threads : 1) ))
                     [ "$core" -ge "$CORES" ] && core=$((CORES - 1))
                     taskset -c "$core" "$BIN/load_test" "$share" 127.0.0.1 "$PORT" 0 0 "$size" \
-                        >"$OUT/$threads-$cell-$name-r$round-p$p.log" 2>&1 &
+                        >"$LOGS/$threads-$cell-$name-r$round-p$p.log" 2>&1 &
                     LT_PIDS+=($!)
                 done
                 sleep 4.05
@@ -89,7 +91,7 @@ for round in $(seq "$ROUNDS"); do
                 SERVER_PID=""
                 # Each load_test's 2nd report covers 4..8 s; sum over the processes.
                 total=0
-                for f in "$OUT/$threads-$cell-$name-r$round-"p*.log; do
+                for f in "$LOGS/$threads-$cell-$name-r$round-"p*.log; do
                     r=$(grep -o 'Msg/sec: [0-9.]*' "$f" | awk '{print $2}' | sed -n '2p')
                     total=$(awk -v a="$total" -v b="${r:-0}" 'BEGIN {print a + b}')
                 done
