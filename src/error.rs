@@ -29,6 +29,10 @@ pub enum Error {
     Closed,
     /// The server is shutting down or has stopped.
     ServerStopped,
+    /// A TLS configuration could not be used (a certificate or key that does not parse or
+    /// match, a rustls setting it refuses).
+    #[cfg(feature = "tls")]
+    Tls(String),
 }
 
 impl fmt::Display for Error {
@@ -45,6 +49,8 @@ impl fmt::Display for Error {
             }
             Error::Closed => f.write_str("connection closed"),
             Error::ServerStopped => f.write_str("server stopped"),
+            #[cfg(feature = "tls")]
+            Error::Tls(e) => write!(f, "tls: {e}"),
         }
     }
 }

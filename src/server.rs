@@ -19,13 +19,21 @@ use crate::runtime::stats::WorkerStats;
 use crate::runtime::worker::{Worker, WAKER};
 use crate::runtime::{Remote, Shared};
 
-/// Builds a [`Server`]: configuration, address, then [`ServerBuilder::start`] with a factory.
+/// Builds a [`Server`]: configuration, addresses, then [`ServerBuilder::start`] with a factory.
 #[derive(Debug, Clone)]
 pub struct ServerBuilder {
     config: Config,
-    addr: String,
+    listeners: Vec<ListenSpec>,
     #[cfg(feature = "metrics")]
     metrics_path: Option<String>,
+}
+
+/// One address to listen on, plain or TLS.
+#[derive(Debug, Clone)]
+struct ListenSpec {
+    addr: String,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::runtime::tls::TlsConfig>,
 }
 
 impl ServerBuilder {
@@ -35,9 +43,33 @@ impl ServerBuilder {
         self
     }
 
-    /// Listen on `addr` (default `127.0.0.1:8080`; port 0 picks a free port).
+    /// Listen on `addr` (port 0 picks a free port). May be called again for more addresses,
+    /// and mixed with [`ServerBuilder::bind_tls`]; with neither, the server listens on
+    /// `127.0.0.1:8080`.
     pub fn bind(mut self, addr: impl Into<String>) -> Self {
-        self.addr = addr.into();
+        self.listeners.push(ListenSpec {
+            addr: addr.into(),
+            #[cfg(feature = "tls")]
+            tls: None,
+        });
+        self
+    }
+
+    /// Listen on `addr` for `wss://`: TLS with `tls`'s certificates, then WebSocket as on any
+    /// other listener (needs the `tls` feature). A server may have plain and TLS listeners
+    /// side by side (e.g. `bind("0.0.0.0:8080").bind_tls("0.0.0.0:8443", tls)`);
+    /// [`ServerHandle::reload_tls`](crate::ServerHandle::reload_tls) swaps the certificates
+    /// while it runs.
+    #[cfg(feature = "tls")]
+    pub fn bind_tls(
+        mut self,
+        addr: impl Into<String>,
+        tls: crate::runtime::tls::TlsConfig,
+    ) -> Self {
+        self.listeners.push(ListenSpec {
+            addr: addr.into(),
+            tls: Some(tls),
+        });
         self
     }
 
@@ -59,7 +91,15 @@ impl ServerBuilder {
         };
         #[cfg(not(feature = "metrics"))]
         let extras = Extras {};
-        Server::start(self.config, &self.addr, extras, factory)
+        let mut listeners = self.listeners;
+        if listeners.is_empty() {
+            listeners.push(ListenSpec {
+                addr: "127.0.0.1:8080".into(),
+                #[cfg(feature = "tls")]
+                tls: None,
+            });
+        }
+        Server::start(self.config, listeners, extras, factory)
     }
 }
 
@@ -99,7 +139,7 @@ impl Server {
     pub fn builder() -> ServerBuilder {
         ServerBuilder {
             config: Config::default(),
-            addr: "127.0.0.1:8080".to_string(),
+            listeners: Vec::new(),
             #[cfg(feature = "metrics")]
             metrics_path: None,
         }
@@ -107,26 +147,46 @@ impl Server {
 
     fn start<F: Factory>(
         config: Config,
-        addr: &str,
+        specs: Vec<ListenSpec>,
         extras: Extras,
         factory: F,
     ) -> Result<Server, Error> {
-        let addr = addr
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address"))?;
         let n = config.workers.clamp(1, u16::MAX as usize);
         let reuse = config.accept_mode == AcceptMode::ReusePort && accept::HAS_REUSE_PORT;
+        if specs.len() > accept::MAX_LISTENERS {
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("at most {} addresses per server", accept::MAX_LISTENERS),
+            )));
+        }
 
         // Listeners first, so bind errors surface here; later ones reuse the chosen port.
-        let first = accept::bind(addr, reuse)?;
-        let local_addr = first.local_addr()?;
-        let mut listeners = vec![Some(first)];
-        if reuse {
-            for _ in 1..n {
-                listeners.push(Some(accept::bind(local_addr, true)?));
+        // `bound[l][w]`: listener l's socket for worker w (only w = 0 without reuse-port).
+        let mut bound: Vec<Vec<Option<mio::net::TcpListener>>> = Vec::with_capacity(specs.len());
+        let mut local_addrs = Vec::with_capacity(specs.len());
+        #[cfg(feature = "tls")]
+        let mut tls = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let addr = spec.addr.to_socket_addrs()?.next().ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address")
+            })?;
+            let first = accept::bind(addr, reuse)?;
+            let local_addr = first.local_addr()?;
+            let mut per_worker = vec![Some(first)];
+            if reuse {
+                for _ in 1..n {
+                    per_worker.push(Some(accept::bind(local_addr, true)?));
+                }
             }
+            bound.push(per_worker);
+            local_addrs.push(local_addr);
+            #[cfg(feature = "tls")]
+            tls.push(
+                spec.tls
+                    .map(|t| Arc::new(crate::runtime::tls::TlsListener::new(t))),
+            );
         }
+        let local_addr = local_addrs[0];
 
         let mut polls = Vec::with_capacity(n);
         let mut remotes = Vec::with_capacity(n);
@@ -155,6 +215,9 @@ impl Server {
             stop_accepting: AtomicBool::new(false),
             topics: Mutex::new(HashMap::new()),
             local_addr,
+            local_addrs: local_addrs.clone(),
+            #[cfg(feature = "tls")]
+            tls,
             acceptor_waker: acceptor.as_ref().map(|(_, w)| w.clone()),
             #[cfg(feature = "metrics")]
             histograms: (0..n).map(|_| Default::default()).collect(),
@@ -166,14 +229,18 @@ impl Server {
         let factory = Arc::new(factory);
         let mut threads = Vec::with_capacity(n + 1);
         for (i, (poll, rx)) in polls.into_iter().zip(receivers).enumerate() {
-            let listener = if reuse { listeners[i].take() } else { None };
+            let listeners: Vec<_> = if reuse {
+                bound.iter_mut().map(|per| per[i].take()).collect()
+            } else {
+                Vec::new()
+            };
             let (factory, sh) = (factory.clone(), shared.clone());
             // The worker is built on its own thread: handlers never cross threads, so they need
             // not be `Send`.
             let t = std::thread::Builder::new()
                 .name(format!("volley-worker-{i}"))
                 .spawn(
-                    move || match Worker::new(i as u16, poll, listener, rx, factory, sh) {
+                    move || match Worker::new(i as u16, poll, listeners, rx, factory, sh) {
                         Ok(w) => w.run(),
                         Err(e) => log::error!("worker {i} failed to start: {e}"),
                     },
@@ -181,25 +248,37 @@ impl Server {
             threads.push(t);
         }
         if let Some((poll, _)) = acceptor {
-            let listener = listeners[0]
-                .take()
-                .expect("the first listener is bound above");
+            let listeners: Vec<_> = bound.iter_mut().filter_map(|per| per[0].take()).collect();
             let sh = shared.clone();
             let t = std::thread::Builder::new()
                 .name("volley-acceptor".into())
-                .spawn(move || accept::run_acceptor(poll, listener, sh))?;
+                .spawn(move || accept::run_acceptor(poll, listeners, sh))?;
             threads.push(t);
         }
-        log::info!("volley listening on {local_addr} with {n} worker(s)");
+        for (l, addr) in local_addrs.iter().enumerate() {
+            #[cfg(feature = "tls")]
+            let scheme = if shared.tls[l].is_some() { "wss" } else { "ws" };
+            #[cfg(not(feature = "tls"))]
+            let scheme = {
+                let _ = l;
+                "ws"
+            };
+            log::info!("volley listening on {scheme}://{addr} with {n} worker(s)");
+        }
         Ok(Server {
             handle: ServerHandle::from_shared(shared),
             threads,
         })
     }
 
-    /// The address the server listens on.
+    /// The address the server listens on (the first, where it has several).
     pub fn local_addr(&self) -> SocketAddr {
         self.handle.local_addr()
+    }
+
+    /// Every address the server listens on, in the order they were bound.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.handle.local_addrs()
     }
 
     /// `Config::close_timeout` of the running server.

@@ -48,8 +48,10 @@ pub(crate) const HAS_REUSE_PORT: bool = cfg!(all(
     ))
 ));
 
-const LISTEN: Token = Token(0);
-const WAKE: Token = Token(1);
+/// Most addresses one server listens on.
+pub(crate) const MAX_LISTENERS: usize = 32;
+
+const WAKE: Token = Token(MAX_LISTENERS);
 
 /// A poll and waker for the acceptor thread, created before the thread starts.
 pub(crate) fn acceptor_poll() -> io::Result<(Poll, Arc<Waker>)> {
@@ -58,14 +60,17 @@ pub(crate) fn acceptor_poll() -> io::Result<(Poll, Arc<Waker>)> {
     Ok((poll, waker))
 }
 
-/// The acceptor thread's loop: accept, hand out round-robin, stop when the server stops.
-pub(crate) fn run_acceptor(mut poll: Poll, mut listener: TcpListener, shared: Arc<Shared>) {
-    if let Err(e) = poll
-        .registry()
-        .register(&mut listener, LISTEN, Interest::READABLE)
-    {
-        log::error!("acceptor: register failed: {e}");
-        return;
+/// The acceptor thread's loop: accept on every listener (listener `l` is `Token(l)`), hand out
+/// round-robin, stop when the server stops.
+pub(crate) fn run_acceptor(mut poll: Poll, mut listeners: Vec<TcpListener>, shared: Arc<Shared>) {
+    for (l, listener) in listeners.iter_mut().enumerate() {
+        if let Err(e) = poll
+            .registry()
+            .register(listener, Token(l), Interest::READABLE)
+        {
+            log::error!("acceptor: register failed: {e}");
+            return;
+        }
     }
     let mut events = Events::with_capacity(64);
     let mut next = 0usize;
@@ -82,15 +87,22 @@ pub(crate) fn run_acceptor(mut poll: Poll, mut listener: TcpListener, shared: Ar
             // Take what is already waiting, so no client whose TCP handshake completed is
             // reset, then close the listener. (In a shutdown, the workers close those
             // connections with the shutdown's code once upgraded.)
-            accept_waiting(&mut listener, &shared, &mut next);
+            for (l, listener) in listeners.iter_mut().enumerate() {
+                accept_waiting(listener, l, &shared, &mut next);
+            }
             return;
         }
-        accept_waiting(&mut listener, &shared, &mut next);
+        for event in events.iter() {
+            let l = event.token().0;
+            if let Some(listener) = listeners.get_mut(l) {
+                accept_waiting(listener, l, &shared, &mut next);
+            }
+        }
     }
 }
 
 /// Accept every waiting connection and hand them out round-robin (acceptor mode).
-fn accept_waiting(listener: &mut TcpListener, shared: &Shared, next: &mut usize) {
+fn accept_waiting(listener: &mut TcpListener, l: usize, shared: &Shared, next: &mut usize) {
     loop {
         match listener.accept() {
             Ok((mut stream, peer)) => {
@@ -103,7 +115,7 @@ fn accept_waiting(listener: &mut TcpListener, shared: &Shared, next: &mut usize)
                 shared.conn_count.fetch_sub(1, Ordering::Relaxed);
                 let w = *next % shared.remotes.len();
                 *next = next.wrapping_add(1);
-                shared.remotes[w].send(Command::Accepted(stream, peer));
+                shared.remotes[w].send(Command::Accepted(stream, peer, l));
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -106,6 +106,9 @@ pub(crate) struct ConnCore {
     pub last_msg_ms: u32,
     pub phase: Phase,
     pub flags: u8,
+    /// The TLS state of a connection from a TLS listener.
+    #[cfg(feature = "tls")]
+    pub tls: Option<Box<crate::runtime::tls::TlsConn>>,
 }
 
 /// Most buffers handed to one `writev` (Linux's IOV_MAX). A busy broadcast subscriber can get
@@ -136,7 +139,49 @@ impl ConnCore {
             last_msg_ms: now_ms,
             phase: Phase::Handshake,
             flags: 0,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
+    }
+
+    /// Whether this connection speaks TLS.
+    #[inline]
+    pub fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+
+    /// Read from the connection like `Read::read` on its socket: plaintext, through TLS where
+    /// it has it.
+    #[inline]
+    pub fn read_plain(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_deref_mut() {
+            return tls.read(&mut self.stream, buf);
+        }
+        io::Read::read(&mut self.stream, buf)
+    }
+
+    /// Whether anything waits to be written (queued frames, or TLS records).
+    #[inline]
+    pub fn has_output(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_deref() {
+            return tls.has_output(&self.out);
+        }
+        !self.out.is_empty()
+    }
+
+    /// Before our side shuts down: queue TLS's close_notify once. `true` if one was queued now
+    /// (then flush again before shutting down).
+    pub fn close_notify(&mut self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_deref_mut() {
+            return tls.close_notify();
+        }
+        false
     }
 
     #[inline]
@@ -169,8 +214,12 @@ impl ConnCore {
         self.out.push(b);
     }
 
-    /// Write as much of the queue as the socket takes.
+    /// Write as much of the queue as the socket takes (encrypted first on a TLS connection).
     pub fn write_out(&mut self) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_deref_mut() {
+            return tls.write_out(&mut self.out, &mut self.stream);
+        }
         self.out.write_to(&mut self.stream)
     }
 }
@@ -210,6 +259,37 @@ impl OutQueue {
     #[cfg(any(test, feature = "bench-internals"))]
     pub fn iter(&self) -> impl Iterator<Item = &Bytes> {
         self.bufs.iter()
+    }
+
+    /// Hand the front buffers to `take` (which returns how much it took) until `max` bytes went
+    /// or it takes nothing more: the TLS path, where rustls encrypts them into records.
+    #[cfg(feature = "tls")]
+    pub(crate) fn drain_into(
+        &mut self,
+        max: usize,
+        mut take: impl FnMut(&[u8]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let mut total = 0;
+        while total < max {
+            let Some(front) = self.bufs.front_mut() else {
+                break;
+            };
+            let n = take(front)?;
+            if n == 0 {
+                break;
+            }
+            total += n;
+            self.bytes -= n;
+            if n >= front.len() {
+                self.bufs.pop_front();
+            } else {
+                front.advance(n);
+            }
+        }
+        if self.bufs.is_empty() && self.bufs.capacity() > 256 {
+            self.bufs.shrink_to_fit();
+        }
+        Ok(total)
     }
 
     /// One `writev` of up to `N` buffers; `Ok(0)` if it would block.
@@ -356,6 +436,8 @@ mod size {
             "ConnCore: {n} bytes, Reader: {}",
             std::mem::size_of::<Reader>()
         );
-        assert!(n <= 176, "ConnCore grew to {n} bytes");
+        // The `tls` feature adds one pointer (the TLS state of TLS connections).
+        let max = if cfg!(feature = "tls") { 184 } else { 176 };
+        assert!(n <= max, "ConnCore grew to {n} bytes");
     }
 }

@@ -159,6 +159,25 @@ impl ServerHandle {
         self.shared.local_addr
     }
 
+    /// Every address the server listens on, in the order they were bound.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.shared.local_addrs.clone()
+    }
+
+    /// Present `tls`'s certificates on every TLS listener from now on: new handshakes use them,
+    /// established connections keep working with theirs. The examples call it on SIGHUP after
+    /// reading the PEM files again. Returns how many listeners took it.
+    #[cfg(feature = "tls")]
+    pub fn reload_tls(&self, tls: crate::runtime::tls::TlsConfig) -> usize {
+        let mut n = 0;
+        for l in self.shared.tls.iter().flatten() {
+            l.reload(tls.clone());
+            n += 1;
+        }
+        log::info!("TLS certificates reloaded on {n} listener(s)");
+        n
+    }
+
     /// Send `msg` to every subscriber of `topic` on every worker. Encoded once; one command per
     /// worker.
     pub fn publish(&self, topic: &str, msg: impl Into<Message>) {

@@ -16,6 +16,8 @@ pub(crate) mod metrics;
 pub(crate) mod pubsub;
 pub(crate) mod stats;
 pub(crate) mod timer;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 pub(crate) mod upgrade;
 pub(crate) mod worker;
 
@@ -38,7 +40,7 @@ use stats::WorkerStats;
 #[derive(Debug)]
 pub(crate) enum Command {
     /// A socket accepted by the acceptor thread.
-    Accepted(mio::net::TcpStream, SocketAddr),
+    Accepted(mio::net::TcpStream, SocketAddr, usize),
     /// Send a message to one connection (a stale id is ignored).
     Send(ConnId, Message, Compress),
     /// Close one connection.
@@ -116,6 +118,11 @@ pub(crate) struct Shared {
     /// Subscriber count of every non-empty topic, across workers.
     pub topics: Mutex<HashMap<Arc<str>, usize>>,
     pub local_addr: SocketAddr,
+    /// Every listener's address, by listener index.
+    pub local_addrs: Vec<SocketAddr>,
+    /// Every listener's TLS state (None: plain), by listener index.
+    #[cfg(feature = "tls")]
+    pub tls: Vec<Option<Arc<tls::TlsListener>>>,
     /// Wakes the acceptor thread on shutdown (acceptor mode only).
     pub acceptor_waker: Option<Arc<Waker>>,
     /// Per-worker latency histograms (each written by its worker only).

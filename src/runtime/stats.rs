@@ -98,6 +98,9 @@ counters! {
     compressed_in,
     /// Compressed messages sent (a shared-mode publish counts once per recipient).
     compressed_out,
+    /// TLS connections closed for a TLS error (a bad record, a failed handshake: plaintext
+    /// on a TLS port, an unsupported hello).
+    tls_errors,
     /// Dedicated compressors released down to their window after
     /// [`Config::deflate_idle_release`](crate::Config::deflate_idle_release) without use.
     deflate_released,

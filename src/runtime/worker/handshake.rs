@@ -93,8 +93,11 @@ impl<F: Factory> Worker<F> {
                 // Write the 101 straight away: an idle connection then never allocates its
                 // outbound ring buffer. Whatever the socket does not take is queued.
                 // On error nothing was written: it is all queued, and the flush reports it.
-                let written =
-                    std::io::Write::write(&mut conn.core.stream, &bytes).unwrap_or_default();
+                let written = if conn.core.is_tls() {
+                    0 // encrypted with the rest of the queue at the flush
+                } else {
+                    std::io::Write::write(&mut conn.core.stream, &bytes).unwrap_or_default()
+                };
                 if written < bytes.len() {
                     let mut rest = Bytes::from(bytes);
                     bytes::Buf::advance(&mut rest, written);

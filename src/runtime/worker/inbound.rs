@@ -1,7 +1,7 @@
 //! Reading: draining a readable socket into the worker's shared block, the handshake phase,
 //! frames to events, events to handler callbacks, and failing a connection on bad input.
 
-use std::io::{self, Read};
+use std::io;
 
 use bytes::{Bytes, BytesMut};
 
@@ -32,8 +32,12 @@ impl<F: Factory> Worker<F> {
             };
             // The rest of a large frame goes straight into the buffer reserved for it: no copy
             // from the read block, and one read for as much of it as the socket has.
+            // (Not through TLS: there the records are decrypted into the block.)
             let direct = match conn.core.rbuf.as_deref() {
-                Some(tail) if matches!(conn.core.phase, Phase::Open | Phase::Closing) => {
+                Some(tail)
+                    if matches!(conn.core.phase, Phase::Open | Phase::Closing)
+                        && !conn.core.is_tls() =>
+                {
                     direct_want(tail)
                 }
                 _ => 0,
@@ -48,7 +52,12 @@ impl<F: Factory> Worker<F> {
             } else {
                 let space = self.block.space();
                 let want = space.len();
-                conn.core.stream.read(space).map(|n| (n, want))
+                // A short read of plaintext says nothing about the socket under TLS (records
+                // arrive whole or not at all): read on until it would block.
+                let tls = conn.core.is_tls();
+                conn.core
+                    .read_plain(space)
+                    .map(|n| (n, if tls { n } else { want }))
             };
             match read.map(|(n, want)| (n, want, direct > 0)) {
                 Ok((0, _, _)) => {
@@ -103,9 +112,19 @@ impl<F: Factory> Worker<F> {
                         return; // drained: edge-triggered readiness will report new data
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // TLS answers handshake records (and alerts) with records of its own.
+                    if conn.core.is_tls() && conn.core.has_output() {
+                        self.state.mark_dirty(&mut conn.core);
+                    }
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
+                    if e.kind() == io::ErrorKind::InvalidData && conn.core.is_tls() {
+                        log::info!("{}: TLS: {e}; closing", self.state.label(&conn.core, slot));
+                        bump(&self.state.stats().tls_errors, 1);
+                    }
                     self.io_error(slot, e);
                     return;
                 }

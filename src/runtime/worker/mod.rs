@@ -20,7 +20,7 @@ use slab::Slab;
 use crate::handler::{Factory, Handler};
 use crate::protocol::close::{CloseCode, CloseFrame};
 use crate::protocol::reader::{ReaderConfig, Role};
-use crate::runtime::accept;
+use crate::runtime::accept::{self, MAX_LISTENERS};
 use crate::runtime::buffers::{FrameArena, FramePool, ReadBlock};
 use crate::runtime::compress::WorkerDeflate;
 use crate::runtime::connection::{flags, ConnCore, Phase};
@@ -42,8 +42,8 @@ pub(crate) use state::{Action, TimerEntry, WorkerState};
 
 /// Token of the worker's waker.
 pub(crate) const WAKER: Token = Token(usize::MAX);
-/// Token of the worker's own listener (reuse-port mode).
-pub(crate) const LISTENER: Token = Token(usize::MAX - 1);
+/// Token of the worker's own listener `l` (reuse-port mode): `LISTENER - l`.
+pub(crate) const LISTENER: usize = usize::MAX - 1;
 /// Replies of at least this many bytes are written right after the read that caused them
 /// (`Worker::flush_replies`).
 const EARLY_FLUSH: usize = 8 << 10;
@@ -69,7 +69,8 @@ fn live<H>(conns: &mut Slab<Conn<H>>, me: u16, id: ConnId) -> Option<&mut Conn<H
 pub(crate) struct Worker<F: Factory> {
     poll: Poll,
     events: Events,
-    listener: Option<TcpListener>,
+    /// Our own listeners (reuse-port mode), by listener index; empty with an acceptor thread.
+    listeners: Vec<Option<TcpListener>>,
     rx: Receiver<Command>,
     factory: Arc<F>,
     /// What factory calls see as `Request::server` (one handle, made once).
@@ -96,14 +97,17 @@ impl<F: Factory> Worker<F> {
     pub fn new(
         id: u16,
         poll: Poll,
-        listener: Option<TcpListener>,
+        listeners: Vec<Option<TcpListener>>,
         rx: Receiver<Command>,
         factory: Arc<F>,
         shared: Arc<Shared>,
     ) -> io::Result<Self> {
-        let mut listener = listener;
-        if let Some(l) = listener.as_mut() {
-            poll.registry().register(l, LISTENER, Interest::READABLE)?;
+        let mut listeners = listeners;
+        for (i, l) in listeners.iter_mut().enumerate() {
+            if let Some(l) = l.as_mut() {
+                poll.registry()
+                    .register(l, Token(LISTENER - i), Interest::READABLE)?;
+            }
         }
         let now = Instant::now();
         let cfg = &shared.config;
@@ -118,7 +122,7 @@ impl<F: Factory> Worker<F> {
         Ok(Worker {
             poll,
             events: Events::with_capacity(1024),
-            listener,
+            listeners,
             rx,
             factory,
             server: ServerHandle::from_shared(shared.clone()),
@@ -172,7 +176,9 @@ impl<F: Factory> Worker<F> {
             for ev in events.iter() {
                 match ev.token() {
                     WAKER => self.drain_commands(),
-                    LISTENER => self.accept_all(),
+                    Token(t) if t > LISTENER - MAX_LISTENERS && t <= LISTENER => {
+                        self.accept_all(LISTENER - t)
+                    }
                     Token(slot) => {
                         if ev.is_writable() || ev.is_write_closed() {
                             self.flush(slot);
@@ -276,13 +282,13 @@ impl<F: Factory> Worker<F> {
 
     // ---- accepting -------------------------------------------------------------------------
 
-    fn accept_all(&mut self) {
+    fn accept_all(&mut self, l: usize) {
         loop {
-            let Some(listener) = self.listener.as_ref() else {
+            let Some(Some(listener)) = self.listeners.get(l) else {
                 return;
             };
             match listener.accept() {
-                Ok((stream, peer)) => self.accept_socket(stream, peer),
+                Ok((stream, peer)) => self.accept_socket(stream, peer, l),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -299,8 +305,22 @@ impl<F: Factory> Worker<F> {
         &mut self,
         mut stream: mio::net::TcpStream,
         peer: std::net::SocketAddr,
+        listener: usize,
     ) {
         let shared = &self.state.shared;
+        #[cfg(feature = "tls")]
+        let tls = match shared.tls.get(listener).and_then(|t| t.as_ref()) {
+            None => None,
+            Some(t) => match t.accept() {
+                Ok(conn) => Some(conn),
+                Err(e) => {
+                    log::warn!("{peer}: cannot start TLS: {e}");
+                    return;
+                }
+            },
+        };
+        #[cfg(not(feature = "tls"))]
+        let _ = listener;
         if !accept::reserve_slot(shared) {
             log::warn!(
                 "{peer}: over max_connections ({}), answering 503",
@@ -340,6 +360,10 @@ impl<F: Factory> Worker<F> {
         if self.state.shared.config.proxy_protocol {
             core.set(flags::PROXY_PENDING);
         }
+        #[cfg(feature = "tls")]
+        {
+            core.tls = tls;
+        }
         entry.insert(Conn {
             core,
             handler: None,
@@ -352,13 +376,15 @@ impl<F: Factory> Worker<F> {
     /// the narrowest window to queue one more (`net.ipv4.tcp_migrate_req=1` closes it: the
     /// kernel then moves such connections to another listener on the port).
     fn close_listener(&mut self) {
-        let Some(mut l) = self.listener.take() else {
-            return;
-        };
-        let _ = self.poll.registry().deregister(&mut l);
-        self.listener = Some(l);
-        self.accept_all();
-        self.listener = None;
+        for i in 0..self.listeners.len() {
+            let Some(mut l) = self.listeners[i].take() else {
+                continue;
+            };
+            let _ = self.poll.registry().deregister(&mut l);
+            self.listeners[i] = Some(l);
+            self.accept_all(i);
+            self.listeners[i] = None;
+        }
     }
 
     // ---- commands --------------------------------------------------------------------------
@@ -371,7 +397,7 @@ impl<F: Factory> Worker<F> {
 
     fn command(&mut self, cmd: Command) {
         match cmd {
-            Command::Accepted(stream, peer) => self.accept_socket(stream, peer),
+            Command::Accepted(stream, peer, l) => self.accept_socket(stream, peer, l),
             Command::Send(id, msg, how) => {
                 if let Some(conn) = live(&mut self.conns, self.state.id, id) {
                     let _ = self.state.send_message(&mut conn.core, &msg, how);

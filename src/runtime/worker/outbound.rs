@@ -17,7 +17,7 @@ impl<F: Factory> Worker<F> {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        if !conn.core.out.is_empty() {
+        if conn.core.has_output() {
             match conn.core.write_out() {
                 Ok(n) => bump(&self.state.stats().bytes_out, n as u64),
                 Err(e) => {
@@ -28,7 +28,7 @@ impl<F: Factory> Worker<F> {
             #[cfg(feature = "metrics")]
             self.state.record_queue_wait(&mut conn.core);
         }
-        if !conn.core.out.is_empty() {
+        if conn.core.has_output() {
             // The socket is full: ask for writable events until the queue drains. Sockets are
             // registered for reading only otherwise, so the ACKs of an ordinary write wake no
             // one (edge-triggered EPOLLOUT would fire on every freed send buffer).
@@ -50,6 +50,11 @@ impl<F: Factory> Worker<F> {
             );
         }
         if conn.core.phase == Phase::Draining {
+            if conn.core.close_notify() {
+                // TLS: the close_notify alert goes out before our side shuts down.
+                self.flush(slot);
+                return;
+            }
             if !conn.core.has(flags::WRITE_SHUT) {
                 conn.core.set(flags::WRITE_SHUT);
                 if conn

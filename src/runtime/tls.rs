@@ -1,0 +1,292 @@
+//! wss:// (cargo feature `tls`): the certificates of a TLS listener ([`TlsConfig`]: PEM files,
+//! SNI, a ready `rustls::ServerConfig`), swapped while the server runs
+//! (`ServerHandle::reload_tls`), and a TLS connection's byte pump ([`TlsConn`]): ciphertext from
+//! the socket through rustls into the worker's read block, queued frames through rustls into
+//! one vectored write.
+//!
+//! rustls runs with the *ring* crypto provider: it builds from crates.io with only the C
+//! compiler Rust already needs (aws-lc-rs would also need cmake), and it covers TLS 1.2 and 1.3
+//! with ECDSA, Ed25519 and RSA certificates. ALPN offers `http/1.1`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::ServerConnection;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::error::Error;
+use crate::runtime::connection::OutQueue;
+
+/// The certificates a TLS listener presents, and its rustls settings.
+///
+/// ```no_run
+/// # fn main() -> Result<(), volley::Error> {
+/// use volley::TlsConfig;
+/// let tls = TlsConfig::from_pem_files("cert.pem", "key.pem")?
+///     // Another certificate for clients that ask for chat.example.org (SNI).
+///     .with_sni_pem_files("chat.example.org", "chat-cert.pem", "chat-key.pem")?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct TlsConfig {
+    config: Arc<rustls::ServerConfig>,
+    /// The certificates this config was built from (None for `from_rustls`), kept so that
+    /// `with_sni_*` can add one.
+    certs: Option<Certs>,
+}
+
+impl fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("alpn", &self.config.alpn_protocols.len())
+            .field("sni_names", &self.certs.as_ref().map(|c| c.by_name.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default certificate and those chosen by SNI name (lowercase).
+#[derive(Clone, Debug)]
+struct Certs {
+    default: Arc<CertifiedKey>,
+    by_name: HashMap<String, Arc<CertifiedKey>>,
+}
+
+impl ResolvesServerCert for Certs {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let by_name = hello
+            .server_name()
+            .and_then(|n| self.by_name.get(&n.to_ascii_lowercase()));
+        Some(by_name.unwrap_or(&self.default).clone())
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn tls_error(what: impl fmt::Display) -> Error {
+    Error::Tls(what.to_string())
+}
+
+/// A certificate chain and its private key (PKCS#8, PKCS#1 RSA or SEC1 EC), from PEM.
+fn certified_key(chain: &[u8], key: &[u8]) -> Result<Arc<CertifiedKey>, Error> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain)
+        .collect::<Result<_, _>>()
+        .map_err(|e| tls_error(format!("certificate chain: {e}")))?;
+    if chain.is_empty() {
+        return Err(tls_error("certificate chain: no CERTIFICATE in the PEM"));
+    }
+    let key =
+        PrivateKeyDer::from_pem_slice(key).map_err(|e| tls_error(format!("private key: {e}")))?;
+    let signing = provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| tls_error(format!("private key: {e}")))?;
+    let ck = CertifiedKey::new(chain, signing);
+    ck.keys_match()
+        .map_err(|e| tls_error(format!("the key does not match the certificate: {e}")))?;
+    Ok(Arc::new(ck))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path)
+        .map_err(|e| Error::Io(io::Error::new(e.kind(), format!("{}: {e}", path.display()))))
+}
+
+impl TlsConfig {
+    /// A certificate chain (leaf first) and its private key from PEM files.
+    pub fn from_pem_files(
+        cert_chain: impl AsRef<Path>,
+        key: impl AsRef<Path>,
+    ) -> Result<Self, Error> {
+        Self::from_pem(&read(cert_chain.as_ref())?, &read(key.as_ref())?)
+    }
+
+    /// A certificate chain (leaf first) and its private key as PEM text.
+    pub fn from_pem(cert_chain: &[u8], key: &[u8]) -> Result<Self, Error> {
+        Self::from_certs(Certs {
+            default: certified_key(cert_chain, key)?,
+            by_name: HashMap::new(),
+        })
+    }
+
+    /// Present this certificate to clients that ask for `name` by SNI (others get the default).
+    pub fn with_sni_pem(self, name: &str, cert_chain: &[u8], key: &[u8]) -> Result<Self, Error> {
+        let mut certs = self.certs.ok_or_else(|| {
+            tls_error("SNI certificates cannot be added to a TlsConfig made from_rustls")
+        })?;
+        certs
+            .by_name
+            .insert(name.to_ascii_lowercase(), certified_key(cert_chain, key)?);
+        Self::from_certs(certs)
+    }
+
+    /// [`TlsConfig::with_sni_pem`] from files.
+    pub fn with_sni_pem_files(
+        self,
+        name: &str,
+        cert_chain: impl AsRef<Path>,
+        key: impl AsRef<Path>,
+    ) -> Result<Self, Error> {
+        let (chain, key) = (read(cert_chain.as_ref())?, read(key.as_ref())?);
+        self.with_sni_pem(name, &chain, &key)
+    }
+
+    /// Use a ready rustls configuration as it is (its ALPN protocols should include
+    /// `http/1.1` or be empty).
+    pub fn from_rustls(config: Arc<rustls::ServerConfig>) -> Self {
+        TlsConfig {
+            config,
+            certs: None,
+        }
+    }
+
+    /// The rustls configuration new connections get.
+    pub fn rustls_config(&self) -> &Arc<rustls::ServerConfig> {
+        &self.config
+    }
+
+    fn from_certs(certs: Certs) -> Result<Self, Error> {
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(tls_error)?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(certs.clone()));
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(TlsConfig {
+            config: Arc::new(config),
+            certs: Some(certs),
+        })
+    }
+}
+
+/// A TLS listener's current configuration: read at every accept, replaced by a reload.
+#[derive(Debug)]
+pub(crate) struct TlsListener {
+    current: RwLock<Arc<rustls::ServerConfig>>,
+}
+
+impl TlsListener {
+    pub fn new(config: TlsConfig) -> Self {
+        TlsListener {
+            current: RwLock::new(config.config),
+        }
+    }
+
+    /// New handshakes use `config` from now on; established connections keep theirs.
+    pub fn reload(&self, config: TlsConfig) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = config.config;
+    }
+
+    /// A server-side TLS state for a socket just accepted.
+    pub fn accept(&self) -> Result<Box<TlsConn>, rustls::Error> {
+        let config = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        Ok(Box::new(TlsConn {
+            conn: ServerConnection::new(config)?,
+            notified: false,
+        }))
+    }
+}
+
+/// A TLS connection's rustls state.
+pub(crate) struct TlsConn {
+    conn: ServerConnection,
+    /// Our close_notify is queued.
+    notified: bool,
+}
+
+impl fmt::Debug for TlsConn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsConn")
+            .field("handshaking", &self.conn.is_handshaking())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Plaintext encrypted per round of [`TlsConn::write_out`] before the records go out: bounds
+/// the ciphertext rustls holds for a slow peer (the queue itself is bounded by
+/// `max_outbound_bytes`).
+const ENCRYPT_BATCH: usize = 64 << 10;
+
+impl TlsConn {
+    /// Read plaintext into `out` like `Read::read` on the socket: `Ok(0)` at the end of the
+    /// stream (the peer's close_notify or FIN), `WouldBlock` when the socket has nothing more.
+    /// Handshake records are answered through [`TlsConn::wants_write`] (the caller flushes). A
+    /// TLS error sends its alert (best effort) and comes back as `InvalidData`.
+    pub fn read<S: Read + Write>(&mut self, stream: &mut S, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.conn.reader().read(out) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // A FIN without close_notify: the end of the stream all the same (the
+                // WebSocket layer sees its close handshake missing).
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            match self.conn.read_tls(stream) {
+                Ok(0) => return Ok(0),
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+            if let Err(e) = self.conn.process_new_packets() {
+                // rustls has queued the alert for this error: send it before we drop.
+                let _ = self.conn.write_tls(stream);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+        }
+    }
+
+    /// Encrypt `queue` and write the records, as much as the socket takes. Returns the
+    /// ciphertext bytes written; `Ok` with [`TlsConn::has_output`] true means it would block.
+    pub fn write_out<S: Write>(
+        &mut self,
+        queue: &mut OutQueue,
+        stream: &mut S,
+    ) -> io::Result<usize> {
+        let mut total = 0;
+        loop {
+            while self.conn.wants_write() {
+                match self.conn.write_tls(stream) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => total += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(total),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if queue.is_empty() || self.conn.is_handshaking() {
+                return Ok(total);
+            }
+            let mut writer = self.conn.writer();
+            queue.drain_into(ENCRYPT_BATCH, |b| writer.write(b))?;
+        }
+    }
+
+    /// Whether anything waits to go out: queued frames or records (handshake messages,
+    /// alerts, encrypted frames).
+    pub fn has_output(&self, queue: &OutQueue) -> bool {
+        !queue.is_empty() || self.conn.wants_write()
+    }
+
+    /// Queue a close_notify alert, once (before our side of the socket shuts down); `true` if
+    /// it was queued now.
+    pub fn close_notify(&mut self) -> bool {
+        if self.notified {
+            return false;
+        }
+        self.notified = true;
+        self.conn.send_close_notify();
+        true
+    }
+}
