@@ -8,9 +8,15 @@
 //! WebSocket client at `ws://ADDR/`. `VOLLEY_ACCEPT=acceptor` uses one acceptor thread instead of
 //! a `SO_REUSEPORT` listener per worker (for comparing the two); `VOLLEY_PING_MS=1000` sets the
 //! heartbeat interval (default 30 s). Set `RUST_LOG=debug` to watch connections come and go.
+//! With the `tls` feature, `VOLLEY_TLS_ADDR=127.0.0.1:9443 VOLLEY_TLS_CERT=cert.pem
+//! VOLLEY_TLS_KEY=key.pem` adds a wss:// listener beside the plain one (SIGHUP reloads the
+//! files).
 
 #[path = "common/log.rs"]
 mod logger;
+#[cfg(feature = "tls")]
+#[path = "common/tls.rs"]
+mod tls;
 
 use volley::{
     AcceptMode, Config, Context, DeflateMode, DeflateWindow, Handler, Message, Request, Server,
@@ -89,9 +95,23 @@ fn main() {
         };
     }
     let workers = config.workers;
-    let server = Server::builder()
-        .config(config)
-        .bind(addr)
+    let builder = Server::builder().config(config).bind(addr);
+    #[cfg(feature = "tls")]
+    let (builder, pem) = match (
+        std::env::var("VOLLEY_TLS_ADDR"),
+        std::env::var_os("VOLLEY_TLS_CERT"),
+        std::env::var_os("VOLLEY_TLS_KEY"),
+    ) {
+        (Ok(tls_addr), Some(cert), Some(key)) => {
+            let pem = tls::Pem {
+                cert: cert.into(),
+                key: key.into(),
+            };
+            (builder.bind_tls(tls_addr, pem.load()), Some(pem))
+        }
+        _ => (builder, None),
+    };
+    let server = builder
         .start(|req: &Request<'_>| {
             Upgrade::accept(if req.path() == "/room" {
                 Echo::Room
@@ -107,6 +127,12 @@ fn main() {
         "echo server on ws://{}/ ({workers} workers)",
         server.local_addr()
     );
+    #[cfg(feature = "tls")]
+    if let Some(pem) = pem {
+        println!("echo server on wss://{}/", server.local_addrs()[1]);
+        #[cfg(unix)]
+        pem.reload_on_sighup(server.handle());
+    }
     // Ctrl-C or SIGTERM: close every connection with 1001 after what is queued, then exit.
     #[cfg(unix)]
     let result = server.run_until_signal();

@@ -29,4 +29,28 @@ for mode in shared dedicated dedicated:512/4k; do
   kill $pid; wait $pid 2>/dev/null || true
   trap - EXIT
 done
+# wss://: the echo server's TLS listener (feature tls) with a certificate from a throwaway CA;
+# Python's websockets verifies it against that CA (hostname included), deflate on and off.
+command -v openssl >/dev/null || { source scripts/deb.sh; install_deb "openssl (test certificates)" openssl; }
+certs=$(mktemp -d)
+scripts/tls-certs.sh "$certs"
+cargo build --release --features tls --example echo --quiet
+out=$(mktemp)
+VOLLEY_TLS_ADDR=127.0.0.1:0 VOLLEY_TLS_CERT="$certs/cert.pem" VOLLEY_TLS_KEY="$certs/key.pem" \
+  RUST_LOG=warn target/release/examples/echo 127.0.0.1:0 2 dedicated:512/4k >"$out" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true; rm -rf "$certs"' EXIT
+port=""
+for _ in $(seq 1 100); do
+  port=$(grep -o 'wss://[0-9.]*:[0-9]*' "$out" | head -1 | sed 's/.*://') || true
+  [ -n "$port" ] && break
+  sleep 0.1
+done
+[ -n "$port" ] || { echo "echo (tls) did not start"; cat "$out"; exit 1; }
+echo "interop against wss://localhost:$port/ (deflate dedicated:512/4k)"
+VOLLEY_CA="$certs/ca.pem" "$VENV/bin/python" tests/interop/websockets_client.py \
+  "wss://localhost:$port/" "server_max_window_bits=9;client_max_window_bits=12"
+kill $pid; wait $pid 2>/dev/null || true
+trap - EXIT
+rm -rf "$certs"
 echo "interop: passed"

@@ -7,7 +7,8 @@
 //! Flags (`--help`): `--host`, `--port` (default 127.0.0.1:8080, port 0 picks a free one),
 //! `--allow-origin ORIGIN` (repeatable; default: pages from this server only), `--rate N/SECS`
 //! (default 20/10), `--ping-interval SECS` and `--pong-timeout SECS` (default 15 and 10: a
-//! vanished tab leaves its room within 25 s), `--workers N`. `RUST_LOG=debug` shows
+//! vanished tab leaves its room within 25 s), `--workers N`, `--tls-cert FILE --tls-key FILE`
+//! (https and wss; `--features metrics,tls`; SIGHUP reloads the files). `RUST_LOG=debug` shows
 //! connections come and go.
 //!
 //! What to look at: app.rs (the handler), protocol.rs (the JSON messages and their checks),
@@ -15,6 +16,9 @@
 
 #[path = "../common/log.rs"]
 mod logger;
+#[cfg(feature = "tls")]
+#[path = "../common/tls.rs"]
+mod tls;
 
 mod app;
 
@@ -27,6 +31,7 @@ use volley::{Config, Server};
 const USAGE: &str = "\
 usage: chat [--host HOST] [--port PORT] [--allow-origin ORIGIN]... [--rate N/SECS]
             [--ping-interval SECS] [--pong-timeout SECS] [--workers N]
+            [--tls-cert FILE --tls-key FILE]
 
   --host HOST            address to listen on (default 127.0.0.1)
   --port PORT            port to listen on; 0 picks a free one (default 8080)
@@ -36,7 +41,9 @@ usage: chat [--host HOST] [--port PORT] [--allow-origin ORIGIN]... [--rate N/SEC
                          10 refused messages in a row
   --ping-interval SECS   ping a silent client after this long (default 15)
   --pong-timeout SECS    drop it if it stays silent this much longer (default 10)
-  --workers N            worker threads (default: one per core)";
+  --workers N            worker threads (default: one per core)
+  --tls-cert FILE        PEM certificate chain: serve the page over https and the socket
+  --tls-key FILE         over wss (needs the `tls` feature; SIGHUP reloads both files)";
 
 /// Everything the flags set.
 struct Options {
@@ -44,6 +51,9 @@ struct Options {
     port: u16,
     config: Config,
     chat: ChatConfig,
+    /// `--tls-cert` and `--tls-key`: serve the page over https and the socket over wss.
+    tls_cert: Option<std::path::PathBuf>,
+    tls_key: Option<std::path::PathBuf>,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
@@ -58,6 +68,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
             .max_message_size(16 << 10)
             .max_frame_size(16 << 10),
         chat: ChatConfig::default(),
+        tls_cert: None,
+        tls_key: None,
     };
     let mut origins = Vec::new();
     while let Some(flag) = args.next() {
@@ -93,6 +105,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
                 opts.config.pong_timeout = Duration::from_secs(secs.max(1));
             }
             "--workers" => opts.config.workers = value.parse().map_err(|_| bad("a number"))?,
+            "--tls-cert" => opts.tls_cert = Some(value.into()),
+            "--tls-key" => opts.tls_key = Some(value.into()),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -119,18 +133,51 @@ fn main() {
     } else {
         format!("{}:{}", opts.host, opts.port)
     };
-    let server = Server::builder()
+    let builder = Server::builder()
         .config(opts.chat.server_config(opts.config))
-        .bind(addr)
         // Prometheus scrapes this; the /stats page plots it.
-        .metrics_path("/metrics")
-        .start(ChatApp::new(opts.chat))
-        .unwrap_or_else(|e| {
-            eprintln!("chat: cannot start: {e}");
-            std::process::exit(1);
-        });
+        .metrics_path("/metrics");
+    #[cfg(feature = "tls")]
+    let pem = match (&opts.tls_cert, &opts.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::Pem {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    let (builder, scheme) = match (opts.tls_cert, opts.tls_key) {
+        (None, None) => (builder.bind(addr), "http"),
+        #[cfg(feature = "tls")]
+        (Some(_), Some(_)) => {
+            let tls = pem
+                .as_ref()
+                .map(tls::Pem::load)
+                .unwrap_or_else(|| unreachable!());
+            (builder.bind_tls(addr, tls), "https")
+        }
+        #[cfg(not(feature = "tls"))]
+        (Some(_), Some(_)) => {
+            eprintln!("chat: --tls-cert needs the tls feature (--features metrics,tls)");
+            std::process::exit(2);
+        }
+        _ => {
+            eprintln!("chat: --tls-cert and --tls-key go together\n\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let server = builder.start(ChatApp::new(opts.chat)).unwrap_or_else(|e| {
+        eprintln!("chat: cannot start: {e}");
+        std::process::exit(1);
+    });
+    #[cfg(all(feature = "tls", unix))]
+    if let Some(pem) = pem {
+        pem.reload_on_sighup(server.handle());
+    }
     // Scripts (scripts/browser.sh) read the address from this line.
-    println!("chat: open http://{}/ in a browser", server.local_addr());
+    println!(
+        "chat: open {scheme}://{}/ in a browser",
+        server.local_addr()
+    );
     // Ctrl-C or SIGTERM: close every connection with 1001 after what is queued, then exit.
     #[cfg(unix)]
     let result = server.run_until_signal();

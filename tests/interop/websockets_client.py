@@ -3,10 +3,14 @@
 Negotiates permessage-deflate, round-trips compressible text of 64 KiB and more plus small
 messages, checks the negotiated extension and the echoed bytes; then the same without deflate.
 Usage: python websockets_client.py ws://127.0.0.1:PORT/ [EXPECTED]
+       python websockets_client.py wss://localhost:PORT/ [EXPECTED]   (VOLLEY_CA: the CA's PEM;
+       certificates are verified against it, hostname included)
        (EXPECTED: `;`-separated parameters the negotiated extension must contain, e.g.
        `server_max_window_bits=9;client_max_window_bits=12`)
 """
 import asyncio
+import os
+import ssl
 import sys
 
 from websockets.asyncio.client import connect
@@ -20,7 +24,12 @@ def chatty(n: int) -> str:
 
 async def round_trip(url: str, deflate: bool, expected: list) -> None:
     extensions = [ClientPerMessageDeflateFactory(client_max_window_bits=True)] if deflate else []
-    async with connect(url, extensions=extensions, compression=None, max_size=None) as ws:
+    tls = None
+    if url.startswith("wss://"):
+        tls = ssl.create_default_context(cafile=os.environ["VOLLEY_CA"])
+    async with connect(
+        url, extensions=extensions, compression=None, max_size=None, ssl=tls
+    ) as ws:
         negotiated = ws.response.headers.get("Sec-WebSocket-Extensions")
         if deflate:
             assert negotiated and negotiated.startswith("permessage-deflate"), negotiated
