@@ -10,6 +10,9 @@
 # the rounds: msg/s and server CPU per message, each with its ratio to uWebSockets.
 #
 # Usage: loadtest/compare-uws.sh            (about 3 × 3 cells × 3 servers × 14 s ≈ 6.5 minutes)
+# Over TLS: SERVERS="volley-tls uws-tls" runs examples/echo's wss listener (built with
+# `--features tls`) and the anchors' uws_tls_echo (OpenSSL) under load_test_tls, with an ECDSA
+# P-256 certificate from scripts/tls-certs.sh (CERT_KIND=rsa: an RSA 2048 one).
 # Knobs: ROUNDS=3  CELLS="100x20 500x16384 50x262144"  SERVERS="volley uws fastwebsockets"
 #        ANCHORS=../shared/anchors  OUT=target/compare-uws/<timestamp>
 set -euo pipefail
@@ -24,7 +27,19 @@ PEER_TARGET="$ROOT/target/peers"
 mkdir -p "$OUT"
 
 echo "== building (release)" >&2
-cargo build --release -q -p volley --example echo
+if [[ " $SERVERS " == *"-tls "* ]]; then
+    cargo build --release -q -p volley --features tls --example echo
+    CERTS="$OUT/certs"
+    if [ "${CERT_KIND:-ecdsa}" = rsa ]; then
+        mkdir -p "$CERTS"
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout "$CERTS/key.pem" -out "$CERTS/cert.pem" \
+            -days 2 -subj /CN=localhost 2>/dev/null
+    else
+        scripts/tls-certs.sh "$CERTS"
+    fi
+else
+    cargo build --release -q -p volley --example echo
+fi
 if [[ " $SERVERS " == *" fastwebsockets "* ]]; then
     CARGO_TARGET_DIR="$PEER_TARGET" cargo build --release -q \
         --manifest-path loadtest/peers/fastwebsockets/Cargo.toml
@@ -38,6 +53,13 @@ start_server() {
         uws) cmd=("$ANCHORS/uws_echo" 1 "$2") ;;
         fastwebsockets) cmd=("$PEER_TARGET/release/fws-echo" "127.0.0.1:$2" 1) ;;
         volley-base) cmd=("${VOLLEY_BASE:?}/echo" "127.0.0.1:$2" 1 off) ;;
+        volley-tls)
+            export VOLLEY_TLS_ADDR="127.0.0.1:$2" VOLLEY_TLS_CERT="$CERTS/cert.pem" \
+                VOLLEY_TLS_KEY="$CERTS/key.pem"
+            cmd=("$ROOT/target/release/examples/echo" "127.0.0.1:0" 1 off) ;;
+        uws-tls)
+            export KEY="$CERTS/key.pem" CERT="$CERTS/cert.pem"
+            cmd=("$ANCHORS/uws_tls_echo" "$2") ;;
         *) echo "unknown server $1" >&2; exit 2 ;;
     esac
     RUST_LOG=warn "${cmd[@]}" >/dev/null 2>&1 &
@@ -69,8 +91,18 @@ for round in $(seq "$ROUNDS"); do
             start_server "$name" "$PORT"
             wait_port "$PORT"
             log="$OUT/$cell--$name--r$round.log"
-            "$ANCHORS/load_test" "$conns" 127.0.0.1 "$PORT" 0 0 "$size" >"$log" 2>&1 &
+            if [[ "$name" == *-tls ]]; then
+                "$ANCHORS/load_test_tls" "$conns" 127.0.0.1 "$PORT" 1 0 "$size" >"$log" 2>&1 &
+            else
+                "$ANCHORS/load_test" "$conns" 127.0.0.1 "$PORT" 0 0 "$size" >"$log" 2>&1 &
+            fi
             LT_PID=$!
+            # load_test connects one socket after another (over TLS, ~40 per second here), and
+            # its clock starts when all are up: wait for that before the window.
+            for _ in $(seq 600); do
+                grep -q "Running benchmark" "$log" 2>/dev/null && break
+                sleep 0.1
+            done
             sleep 4.05
             c0=$(cpu_ticks "$SERVER_PID")
             sleep 8
@@ -80,7 +112,7 @@ for round in $(seq "$ROUNDS"); do
             kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true
             SERVER_PID=""
             # load_test's 2nd and 3rd reports cover 4..12 s.
-            rates=$(grep -o 'Msg/sec: [0-9.]*' "$log" | awk '{print $2}' | sed -n '2,3p' | tr '\n' ' ')
+            rates=$(grep -o 'Msg/sec: [0-9.]*' "$log" | awk '{print $2}' | sed -n '2,3p' | tr '\n' ' ' || true)
             echo "$cell $name $round $rates $((c1 - c0)) $HZ" >>"$OUT/raw.txt"
             echo "   $cell  $name  round $round  msg/s: $rates cpu ticks: $((c1 - c0))" >&2
         done
@@ -99,11 +131,12 @@ for line in open(sys.argv[1]):
     msgs = rate * 8.0
     rows[(cell, name)].append((rate, ticks / hz / msgs * 1e6))
 cells = sorted({c for c, _ in rows}, key=lambda c: (int(c.split('x')[1]), int(c.split('x')[0])))
-names = sorted({n for _, n in rows}, key=lambda n: ["volley", "uws", "fastwebsockets", "volley-base"].index(n) if n in ["volley", "uws", "fastwebsockets", "volley-base"] else 9)
+ORDER = ["volley", "uws", "fastwebsockets", "volley-base", "volley-tls", "uws-tls"]
+names = sorted({n for _, n in rows}, key=lambda n: ORDER.index(n) if n in ORDER else 9)
 print("| cell (conns × bytes, 1 in flight) | server | msg/s (median) | × uWS | server CPU/msg (median) | × uWS | rounds |")
 print("|---|---|---:|---:|---:|---:|---:|")
 for c in cells:
-    ref = rows.get((c, "uws"))
+    ref = rows.get((c, "uws")) or rows.get((c, "uws-tls"))
     ref_rate = statistics.median(r for r, _ in ref) if ref else None
     ref_cpu = statistics.median(u for _, u in ref) if ref else None
     for n in names:

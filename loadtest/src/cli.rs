@@ -88,6 +88,10 @@ pub struct Options {
     pub publishers: usize,
     /// Offer permessage-deflate.
     pub deflate: bool,
+    /// `wss://`: trust the certificate authorities in this PEM file.
+    pub ca: Option<PathBuf>,
+    /// `wss://`: accept any certificate (loopback tests with self-signed ones).
+    pub insecure: bool,
     /// Sample this server process's RSS and CPU from /proc.
     pub server_pid: Option<u32>,
     /// Write the JSON report here.
@@ -139,7 +143,8 @@ USAGE:
     volley-loadtest chaos ws://HOST:PORT/ --server-pid PID [-d 30s] [--svg FILE] [--cycles N]
                             (chaos soak or leak check; `chaos --help` for its flags)
 
-TARGET (default ws://127.0.0.1:9001/): 127.0.0.0/8, [::1] or localhost only.
+TARGET (default ws://127.0.0.1:9001/): 127.0.0.0/8, [::1] or localhost only; wss:// for TLS
+(with --ca or --insecure).
 
 FLAGS (all scenarios):
     -c, --connections N     connections, all processes together        [100]
@@ -153,6 +158,8 @@ FLAGS (all scenarios):
     -d, --duration D        measurement window / hold time (max 10m)     [echo/broadcast 5s, idle 10s, connect 0s]
         --grace D           wait for outstanding replies before counting loss [2s]
         --deflate           offer permessage-deflate, report acceptance
+        --ca FILE           wss://: trust the CA certificates in this PEM file
+        --insecure          wss://: accept any certificate (self-signed, loopback)
         --server-pid PID    sample server RSS and CPU from /proc
         --json FILE         write the full report as JSON
         --plot FILE         write an SVG latency-percentile plot
@@ -270,12 +277,13 @@ where
         };
         // Boolean flags first: they take no value.
         match flag {
-            "--deflate" | "--quiet" | "-q" | "--help" | "-h" => {
+            "--deflate" | "--insecure" | "--quiet" | "-q" | "--help" | "-h" => {
                 if inline.is_some() {
                     return Err(format!("{flag} takes no value"));
                 }
                 match flag {
                     "--deflate" => opts.deflate = true,
+                    "--insecure" => opts.insecure = true,
                     "--help" | "-h" => return Ok(Command::Help),
                     _ => opts.quiet = true,
                 }
@@ -309,6 +317,7 @@ where
             "--publishers" => opts.publishers = parse_num(flag, &value()?)?,
             "--server-pid" => opts.server_pid = Some(parse_num(flag, &value()?)?),
             "--json" => opts.json = Some(PathBuf::from(value()?)),
+            "--ca" => opts.ca = Some(PathBuf::from(value()?)),
             "--plot" => opts.plot = Some(PathBuf::from(value()?)),
             "--label" => label = Some(value()?),
             "--child" => {
@@ -367,6 +376,8 @@ impl Options {
             rate: 100.0,
             publishers: 10,
             deflate: false,
+            ca: None,
+            insecure: false,
             server_pid: None,
             json: None,
             plot: None,
@@ -379,6 +390,12 @@ impl Options {
     /// Check the combination of options; a clear message for the first one out of range.
     pub fn validate(&self) -> Result<(), String> {
         let (connections, publishers, size) = (self.connections, self.publishers, self.size);
+        if self.url.tls && self.ca.is_none() && !self.insecure {
+            return Err("a wss:// target needs --ca FILE (or --insecure)".into());
+        }
+        if !self.url.tls && (self.ca.is_some() || self.insecure) {
+            return Err("--ca and --insecure are for wss:// targets".into());
+        }
         if connections == 0 || connections > MAX_CONNECTIONS {
             return Err(format!("--connections must be 1..={MAX_CONNECTIONS}"));
         }

@@ -348,9 +348,15 @@ impl Report {
                 c.established, c.attempted, c.connect_failed, c.dropped
             ),
         );
+        // Over wss:// every WebSocket handshake rides on a full TLS handshake (no resumption).
+        let tls = p.url.starts_with("wss://");
         row(
             &mut s,
-            "handshakes/s",
+            if tls {
+                "TLS+WS handshakes/s"
+            } else {
+                "handshakes/s"
+            },
             format!(
                 "{:.0} (connect phase {:.2}s)",
                 d.handshakes_per_s, self.connect_s

@@ -14,11 +14,28 @@ pub struct WsUrl {
     pub host: String,
     /// Request target: path and query, at least `/`.
     pub path: String,
+    /// `wss://`: TLS (the `host` without its port is the name sent by SNI and verified).
+    pub tls: bool,
+}
+
+impl WsUrl {
+    /// The host name without the port (and without IPv6 brackets): what TLS verifies.
+    pub fn server_name(&self) -> &str {
+        let h = if let Some(rest) = self.host.strip_prefix('[') {
+            rest.split(']').next().unwrap_or(rest)
+        } else {
+            self.host
+                .rsplit_once(':')
+                .map_or(self.host.as_str(), |(h, _)| h)
+        };
+        h
+    }
 }
 
 impl fmt::Display for WsUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ws://{}{}", self.host, self.path)
+        let scheme = if self.tls { "wss" } else { "ws" };
+        write!(f, "{scheme}://{}{}", self.host, self.path)
     }
 }
 
@@ -32,15 +49,15 @@ pub fn is_loopback(ip: IpAddr) -> bool {
     }
 }
 
-/// Parse a target URL. Only `ws://` and only loopback hosts (127.0.0.0/8, `[::1]`, `localhost`):
-/// this tool never sends load anywhere else, and it never resolves names.
+/// Parse a target URL. Only `ws://` or `wss://` and only loopback hosts (127.0.0.0/8, `[::1]`,
+/// `localhost`): this tool never sends load anywhere else, and it never resolves names.
 pub fn parse_url(url: &str) -> Result<WsUrl, String> {
-    let rest = if let Some(r) = url.strip_prefix("ws://") {
-        r
-    } else if url.starts_with("wss://") {
-        return Err(format!("{url}: wss:// (TLS) is not supported; use ws://"));
+    let (rest, tls) = if let Some(r) = url.strip_prefix("ws://") {
+        (r, false)
+    } else if let Some(r) = url.strip_prefix("wss://") {
+        (r, true)
     } else {
-        return Err(format!("{url}: the target must be a ws:// URL"));
+        return Err(format!("{url}: the target must be a ws:// or wss:// URL"));
     };
     let (authority, path) = match rest.find(['/', '?']) {
         Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
@@ -73,6 +90,7 @@ pub fn parse_url(url: &str) -> Result<WsUrl, String> {
         }
     };
     let port: u16 = match port {
+        None if tls => 443,
         None => 80,
         Some(p) => p.parse().map_err(|_| format!("{url}: bad port {p:?}"))?,
     };
@@ -97,6 +115,7 @@ pub fn parse_url(url: &str) -> Result<WsUrl, String> {
         addr: SocketAddr::new(ip, port),
         host: authority.to_string(),
         path,
+        tls,
     })
 }
 
@@ -185,6 +204,20 @@ mod tests {
     }
 
     #[test]
+    fn wss_urls() {
+        let u = parse_url("wss://localhost:9443/chat").unwrap();
+        assert!(u.tls);
+        assert_eq!(u.addr.port(), 9443);
+        assert_eq!(u.server_name(), "localhost");
+        assert_eq!(u.to_string(), "wss://localhost:9443/chat");
+        let u = parse_url("wss://127.0.0.1/").unwrap();
+        assert_eq!((u.addr.port(), u.server_name()), (443, "127.0.0.1"));
+        assert_eq!(parse_url("wss://[::1]:9/").unwrap().server_name(), "::1");
+        assert!(!parse_url("ws://127.0.0.1/").unwrap().tls);
+        assert!(parse_url("wss://10.0.0.1/").is_err());
+    }
+
+    #[test]
     fn refuses_everything_else() {
         for bad in [
             "ws://10.0.0.1:9001/",
@@ -193,7 +226,6 @@ mod tests {
             "ws://example.com/",
             "ws://[2001:db8::1]/",
             "ws://0.0.0.0:9001/",
-            "wss://127.0.0.1/",
             "http://127.0.0.1/",
             "127.0.0.1:9001",
             "ws://127.0.0.1:0/",

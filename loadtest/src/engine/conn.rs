@@ -72,6 +72,8 @@ pub struct Conn {
     /// The receiving side of permessage-deflate (the library picks the thread's shared
     /// decompressor or this connection's own).
     pub inflate: Option<Box<InflateState>>,
+    /// wss://: the TLS state (everything in `wbuf` and `rbuf` is plaintext).
+    pub tls: Option<Box<rustls::ClientConnection>>,
 }
 
 impl Conn {
@@ -111,11 +113,18 @@ impl Conn {
             listed: false,
             deflate: None,
             inflate: None,
+            tls: None,
         })
     }
 
     /// Write queued bytes until done or the socket would block. `Err` on a socket error.
     pub fn flush(&mut self) -> io::Result<()> {
+        if let Some(tls) = self.tls.as_deref_mut() {
+            super::tls::write(tls, &mut self.sock, &self.wbuf[self.wpos..])?;
+            self.wbuf.clear();
+            self.wpos = 0;
+            return Ok(());
+        }
         while self.wpos < self.wbuf.len() {
             match self.sock.write(&self.wbuf[self.wpos..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),

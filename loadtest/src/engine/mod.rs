@@ -11,6 +11,7 @@
 pub mod conn;
 pub mod plan;
 pub mod session;
+pub mod tls;
 pub mod worker;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed, Ordering::Release};
@@ -72,6 +73,8 @@ pub struct Shared {
     pub phase: AtomicU8,
     /// One per poll thread.
     pub threads: Vec<ThreadState>,
+    /// wss:// targets: the TLS client configuration.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// A progress snapshot, summed over a shard's threads.
@@ -188,6 +191,7 @@ pub fn start(
     let shared = Arc::new(Shared {
         phase: AtomicU8::new(CONNECT),
         threads: (0..threads).map(|_| ThreadState::default()).collect(),
+        tls: tls::client_config(&opts)?,
     });
     let epoch = Instant::now();
     let lanes = (count * threads) as f64;

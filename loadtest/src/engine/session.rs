@@ -115,7 +115,11 @@ impl Ctx {
     /// Read until the socket is drained, handling every complete frame.
     pub(super) fn read(&mut self, c: &mut Conn) -> Result<(), Ending> {
         loop {
-            match c.sock.read(&mut self.scratch) {
+            let read = match c.tls.as_deref_mut() {
+                Some(tls) => super::tls::read(tls, &mut c.sock, &mut self.scratch),
+                None => c.sock.read(&mut self.scratch),
+            };
+            match read {
                 Ok(0) => {
                     return Err(match c.state {
                         State::Handshaking => Some("handshake: closed by the server".into()),
@@ -131,7 +135,8 @@ impl Ctx {
                     self.consume(c)?;
                     // On Linux a short read means the socket is drained; data arriving later
                     // raises a new edge, so the extra read() that would return EAGAIN is saved.
-                    if n < self.scratch.len() {
+                    // (Not through TLS: a short read of plaintext says nothing of the socket.)
+                    if n < self.scratch.len() && c.tls.is_none() {
                         return Ok(());
                     }
                 }

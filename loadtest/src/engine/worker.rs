@@ -268,7 +268,13 @@ impl Worker {
             let opts = &self.ctx.opts;
             let source = (!opts.sources.is_empty())
                 .then(|| opts.sources[index as usize % opts.sources.len()]);
-            let mut conn = match Conn::connect(opts.url.addr, source) {
+            let connected = Conn::connect(opts.url.addr, source).and_then(|mut c| {
+                if let Some(config) = &self.ctx.shared.tls {
+                    c.tls = Some(super::tls::connect(config, opts.url.server_name())?);
+                }
+                Ok(c)
+            });
+            let mut conn = match connected {
                 Ok(c) => c,
                 Err(e) => {
                     self.ctx.res.counters.connect_failed += 1;
