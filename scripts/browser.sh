@@ -2,8 +2,9 @@
 # Browser end-to-end test of the chat example: builds `examples/chat`, then
 # tests/browser/chat-e2e.mjs starts it on a free port and drives three users in headless
 # Chromium (rooms, members, messages, typing, a private message, HTML injection shown as text,
-# reconnecting after a server restart, the live /stats page). Leaves screenshots in
-# target/chat-e2e.png and target/chat-e2e-stats.png.
+# reconnecting after a server restart, the live /stats page); then again over https and wss
+# (feature tls, a throwaway CA trusted through Chromium's NSS store). Leaves screenshots in
+# target/chat-e2e.png, target/chat-e2e-stats.png and target/chat-e2e-tls.png.
 #
 # Installs what it needs, and is safe to run again: Debian's chromium (apt-get, as root) when
 # /usr/bin/chromium is missing, and playwright-core from tests/browser/package-lock.json (never
@@ -46,6 +47,26 @@ test_pid=$!
 trap 'kill "$test_pid" 2>/dev/null || true' EXIT
 wait "$test_pid"
 trap - EXIT
+
+echo "== browser test over https and wss"
+# The same test with the chat serving TLS (--tls-cert/--tls-key, feature tls) from a throwaway
+# CA that Chromium's NSS store (a temporary HOME) and Node (NODE_EXTRA_CA_CERTS, for /metrics)
+# trust: certificates are verified, no error is ignored.
+if [ "${RELEASE:-}" = 1 ]; then
+  cargo build --release --features metrics,tls --example chat
+else
+  cargo build --features metrics,tls --example chat
+fi
+certs=$(mktemp -d)
+scripts/tls-certs.sh "$certs"
+scripts/nss-trust.sh "$certs/home" "$certs/ca.pem"
+CHAT_TLS_DIR="$certs" CHROMIUM_HOME="$certs/home" NODE_EXTRA_CA_CERTS="$certs/ca.pem" \
+  timeout -k 5 90 node tests/browser/chat-e2e.mjs "$binary" target/chat-e2e-tls.png &
+test_pid=$!
+trap 'kill "$test_pid" 2>/dev/null || true; rm -rf "$certs"' EXIT
+wait "$test_pid"
+trap - EXIT
+rm -rf "$certs"
 
 if [ "${UPDATE_DOCS:-}" = 1 ]; then
   cp target/chat-e2e.png docs/chat.png

@@ -4,7 +4,10 @@
 # Usage: [DEFLATE=shared|dedicated|dedicated:C/D|off] scripts/conformance.sh [CASE_GLOB ...]
 #        (default: every case, 1.* to 13.*, deflate mode shared; `dedicated:512/4k` runs
 #        `Config::dedicated_deflate` with those compressor/decompressor windows)
-# Reports: target/autobahn-MODE/index.html (`:` and `/` in MODE become `-`)
+#        TLS=1: through echo's wss:// listener (feature tls, a throwaway CA from
+#        scripts/tls-certs.sh), kosoku reaching it via scripts/tls-bridge.py (kosoku speaks
+#        ws:// only)
+# Reports: target/autobahn-MODE/index.html (`:` and `/` in MODE become `-`; `-tls` appended)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
@@ -15,15 +18,24 @@ mode=${DEFLATE:-shared}
 include=()
 for c in "${cases[@]}"; do include+=(-i "$c"); done
 
-cargo build --release --example echo
 out=target/autobahn-$(echo "$mode" | tr ':/' '--')
+[ "${TLS:-0}" = 1 ] && out="$out-tls"
 rm -rf "$out"
 mkdir -p "$out"
 log="$out/echo.log"
+if [ "${TLS:-0}" = 1 ]; then
+  cargo build --release --features tls --example echo
+  scripts/tls-certs.sh "$out/certs"
+  export VOLLEY_TLS_ADDR=127.0.0.1:0 VOLLEY_TLS_CERT="$out/certs/cert.pem" \
+    VOLLEY_TLS_KEY="$out/certs/key.pem"
+else
+  cargo build --release --example echo
+fi
 # Port 0: the kernel picks a free port; the example prints it.
 RUST_LOG=warn target/release/examples/echo 127.0.0.1:0 2 "$mode" >"$out/echo.out" 2>"$log" &
 pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
+bridge=""
+trap 'kill $pid $bridge 2>/dev/null || true' EXIT
 addr=""
 for _ in $(seq 1 100); do
   addr=$(grep -o 'ws://[0-9.:]*' "$out/echo.out" 2>/dev/null | head -1 | sed 's#ws://##') || true
@@ -31,6 +43,22 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [ -n "$addr" ] || { echo "echo server did not start"; cat "$log"; exit 1; }
+if [ "${TLS:-0}" = 1 ]; then
+  tls_port=""
+  for _ in $(seq 1 100); do
+    tls_port=$(grep -o 'wss://[0-9.]*:[0-9]*' "$out/echo.out" 2>/dev/null | head -1 | sed 's/.*://') || true
+    [ -n "$tls_port" ] && break
+    sleep 0.1
+  done
+  [ -n "$tls_port" ] || { echo "echo's wss listener did not start"; cat "$log"; exit 1; }
+  bridge_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$VENV/bin/python" scripts/tls-bridge.py "$bridge_port" "$tls_port" "$out/certs/ca.pem" \
+    >"$out/bridge.log" 2>&1 &
+  bridge=$!
+  for _ in $(seq 1 50); do grep -q "tls-bridge:" "$out/bridge.log" 2>/dev/null && break; sleep 0.1; done
+  addr="127.0.0.1:$bridge_port"
+  mode="$mode over TLS"
+fi
 echo "conformance: kosoku against $addr, deflate $mode (${cases[*]})"
 set +e
 "$VENV/bin/kosoku" "$addr" "${include[@]}" -p 4 -o "$out" >"$out/kosoku.log" 2>&1

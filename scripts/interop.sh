@@ -30,7 +30,7 @@ for mode in shared dedicated dedicated:512/4k; do
   trap - EXIT
 done
 # wss://: the echo server's TLS listener (feature tls) with a certificate from a throwaway CA;
-# Python's websockets verifies it against that CA (hostname included), deflate on and off.
+# Python's websockets (deflate on and off) and Chromium verify it against that CA.
 command -v openssl >/dev/null || { source scripts/deb.sh; install_deb "openssl (test certificates)" openssl; }
 certs=$(mktemp -d)
 scripts/tls-certs.sh "$certs"
@@ -50,6 +50,12 @@ done
 echo "interop against wss://localhost:$port/ (deflate dedicated:512/4k)"
 VOLLEY_CA="$certs/ca.pem" "$VENV/bin/python" tests/interop/websockets_client.py \
   "wss://localhost:$port/" "server_max_window_bits=9;client_max_window_bits=12"
+if [ -f tests/browser/node_modules/playwright-core/package.json ] && [ -x /usr/bin/chromium ]; then
+  # Chromium trusts the CA through its NSS store in a temporary HOME (nothing ignored).
+  scripts/nss-trust.sh "$certs/home" "$certs/ca.pem"
+  CHROMIUM_HOME="$certs/home" node tests/interop/chromium_deflate.mjs "wss://localhost:$port/" \
+    "server_max_window_bits=9;client_max_window_bits=12"
+fi
 kill $pid; wait $pid 2>/dev/null || true
 trap - EXIT
 rm -rf "$certs"

@@ -30,6 +30,9 @@ scripts/conformance.sh
 step "conformance: compression cases, deflate dedicated (32 KiB windows, the largest)"
 DEFLATE=dedicated scripts/conformance.sh '12.*' '13.*'
 
+step "conformance over TLS (wss://, through scripts/tls-bridge.py): framing, fragmentation, UTF-8, close codes, large messages, compression"
+TLS=1 scripts/conformance.sh '1.*' '2.*' '3.*' '4.*' '5.*' '6.*' '7.*' '9.1.*' '9.2.*' '10.*' '12.1.*' '13.1.*'
+
 step "conformance: compression cases, deflate dedicated with the smallest windows (512 B)"
 DEFLATE=dedicated:512/512 scripts/conformance.sh '12.*' '13.*'
 

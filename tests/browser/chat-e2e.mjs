@@ -31,6 +31,11 @@ let server = null;
 /** Start the chat on `port` (0: any free port); resolves to its URL once it prints it. */
 function startServer(port) {
   const args = ['--host', '127.0.0.1', '--port', String(port)];
+  // CHAT_TLS_DIR (cert.pem, key.pem from scripts/tls-certs.sh): the chat over https and wss.
+  if (process.env.CHAT_TLS_DIR) {
+    const dir = process.env.CHAT_TLS_DIR;
+    args.push('--tls-cert', `${dir}/cert.pem`, '--tls-key', `${dir}/key.pem`);
+  }
   const child = spawn(binary, args, {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
@@ -41,7 +46,7 @@ function startServer(port) {
     const timer = setTimeout(() => reject(new Error('the server printed no address')), 10000);
     child.stdout.on('data', (chunk) => {
       out += chunk;
-      const m = out.match(/open (http:\/\/\S+)/);
+      const m = out.match(/open (https?:\/\/\S+)/);
       if (m) {
         clearTimeout(timer);
         resolve(new URL(m[1]));
@@ -167,6 +172,9 @@ async function main() {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
+    // CHROMIUM_HOME: a home whose NSS database (.pki/nssdb) trusts the test CA, so https and
+    // wss are verified like any site's (no certificate error is ignored).
+    env: process.env.CHROMIUM_HOME ? { ...process.env, HOME: process.env.CHROMIUM_HOME } : undefined,
     args: [
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',

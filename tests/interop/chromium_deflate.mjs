@@ -12,6 +12,8 @@ const url = process.argv[2];
 const expected = (process.argv[3] || '').split(';').filter((e) => e);
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
+  // CHROMIUM_HOME: a home whose NSS database trusts the test CA (wss:// URLs).
+  env: process.env.CHROMIUM_HOME ? { ...process.env, HOME: process.env.CHROMIUM_HOME } : undefined,
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   // launch() gives the browser a fresh temporary profile directory and removes it afterwards.
