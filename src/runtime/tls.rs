@@ -15,9 +15,12 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use rustls::crypto::CryptoProvider;
+use rustls::server::UnbufferedServerConnection;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::ServerConnection;
+use rustls::unbuffered::{
+    ConnectionState, EncodeError, EncryptError, InsufficientSizeError, UnbufferedStatus,
+};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -192,57 +195,233 @@ impl TlsListener {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        Ok(Box::new(TlsConn {
-            conn: ServerConnection::new(config)?,
-            notified: false,
-        }))
+        Ok(Box::new(TlsConn::new(UnbufferedServerConnection::new(
+            config,
+        )?)))
     }
 }
 
-/// A TLS connection's rustls state.
+/// A TLS connection: rustls's unbuffered server connection (keys and handshake state only) and
+/// the buffers it needs, each allocated only while it holds something. An idle connection keeps
+/// none: that is what brings it to ~3.3 KiB (the buffered `ServerConnection` keeps a 4 KiB
+/// receive buffer for good).
 pub(crate) struct TlsConn {
-    conn: ServerConnection,
+    conn: UnbufferedServerConnection,
+    /// Ciphertext read and not yet processed: part of a record.
+    input: Vec<u8>,
+    /// Records to send (handshake messages, alerts, encrypted frames) the socket has not taken.
+    output: Vec<u8>,
+    /// Decrypted plaintext that did not fit the caller's buffer, from `plain_at` on.
+    plain: Vec<u8>,
+    plain_at: usize,
     /// Our close_notify is queued.
     notified: bool,
+    /// The peer's close_notify arrived (or the connection is closed): the end of the stream.
+    eof: bool,
 }
 
 impl fmt::Debug for TlsConn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsConn")
             .field("handshaking", &self.conn.is_handshaking())
+            .field("input", &self.input.len())
+            .field("output", &self.output.len())
             .finish_non_exhaustive()
     }
 }
 
 /// Plaintext encrypted per round of [`TlsConn::write_out`] before the records go out: bounds
-/// the ciphertext rustls holds for a slow peer (the queue itself is bounded by
-/// `max_outbound_bytes`).
+/// the ciphertext held for a slow peer (the queue itself is bounded by `max_outbound_bytes`).
 const ENCRYPT_BATCH: usize = 64 << 10;
+/// Ciphertext read from the socket per read (a full record and then some).
+const READ_CHUNK: usize = 17 << 10;
+
+fn invalid(e: impl fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+/// Free a buffer that holds nothing any more.
+fn release(buf: &mut Vec<u8>) {
+    if buf.is_empty() && buf.capacity() > 0 {
+        *buf = Vec::new();
+    }
+}
+
+/// Append what `encode` writes to `out`, growing `out` as much as it asks.
+fn append<E>(
+    out: &mut Vec<u8>,
+    mut encode: impl FnMut(&mut [u8]) -> Result<usize, E>,
+    required: impl Fn(&E) -> Option<usize>,
+) -> Result<(), E> {
+    let start = out.len();
+    out.resize(start + 1024, 0);
+    loop {
+        match encode(&mut out[start..]) {
+            Ok(n) => {
+                out.truncate(start + n);
+                return Ok(());
+            }
+            Err(e) => match required(&e) {
+                Some(size) => out.resize(start + size, 0),
+                None => {
+                    out.truncate(start);
+                    return Err(e);
+                }
+            },
+        }
+    }
+}
+
+fn encode_size(e: &EncodeError) -> Option<usize> {
+    match e {
+        EncodeError::InsufficientSize(InsufficientSizeError { required_size }) => {
+            Some(*required_size)
+        }
+        _ => None,
+    }
+}
+
+fn encrypt_size(e: &EncryptError) -> Option<usize> {
+    match e {
+        EncryptError::InsufficientSize(InsufficientSizeError { required_size }) => {
+            Some(*required_size)
+        }
+        _ => None,
+    }
+}
 
 impl TlsConn {
+    fn new(conn: UnbufferedServerConnection) -> Self {
+        TlsConn {
+            conn,
+            input: Vec::new(),
+            output: Vec::new(),
+            plain: Vec::new(),
+            plain_at: 0,
+            notified: false,
+            eof: false,
+        }
+    }
+
     /// Read plaintext into `out` like `Read::read` on the socket: `Ok(0)` at the end of the
     /// stream (the peer's close_notify or FIN), `WouldBlock` when the socket has nothing more.
-    /// Handshake records are answered through [`TlsConn::wants_write`] (the caller flushes). A
-    /// TLS error sends its alert (best effort) and comes back as `InvalidData`.
+    /// Handshake records are answered into the output (the caller flushes, see
+    /// [`TlsConn::has_output`]). A TLS error queues its alert (best effort) and comes back as
+    /// `InvalidData`.
     pub fn read<S: Read + Write>(&mut self, stream: &mut S, out: &mut [u8]) -> io::Result<usize> {
         loop {
-            match self.conn.reader().read(out) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                // A FIN without close_notify: the end of the stream all the same (the
-                // WebSocket layer sees its close handshake missing).
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
-                Err(e) => return Err(e),
+            if self.plain_at < self.plain.len() {
+                let n = (self.plain.len() - self.plain_at).min(out.len());
+                out[..n].copy_from_slice(&self.plain[self.plain_at..self.plain_at + n]);
+                self.plain_at += n;
+                if self.plain_at == self.plain.len() {
+                    self.plain = Vec::new();
+                    self.plain_at = 0;
+                }
+                return Ok(n);
             }
-            match self.conn.read_tls(stream) {
-                Ok(0) => return Ok(0),
-                Ok(_) => {}
-                Err(e) => return Err(e),
+            if self.eof {
+                return Ok(0);
             }
-            if let Err(e) = self.conn.process_new_packets() {
-                // rustls has queued the alert for this error: send it before we drop.
-                let _ = self.conn.write_tls(stream);
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            if !self.input.is_empty() {
+                let n = match self.process(out) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        // The alert goes out now: the connection closes on this error.
+                        let _ = stream.write(&self.output);
+                        return Err(e);
+                    }
+                };
+                release(&mut self.input);
+                if n > 0 {
+                    return Ok(n);
+                }
+                if self.eof || self.plain_at < self.plain.len() {
+                    continue;
+                }
+            }
+            // More ciphertext: appended to what is left of a record.
+            let have = self.input.len();
+            self.input.resize(have + READ_CHUNK, 0);
+            match stream.read(&mut self.input[have..]) {
+                Ok(0) => {
+                    self.input.truncate(have);
+                    return Ok(0);
+                }
+                Ok(n) => self.input.truncate(have + n),
+                Err(e) => {
+                    self.input.truncate(have);
+                    release(&mut self.input);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Run rustls over `input`: handshake messages go to the output, application data into
+    /// `out` (the rest into `plain`). Returns the bytes written into `out`.
+    fn process(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let mut written = 0;
+        loop {
+            let UnbufferedStatus { mut discard, state } =
+                self.conn.process_tls_records(&mut self.input);
+            let state = match state {
+                Ok(state) => state,
+                Err(e) => {
+                    self.input.drain(..discard);
+                    self.queue_alert();
+                    return Err(invalid(e));
+                }
+            };
+            let mut blocked = false;
+            match state {
+                ConnectionState::ReadTraffic(mut traffic) => {
+                    while let Some(record) = traffic.next_record() {
+                        let record = record.map_err(invalid)?;
+                        // Each record's bytes are discarded with the status's own.
+                        discard += record.discard;
+                        let payload = record.payload;
+                        let k = payload.len().min(out.len() - written);
+                        out[written..written + k].copy_from_slice(&payload[..k]);
+                        written += k;
+                        self.plain.extend_from_slice(&payload[k..]);
+                    }
+                }
+                ConnectionState::EncodeTlsData(mut data) => {
+                    append(&mut self.output, |o| data.encode(o), encode_size).map_err(invalid)?;
+                }
+                // Queued in `output`: the flush sends it.
+                ConnectionState::TransmitTlsData(data) => data.done(),
+                ConnectionState::PeerClosed | ConnectionState::Closed => {
+                    self.eof = true;
+                    blocked = true;
+                }
+                ConnectionState::BlockedHandshake | ConnectionState::WriteTraffic(_) => {
+                    blocked = true;
+                }
+                // No early data is accepted; anything else new: stop here.
+                _ => blocked = true,
+            }
+            self.input.drain(..discard);
+            if blocked {
+                return Ok(written);
+            }
+        }
+    }
+
+    /// After an error, rustls has an alert to send: encode it into the output.
+    fn queue_alert(&mut self) {
+        for _ in 0..4 {
+            let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut []);
+            match state {
+                Ok(ConnectionState::EncodeTlsData(mut data)) => {
+                    let _ = append(&mut self.output, |o| data.encode(o), encode_size);
+                }
+                Ok(ConnectionState::TransmitTlsData(data)) => {
+                    data.done();
+                    return;
+                }
+                _ => return,
             }
         }
     }
@@ -256,27 +435,55 @@ impl TlsConn {
     ) -> io::Result<usize> {
         let mut total = 0;
         loop {
-            while self.conn.wants_write() {
-                match self.conn.write_tls(stream) {
+            while !self.output.is_empty() {
+                match stream.write(&self.output) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => total += n,
+                    Ok(n) => {
+                        total += n;
+                        self.output.drain(..n);
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(total),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),
                 }
             }
-            if queue.is_empty() || self.conn.is_handshaking() {
+            release(&mut self.output);
+            if queue.is_empty() {
                 return Ok(total);
             }
-            let mut writer = self.conn.writer();
-            queue.drain_into(ENCRYPT_BATCH, |b| writer.write(b))?;
+            if !self.encrypt(queue)? {
+                return Ok(total); // still handshaking: frames wait
+            }
+        }
+    }
+
+    /// Encrypt up to [`ENCRYPT_BATCH`] of `queue` into the output; `false` if the handshake is
+    /// not done (nothing encrypted).
+    fn encrypt(&mut self, queue: &mut OutQueue) -> io::Result<bool> {
+        loop {
+            let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut []);
+            match state.map_err(invalid)? {
+                ConnectionState::WriteTraffic(mut traffic) => {
+                    let output = &mut self.output;
+                    queue.drain_into(ENCRYPT_BATCH, |b| {
+                        append(output, |o| traffic.encrypt(b, o), encrypt_size).map_err(invalid)?;
+                        Ok(b.len())
+                    })?;
+                    return Ok(true);
+                }
+                ConnectionState::EncodeTlsData(mut data) => {
+                    append(&mut self.output, |o| data.encode(o), encode_size).map_err(invalid)?;
+                }
+                ConnectionState::TransmitTlsData(data) => data.done(),
+                _ => return Ok(false),
+            }
         }
     }
 
     /// Whether anything waits to go out: queued frames or records (handshake messages,
     /// alerts, encrypted frames).
     pub fn has_output(&self, queue: &OutQueue) -> bool {
-        !queue.is_empty() || self.conn.wants_write()
+        !queue.is_empty() || !self.output.is_empty()
     }
 
     /// Queue a close_notify alert, once (before our side of the socket shuts down); `true` if
@@ -286,7 +493,15 @@ impl TlsConn {
             return false;
         }
         self.notified = true;
-        self.conn.send_close_notify();
-        true
+        let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut []);
+        if let Ok(ConnectionState::WriteTraffic(mut traffic)) = state {
+            let _ = append(
+                &mut self.output,
+                |o| traffic.queue_close_notify(o),
+                encrypt_size,
+            );
+            return true;
+        }
+        false
     }
 }
