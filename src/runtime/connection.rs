@@ -164,6 +164,17 @@ impl ConnCore {
         io::Read::read(&mut self.stream, buf)
     }
 
+    /// Bytes waiting for the socket: queued frames plus, on a TLS connection, encrypted
+    /// records not yet written (what backpressure and `buffered_amount` count).
+    #[inline]
+    pub fn queued(&self) -> usize {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_deref() {
+            return self.out.bytes() + tls.pending_output();
+        }
+        self.out.bytes()
+    }
+
     /// Whether anything waits to be written (queued frames, or TLS records).
     #[inline]
     pub fn has_output(&self) -> bool {

@@ -102,7 +102,7 @@ impl Context<'_> {
 
     /// Bytes queued for this connection and not yet accepted by its socket.
     pub fn buffered_amount(&self) -> usize {
-        self.core.out.bytes()
+        self.core.queued()
     }
 
     /// A `Send + Clone` handle to this connection, usable from any thread.

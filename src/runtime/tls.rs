@@ -240,6 +240,12 @@ fn invalid(e: impl fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
 
+thread_local! {
+    /// Each worker thread's buffer for ciphertext: TLS reads land here and are decrypted in
+    /// place, so a connection needs a buffer of its own only for a record cut by a read.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Free a buffer that holds nothing any more.
 fn release(buf: &mut Vec<u8>) {
     if buf.is_empty() && buf.capacity() > 0 {
@@ -306,8 +312,11 @@ impl TlsConn {
     /// Read plaintext into `out` like `Read::read` on the socket: `Ok(0)` at the end of the
     /// stream (the peer's close_notify or FIN), `WouldBlock` when the socket has nothing more.
     /// Handshake records are answered into the output (the caller flushes, see
-    /// [`TlsConn::has_output`]). A TLS error queues its alert (best effort) and comes back as
+    /// [`TlsConn::has_output`]). A TLS error sends its alert (best effort) and comes back as
     /// `InvalidData`.
+    ///
+    /// Ciphertext is read into the worker thread's scratch buffer and decrypted there in place;
+    /// only the part of a record a read leaves over is kept by the connection (`input`).
     pub fn read<S: Read + Write>(&mut self, stream: &mut S, out: &mut [u8]) -> io::Result<usize> {
         loop {
             if self.plain_at < self.plain.len() {
@@ -323,52 +332,73 @@ impl TlsConn {
             if self.eof {
                 return Ok(0);
             }
-            if !self.input.is_empty() {
-                let n = match self.process(out) {
-                    Ok(n) => n,
+            let result = if self.input.is_empty() {
+                SCRATCH.with(|scratch| {
+                    let mut scratch = scratch.borrow_mut();
+                    if scratch.len() < READ_CHUNK {
+                        scratch.resize(READ_CHUNK, 0);
+                    }
+                    let n = stream.read(&mut scratch[..])?;
+                    if n == 0 {
+                        return Ok(None);
+                    }
+                    let (written, used) = self.process(&mut scratch[..n], out)?;
+                    // A record cut by the read: its start waits in the connection.
+                    self.input.extend_from_slice(&scratch[used..n]);
+                    Ok(Some(written))
+                })
+            } else {
+                let mut input = std::mem::take(&mut self.input);
+                let have = input.len();
+                input.resize(have + READ_CHUNK, 0);
+                let r = match stream.read(&mut input[have..]) {
+                    Ok(0) => {
+                        input.truncate(have);
+                        Ok(None)
+                    }
+                    Ok(n) => {
+                        input.truncate(have + n);
+                        self.process(&mut input, out).map(|(written, used)| {
+                            input.drain(..used);
+                            Some(written)
+                        })
+                    }
                     Err(e) => {
-                        // The alert goes out now: the connection closes on this error.
-                        let _ = stream.write(&self.output);
-                        return Err(e);
+                        input.truncate(have);
+                        Err(e)
                     }
                 };
-                release(&mut self.input);
-                if n > 0 {
-                    return Ok(n);
-                }
-                if self.eof || self.plain_at < self.plain.len() {
-                    continue;
-                }
-            }
-            // More ciphertext: appended to what is left of a record.
-            let have = self.input.len();
-            self.input.resize(have + READ_CHUNK, 0);
-            match stream.read(&mut self.input[have..]) {
-                Ok(0) => {
-                    self.input.truncate(have);
-                    return Ok(0);
-                }
-                Ok(n) => self.input.truncate(have + n),
+                release(&mut input);
+                self.input = input;
+                r
+            };
+            match result {
+                Ok(None) => return Ok(0),
+                Ok(Some(0)) => continue,
+                Ok(Some(n)) => return Ok(n),
                 Err(e) => {
-                    self.input.truncate(have);
-                    release(&mut self.input);
+                    if e.kind() == io::ErrorKind::InvalidData {
+                        // The alert goes out now: the connection closes on this error.
+                        let _ = stream.write(&self.output);
+                    }
                     return Err(e);
                 }
             }
         }
     }
 
-    /// Run rustls over `input`: handshake messages go to the output, application data into
-    /// `out` (the rest into `plain`). Returns the bytes written into `out`.
-    fn process(&mut self, out: &mut [u8]) -> io::Result<usize> {
+    /// Run rustls over `input` (decrypting in place): handshake messages go to the output,
+    /// application data into `out` (the rest into `plain`). Returns the bytes written into
+    /// `out` and the bytes of `input` used (what is left is the start of a record).
+    fn process(&mut self, input: &mut [u8], out: &mut [u8]) -> io::Result<(usize, usize)> {
         let mut written = 0;
+        let mut used = 0;
         loop {
             let UnbufferedStatus { mut discard, state } =
-                self.conn.process_tls_records(&mut self.input);
+                self.conn.process_tls_records(&mut input[used..]);
             let state = match state {
                 Ok(state) => state,
                 Err(e) => {
-                    self.input.drain(..discard);
                     self.queue_alert();
                     return Err(invalid(e));
                 }
@@ -402,9 +432,9 @@ impl TlsConn {
                 // No early data is accepted; anything else new: stop here.
                 _ => blocked = true,
             }
-            self.input.drain(..discard);
+            used += discard;
             if blocked {
-                return Ok(written);
+                return Ok((written, used));
             }
         }
     }
@@ -478,6 +508,11 @@ impl TlsConn {
                 _ => return Ok(false),
             }
         }
+    }
+
+    /// Encrypted bytes not yet taken by the socket.
+    pub fn pending_output(&self) -> usize {
+        self.output.len()
     }
 
     /// Whether anything waits to go out: queued frames or records (handshake messages,

@@ -253,18 +253,18 @@ impl WorkerState {
     /// go out through an empty queue).
     pub(super) fn admit_outbound(&mut self, core: &mut ConnCore, len: usize) -> Result<(), Error> {
         let max = self.shared.config.max_outbound_bytes;
-        if core.out.bytes() == 0 || core.out.bytes() + len <= max {
+        if core.queued() == 0 || core.queued() + len <= max {
             return Ok(());
         }
         // Over the limit within one loop turn: see whether the socket takes the queue now, so
         // only a peer that really does not read hits the policy. Errors surface at the flush.
         if let Ok(n) = core.write_out() {
             bump(&self.stats().bytes_out, n as u64);
-            if core.out.bytes() == 0 || core.out.bytes() + len <= max {
+            if core.queued() == 0 || core.queued() + len <= max {
                 return Ok(());
             }
         }
-        let queued = core.out.bytes();
+        let queued = core.queued();
         match self.shared.config.backpressure {
             BackpressurePolicy::Drop => bump(&self.stats().dropped_messages, 1),
             _ => {
