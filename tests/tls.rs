@@ -352,3 +352,45 @@ fn bad_input_on_the_tls_port_closes_only_that_connection() {
     let mut plain = Ws::upgrade(TcpStream::connect(s.plain).unwrap());
     plain.echo(b"plain");
 }
+
+/// A handler that answers "flood" with 256 binary messages of 64 KiB (16 MiB: more than the
+/// socket buffers of a client that does not read can absorb).
+struct Flood;
+impl Handler for Flood {
+    fn on_message(&mut self, ctx: &mut Context<'_>, msg: Message) {
+        if msg.as_text() == Some("flood") {
+            for _ in 0..256 {
+                if ctx.send(Message::binary(vec![7u8; 64 << 10])).is_err() {
+                    break;
+                }
+            }
+        } else {
+            let _ = ctx.send(msg);
+        }
+    }
+}
+
+/// A TLS client that stops reading is a slow consumer like any other: its queue (frames and
+/// the records encrypted from them) reaches `max_outbound_bytes`, it is closed with 1008, and
+/// a healthy TLS client keeps echoing meanwhile.
+#[test]
+fn a_tls_client_that_stops_reading_hits_the_outbound_limit() {
+    let ca = Ca::new();
+    let server = Server::builder()
+        .config(config().max_outbound_bytes(512 << 10))
+        .bind_tls("127.0.0.1:0", tls_config(&ca))
+        .start(|_r: &Request<'_>| Upgrade::accept(Flood))
+        .unwrap();
+    let addr = server.local_addr();
+    let handle = server.handle();
+    let thread = std::thread::spawn(move || server.run().unwrap());
+    let mut slow = Ws::upgrade(tls_connect(addr, ca.client(), "localhost").unwrap());
+    slow.send(Frame::text(b"flood"));
+    let mut healthy = Ws::upgrade(tls_connect(addr, ca.client(), "localhost").unwrap());
+    wait_until(10, "the slow consumer closed", || {
+        handle.stats().slow_consumers_closed == 1
+    });
+    healthy.echo(b"still served");
+    handle.shutdown();
+    thread.join().unwrap();
+}
