@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test volley has, from a fresh clone: formatting, lints, docs, unit and integration
 # tests (including the loadtest harness), the Autobahn conformance run (kosoku), interop and
-# browser tests, the metrics exporter against a real Prometheus, and a short coverage-guided
-# fuzzing run of every fuzz target. Installs what they need itself (a Python venv, Chromium, npm
-# packages, Debian's prometheus, the nightly toolchain and cargo-fuzz), and is safe to run again.
+# browser tests (plain and over TLS), the metrics exporter against a real Prometheus, and a short
+# coverage-guided fuzzing run of every fuzz target. Installs what they need itself (a Python
+# venv, Chromium, npm packages, Debian's prometheus, openssl and libnss3-tools for the TLS
+# tests' throwaway CA, the nightly toolchain and cargo-fuzz), and is safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
@@ -20,6 +21,10 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quie
 
 step "cargo check (default features: plain users build without the optional parts)"
 cargo check --workspace --all-targets --quiet
+if cargo tree -p volley -e normal --prefix none | grep -qiE '^(rustls|ring) '; then
+  echo "a TLS crate is built without the tls feature" >&2
+  exit 1
+fi
 
 step "cargo test (all features)"
 cargo test --workspace --all-features
