@@ -38,8 +38,11 @@ DEFLATE=dedicated scripts/conformance.sh '12.*' '13.*'
 step "conformance over TLS (wss://, through scripts/tls-bridge.py): framing, fragmentation, UTF-8, close codes, large messages, compression"
 TLS=1 scripts/conformance.sh '1.*' '2.*' '3.*' '4.*' '5.*' '6.*' '7.*' '9.1.*' '9.2.*' '10.*' '12.1.*' '13.1.*'
 
+# A third of 12.*/13.* (text and binary, three kinds of offer, every size): the whole of them
+# with 512-byte windows takes 5 minutes here (classic zlib on 128 KiB messages), and every
+# preset passed them in full once (docs/BENCHMARKS.md, issue 18).
 step "conformance: compression cases, deflate dedicated with the smallest windows (512 B)"
-DEFLATE=dedicated:512/512 scripts/conformance.sh '12.*' '13.*'
+DEFLATE=dedicated:512/512 scripts/conformance.sh '12.1.*' '12.2.*' '13.1.*' '13.3.*' '13.5.*'
 
 step "chaos soak (30 s) and leak check (200,000 connect/upgrade/close cycles)"
 scripts/chaos.sh "${CHAOS_SECONDS:-30}" "${LEAK_CYCLES:-200000}"
