@@ -156,6 +156,13 @@ pub(crate) fn write(shared: &Shared, out: &mut impl Write) -> fmt::Result {
     )?;
     counter(
         out,
+        "volley_tls_errors_total",
+        "TLS connections closed for a TLS error (plaintext on a TLS port, a bad record, a \
+         failed handshake).",
+        &[("", s.tls_errors)],
+    )?;
+    counter(
+        out,
         "volley_closes_total",
         "WebSocket connections closed, by the close code their handler saw (1006: no close \
          handshake).",
