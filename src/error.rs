@@ -29,6 +29,9 @@ pub enum Error {
     Closed,
     /// The server is shutting down or has stopped.
     ServerStopped,
+    /// A fragment of a text message while a binary one is being sent in fragments, or the
+    /// other way round (finish the message under way first).
+    FragmentKind,
     /// A TLS configuration could not be used (a certificate or key that does not parse or
     /// match, a rustls setting it refuses).
     #[cfg(feature = "tls")]
@@ -49,6 +52,9 @@ impl fmt::Display for Error {
             }
             Error::Closed => f.write_str("connection closed"),
             Error::ServerStopped => f.write_str("server stopped"),
+            Error::FragmentKind => {
+                f.write_str("a fragmented message of the other kind is being sent; finish it first")
+            }
             #[cfg(feature = "tls")]
             Error::Tls(e) => write!(f, "tls: {e}"),
         }

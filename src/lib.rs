@@ -54,6 +54,7 @@ pub use runtime::context::Context;
 pub use runtime::deferred::{Deferred, PendingUpgrade};
 pub use runtime::handle::{ConnHandle, ConnId, ServerHandle};
 pub use runtime::stats::Stats;
+pub use runtime::stream::ReadStreamer;
 #[cfg(feature = "tls")]
 pub use runtime::tls::TlsConfig;
 pub use server::{Server, ServerBuilder};

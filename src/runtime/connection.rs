@@ -62,6 +62,17 @@ pub(crate) struct RateState {
     pub refused: u32,
 }
 
+/// A fragmented message under way (`Context::send_*_fragment`): its kind, and the frames of
+/// whole messages queued meanwhile, sent after its last fragment (RFC 6455 §5.4: the fragments
+/// of a message are not interleaved with another data message; control frames may be).
+#[derive(Debug, Default)]
+pub(crate) struct Fragmenting {
+    pub text: bool,
+    pub held: Vec<Bytes>,
+    /// Bytes in `held` (counted against `max_outbound_bytes` like the queue).
+    pub held_bytes: usize,
+}
+
 /// State needed by few connections, boxed so idle connections don't pay for it.
 #[derive(Debug, Default)]
 pub(crate) struct Extra {
@@ -80,6 +91,10 @@ pub(crate) struct Extra {
     pub user_timers: Vec<(u64, TimerKey)>,
     /// permessage-deflate state, when negotiated.
     pub deflate: Option<Box<ConnDeflate>>,
+    /// A message being sent in fragments, and the whole messages held back until it ends.
+    pub fragmenting: Option<Box<Fragmenting>>,
+    /// The application asked for `on_drain` once the queue has been written.
+    pub drain_requested: bool,
     /// When the outbound queue last failed to empty (the socket was full): the start of the
     /// wait the queue-wait histogram records when it drains.
     #[cfg(feature = "metrics")]
@@ -168,11 +183,16 @@ impl ConnCore {
     /// records not yet written (what backpressure and `buffered_amount` count).
     #[inline]
     pub fn queued(&self) -> usize {
+        let held = self
+            .extra
+            .as_ref()
+            .and_then(|x| x.fragmenting.as_ref())
+            .map_or(0, |f| f.held_bytes);
         #[cfg(feature = "tls")]
         if let Some(tls) = self.tls.as_deref() {
-            return self.out.bytes() + tls.pending_output();
+            return self.out.bytes() + tls.pending_output() + held;
         }
-        self.out.bytes()
+        self.out.bytes() + held
     }
 
     /// Whether anything waits to be written (queued frames, or TLS records).

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::config::Compress;
 use crate::error::Error;
 use crate::protocol::close::CloseCode;
@@ -75,6 +77,39 @@ impl Context<'_> {
     /// permessage-deflate; the others always get it plain).
     pub fn send_with(&mut self, msg: impl Into<Message>, how: Compress) -> Result<(), Error> {
         self.state.send_message(self.core, &msg.into(), how)
+    }
+
+    /// Send part of a binary message: the first call starts it, `fin` ends it. Between the
+    /// first and the last fragment, whole messages sent to this connection (by `send`, a
+    /// publish, a broadcast) wait and follow the message, as RFC 6455 requires; pings, pongs
+    /// and a close may go out between fragments. Fragments are not compressed. For large
+    /// transfers, [`ReadStreamer`](crate::ReadStreamer) paces this with `on_drain`.
+    pub fn send_binary_fragment(&mut self, data: impl Into<Bytes>, fin: bool) -> Result<(), Error> {
+        self.state.send_fragment(self.core, data.into(), false, fin)
+    }
+
+    /// Send part of a text message (each part is whole UTF-8, so the message is too); see
+    /// [`Context::send_binary_fragment`]. [`Error::FragmentKind`] while a binary message is
+    /// being sent in fragments.
+    pub fn send_text_fragment(&mut self, text: &str, fin: bool) -> Result<(), Error> {
+        let data = Bytes::copy_from_slice(text.as_bytes());
+        self.state.send_fragment(self.core, data, true, fin)
+    }
+
+    /// Whether a message sent in fragments is under way (its last fragment not yet sent).
+    pub fn is_sending_fragments(&self) -> bool {
+        self.core
+            .extra
+            .as_ref()
+            .is_some_and(|x| x.fragmenting.is_some())
+    }
+
+    /// Ask for [`Handler::on_drain`](crate::Handler::on_drain) once everything queued now has
+    /// been written, even if the socket never filled up (it then runs on a later loop turn, so
+    /// a producer that refills from `on_drain` shares the worker with other connections).
+    pub fn notify_drain(&mut self) {
+        self.core.extra().drain_requested = true;
+        self.state.mark_dirty(self.core);
     }
 
     /// Queue a text message.

@@ -15,6 +15,7 @@ pub(crate) mod limits;
 pub(crate) mod metrics;
 pub(crate) mod pubsub;
 pub(crate) mod stats;
+pub(crate) mod stream;
 pub(crate) mod timer;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;

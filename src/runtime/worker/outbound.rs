@@ -68,6 +68,22 @@ impl<F: Factory> Worker<F> {
             }
             return;
         }
+        let requested = conn
+            .core
+            .extra
+            .as_mut()
+            .is_some_and(|x| std::mem::take(&mut x.drain_requested));
+        if requested && !conn.core.has(flags::WANT_DRAIN) {
+            // Written without the socket filling up: ask for a writable event, which comes on
+            // the next loop turn (the socket is writable), and call on_drain then.
+            conn.core.set(flags::WANT_DRAIN);
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            let _ = self
+                .poll
+                .registry()
+                .reregister(&mut conn.core.stream, Token(slot), interest);
+            return;
+        }
         if conn.core.has(flags::WANT_DRAIN) {
             conn.core.clear(flags::WANT_DRAIN);
             if conn.core.phase == Phase::Open {

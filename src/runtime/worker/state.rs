@@ -11,12 +11,12 @@ use bytes::Bytes;
 use crate::error::Error;
 use crate::protocol::close;
 use crate::protocol::close::CloseCode;
-use crate::protocol::frame::{empty_control_frame, Frame, OpCode, MAX_HEADER_LEN};
+use crate::protocol::frame::{empty_control_frame, Frame, FrameHeader, OpCode, MAX_HEADER_LEN};
 use crate::protocol::message::Message;
 use crate::protocol::reader::ReaderConfig;
 use crate::runtime::buffers::FrameArena;
 use crate::runtime::compress::WorkerDeflate;
-use crate::runtime::connection::{flags, ConnCore, Phase, RateState};
+use crate::runtime::connection::{flags, ConnCore, Fragmenting, Phase, RateState};
 use crate::runtime::pubsub::{SharedFrame, Topics};
 use crate::runtime::stats::{bump, WorkerStats};
 use crate::runtime::timer::TimerWheel;
@@ -76,6 +76,64 @@ impl WorkerState {
     pub fn enqueue(&self, core: &mut ConnCore, b: Bytes) {
         bump(&self.stats().bytes_queued, b.len() as u64);
         core.push(b);
+    }
+
+    /// Queue (part of) a whole data message's frame: held back while a fragmented message is
+    /// under way, so that its fragments are not interleaved with another message.
+    fn enqueue_data(&self, core: &mut ConnCore, b: Bytes) {
+        if let Some(f) = core.extra.as_mut().and_then(|x| x.fragmenting.as_mut()) {
+            bump(&self.stats().bytes_queued, b.len() as u64);
+            f.held_bytes += b.len();
+            f.held.push(b);
+            return;
+        }
+        self.enqueue(core, b);
+    }
+
+    /// Queue one fragment of a message sent in parts: the first carries the opcode, the rest
+    /// are continuations, `fin` ends the message and releases the messages held meanwhile.
+    /// Fragments go out uncompressed (per-message compression is the sender's choice).
+    pub fn send_fragment(
+        &mut self,
+        core: &mut ConnCore,
+        payload: Bytes,
+        text: bool,
+        fin: bool,
+    ) -> Result<(), Error> {
+        if !core.can_send() {
+            return Err(Error::Closed);
+        }
+        let started = core.extra.as_ref().and_then(|x| x.fragmenting.as_ref());
+        let opcode = match started {
+            Some(f) if f.text != text => return Err(Error::FragmentKind),
+            Some(_) => OpCode::Continuation,
+            None if text => OpCode::Text,
+            None => OpCode::Binary,
+        };
+        self.admit_outbound(core, payload.len() + MAX_HEADER_LEN)?;
+        let header = FrameHeader::new(opcode, payload.len() as u64).with_fin(fin);
+        let header = self.arena.header(&header);
+        self.enqueue(core, header);
+        self.enqueue(core, payload);
+        if fin {
+            if let Some(f) = core.extra.as_mut().and_then(|x| x.fragmenting.take()) {
+                for b in f.held {
+                    core.push(b);
+                }
+            }
+            let st = self.stats();
+            bump(&st.messages_out, 1);
+            if text {
+                bump(&st.text_messages_out, 1);
+            }
+        } else if opcode != OpCode::Continuation {
+            core.extra().fragmenting = Some(Box::new(Fragmenting {
+                text,
+                ..Fragmenting::default()
+            }));
+        }
+        self.mark_dirty(core);
+        Ok(())
     }
 
     /// This worker's latency histograms.
@@ -149,15 +207,15 @@ impl WorkerState {
         // peer will not get.
         self.admit_outbound(core, total)?;
         if let Some(frame) = self.compressed(core, msg, how, None) {
-            self.enqueue(core, frame);
+            self.enqueue_data(core, frame);
         } else if payload.len() <= COPY_THRESHOLD {
             let frame = self.arena.frame(&Frame::message(msg));
-            self.enqueue(core, frame);
+            self.enqueue_data(core, frame);
         } else {
             // A large payload is queued by reference after its own header (no copy).
             let header = self.arena.header(&Frame::message(msg).header());
-            self.enqueue(core, header);
-            self.enqueue(core, msg.clone().into_bytes());
+            self.enqueue_data(core, header);
+            self.enqueue_data(core, msg.clone().into_bytes());
         }
         self.count_out(msg);
         self.mark_dirty(core);
@@ -180,8 +238,8 @@ impl WorkerState {
         }
         self.admit_outbound(core, frame.plain.len())?;
         match self.compressed(core, &frame.msg, frame.compress, Some(&frame.deflated)) {
-            Some(f) => self.enqueue(core, f),
-            None => self.enqueue(core, frame.plain.clone()),
+            Some(f) => self.enqueue_data(core, f),
+            None => self.enqueue_data(core, frame.plain.clone()),
         }
         self.count_out(&frame.msg);
         self.mark_dirty(core);
