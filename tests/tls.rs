@@ -5,6 +5,8 @@
 //! name the certificate does not cover), each closing only its own connection.
 #![cfg(feature = "tls")]
 
+#[path = "../src/protocol/test_rng.rs"]
+mod test_rng;
 mod util;
 
 use std::io::{Read, Write};
@@ -393,4 +395,70 @@ fn a_tls_client_that_stops_reading_hits_the_outbound_limit() {
     healthy.echo(b"still served");
     handle.shutdown();
     thread.join().unwrap();
+}
+
+/// Hostile bytes at the TLS layer, many times over: random garbage, and a real ClientHello with
+/// random bytes changed or cut short, each on its own connection. Every one is closed (alert or
+/// handshake timeout) without disturbing the others: a healthy client echoes throughout, and
+/// the server still accepts new TLS clients at the end.
+#[test]
+fn mutated_client_hellos_and_garbage_never_disturb_others() {
+    let ca = Ca::new();
+    let s = start(
+        tls_config(&ca),
+        config().handshake_timeout(Some(Duration::from_millis(300))),
+    );
+    let mut healthy = Ws::upgrade(tls_connect(s.tls, ca.client(), "localhost").unwrap());
+    // A real ClientHello, as rustls's client writes it.
+    let mut hello = Vec::new();
+    let mut client =
+        ClientConnection::new(ca.client(), ServerName::try_from("localhost").unwrap()).unwrap();
+    while client.wants_write() {
+        client.write_tls(&mut hello).unwrap();
+    }
+    // TLS_MUTATIONS / TLS_SEED run it longer or differently (default 300, fixed seed).
+    let n: usize = std::env::var("TLS_MUTATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let seed = std::env::var("TLS_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x7f4a_7c15_9e37_79b9u64);
+    let mut rng = test_rng::Rng(seed | 1);
+    let mut sockets = Vec::new();
+    for i in 0..n {
+        let bytes = match i % 3 {
+            0 => {
+                let mut b = vec![0u8; 1 + rng.below(2000)];
+                rng.fill(&mut b);
+                b
+            }
+            1 => {
+                let mut b = hello.clone();
+                for _ in 0..1 + rng.below(8) {
+                    let at = rng.below(b.len());
+                    b[at] = rng.next() as u8;
+                }
+                b
+            }
+            _ => hello[..rng.below(hello.len())].to_vec(),
+        };
+        if let Ok(mut sock) = TcpStream::connect(s.tls) {
+            let _ = sock.write_all(&bytes);
+            sockets.push(sock);
+        }
+        if i % 50 == 49 {
+            healthy.echo(format!("after {i}").as_bytes());
+            sockets.clear();
+        }
+    }
+    drop(sockets);
+    healthy.echo(b"still here");
+    let mut fresh = Ws::upgrade(tls_connect(s.tls, ca.client(), "localhost").unwrap());
+    fresh.echo(b"new clients are served");
+    // Everything hostile was closed: only the two healthy connections remain.
+    wait_until(5, "the hostile connections closed", || {
+        s.handle.stats().connections_open == 2
+    });
 }

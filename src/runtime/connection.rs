@@ -174,7 +174,8 @@ impl ConnCore {
     pub fn read_plain(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         #[cfg(feature = "tls")]
         if let Some(tls) = self.tls.as_deref_mut() {
-            return tls.read(&mut self.stream, buf);
+            let stream = &mut self.stream;
+            return contain(|| tls.read(stream, buf));
         }
         io::Read::read(&mut self.stream, buf)
     }
@@ -249,10 +250,24 @@ impl ConnCore {
     pub fn write_out(&mut self) -> io::Result<usize> {
         #[cfg(feature = "tls")]
         if let Some(tls) = self.tls.as_deref_mut() {
-            return tls.write_out(&mut self.out, &mut self.stream);
+            let (out, stream) = (&mut self.out, &mut self.stream);
+            return contain(|| tls.write_out(out, stream));
         }
         self.out.write_to(&mut self.stream)
     }
+}
+
+/// Run TLS work so that a panic inside the TLS library (on input nobody foresaw) costs only
+/// this connection: it comes back as an error, and the caller closes the connection.
+#[cfg(feature = "tls")]
+fn contain(work: impl FnOnce() -> io::Result<usize>) -> io::Result<usize> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|_| {
+        log::error!("the TLS library panicked on this connection's input; closing it");
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the TLS library panicked",
+        ))
+    })
 }
 
 /// A connection's outbound queue: frames as shared `Bytes`, written with vectored writes. The

@@ -399,7 +399,7 @@ impl TlsConn {
             let state = match state {
                 Ok(state) => state,
                 Err(e) => {
-                    self.queue_alert();
+                    self.queue_alert(&mut input[used..]);
                     return Err(invalid(e));
                 }
             };
@@ -439,20 +439,18 @@ impl TlsConn {
         }
     }
 
-    /// After an error, rustls has an alert to send: encode it into the output.
-    fn queue_alert(&mut self) {
-        for _ in 0..4 {
-            let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut []);
-            match state {
-                Ok(ConnectionState::EncodeTlsData(mut data)) => {
-                    let _ = append(&mut self.output, |o| data.encode(o), encode_size);
-                }
-                Ok(ConnectionState::TransmitTlsData(data)) => {
-                    data.done();
-                    return;
-                }
-                _ => return,
-            }
+    /// After an error, rustls has an alert to send: encode it into the output. `input` is the
+    /// buffer of the failed call: rustls's handshake deframer remembers how far into it it got
+    /// (a handshake message joined from several records stays in the caller's buffer), so
+    /// every call must see the same bytes (an empty slice there would be out of its range).
+    ///
+    /// One call only: rustls hands a queued alert out before it looks at the input again, and
+    /// a second look would fail again and try a second fatal alert (which rustls asserts
+    /// against). The connection closes right after, so nothing more is needed.
+    fn queue_alert(&mut self, input: &mut [u8]) {
+        let UnbufferedStatus { state, .. } = self.conn.process_tls_records(input);
+        if let Ok(ConnectionState::EncodeTlsData(mut data)) = state {
+            let _ = append(&mut self.output, |o| data.encode(o), encode_size);
         }
     }
 
@@ -491,8 +489,15 @@ impl TlsConn {
     /// not done (nothing encrypted).
     fn encrypt(&mut self, queue: &mut OutQueue) -> io::Result<bool> {
         loop {
-            let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut []);
-            match state.map_err(invalid)? {
+            // The pending input, not an empty slice: see `queue_alert`.
+            let UnbufferedStatus { discard, state } =
+                self.conn.process_tls_records(&mut self.input);
+            let state = state.map_err(invalid)?;
+            if discard > 0 {
+                // Not expected (what is pending is part of a record), but keep rustls's view.
+                return Err(invalid("unexpected TLS input while writing"));
+            }
+            match state {
                 ConnectionState::WriteTraffic(mut traffic) => {
                     let output = &mut self.output;
                     queue.drain_into(ENCRYPT_BATCH, |b| {
@@ -528,7 +533,8 @@ impl TlsConn {
             return false;
         }
         self.notified = true;
-        let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut []);
+        // The pending input, not an empty slice: see `queue_alert`.
+        let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut self.input);
         if let Ok(ConnectionState::WriteTraffic(mut traffic)) = state {
             let _ = append(
                 &mut self.output,
