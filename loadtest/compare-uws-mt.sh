@@ -31,14 +31,8 @@ LOGS="${LOGS:-$(mktemp -d)}"
 mkdir -p "$OUT" "$LOGS"
 : >"$OUT/raw.txt"
 
-wait_port() {
-    for _ in $(seq 50); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "server did not come up on port $1" >&2
-    return 1
-}
+# wait_port PORT
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 SERVER_PID=""

@@ -36,26 +36,26 @@ RUST_LOG=warn target/release/examples/echo 127.0.0.1:0 2 "$mode" >"$out/echo.out
 pid=$!
 bridge=""
 trap 'kill $pid $bridge 2>/dev/null || true' EXIT
-addr=""
-for _ in $(seq 1 100); do
-  addr=$(grep -o 'ws://[0-9.:]*' "$out/echo.out" 2>/dev/null | head -1 | sed 's#ws://##') || true
-  [ -n "$addr" ] && break
-  sleep 0.1
-done
-[ -n "$addr" ] || { echo "echo server did not start"; cat "$log"; exit 1; }
-if [ "${TLS:-0}" = 1 ]; then
-  tls_port=""
+# wait_for REGEX FILE: the first match of REGEX in FILE, waiting up to 10 s for it (empty if none).
+wait_for() {
+  local m=""
   for _ in $(seq 1 100); do
-    tls_port=$(grep -o 'wss://[0-9.]*:[0-9]*' "$out/echo.out" 2>/dev/null | head -1 | sed 's/.*://') || true
-    [ -n "$tls_port" ] && break
+    m=$(grep -o "$1" "$2" 2>/dev/null | head -1) || true
+    [ -n "$m" ] && break
     sleep 0.1
   done
+  echo "$m"
+}
+addr=$(wait_for 'ws://[0-9.:]*' "$out/echo.out" | sed 's#ws://##')
+[ -n "$addr" ] || { echo "echo server did not start"; cat "$log"; exit 1; }
+if [ "${TLS:-0}" = 1 ]; then
+  tls_port=$(wait_for 'wss://[0-9.]*:[0-9]*' "$out/echo.out" | sed 's/.*://')
   [ -n "$tls_port" ] || { echo "echo's wss listener did not start"; cat "$log"; exit 1; }
   bridge_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   "$VENV/bin/python" scripts/tls-bridge.py "$bridge_port" "$tls_port" "$out/certs/ca.pem" \
     >"$out/bridge.log" 2>&1 &
   bridge=$!
-  for _ in $(seq 1 50); do grep -q "tls-bridge:" "$out/bridge.log" 2>/dev/null && break; sleep 0.1; done
+  [ -n "$(wait_for 'tls-bridge:' "$out/bridge.log")" ] || { echo "tls-bridge did not start"; exit 1; }
   addr="127.0.0.1:$bridge_port"
   mode="$mode over TLS"
 fi
