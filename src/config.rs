@@ -3,6 +3,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::protocol::reader::Streaming;
+
 /// What happens when a connection's outbound queue would exceed
 /// [`Config::max_outbound_bytes`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,6 +227,15 @@ pub struct Config {
     /// Largest message accepted (all fragments together, after inflating), in bytes; over it the
     /// connection is closed with 1009. Default: 16 MiB.
     pub max_message_size: usize,
+    /// Receive large messages in pieces as they arrive ([`Handler::on_chunk`]) instead of
+    /// whole, on every connection; a connection can change its own with
+    /// [`Context::set_streaming`]. Streamed messages are bounded by [`Streaming::max_size`]
+    /// instead of `max_message_size`/`max_frame_size`, and cost the server no more memory than
+    /// a read. Default: `None` (every message arrives whole).
+    ///
+    /// [`Handler::on_chunk`]: crate::Handler::on_chunk
+    /// [`Context::set_streaming`]: crate::Context::set_streaming
+    pub streaming: Option<Streaming>,
     /// Largest HTTP upgrade request head, in bytes; over it the answer is 431. Default: 16 KiB.
     /// Guards against header floods.
     pub max_handshake_bytes: usize,
@@ -322,6 +333,7 @@ impl Default for Config {
             max_tracked_ips: 65_536,
             max_frame_size: 16 << 20,
             max_message_size: 16 << 20,
+            streaming: None,
             max_handshake_bytes: 16 << 10,
             max_headers: 64,
             read_buffer_size: 64 << 10,
@@ -386,6 +398,8 @@ setters! {
     max_frame_size: usize,
     /// Set [`Config::max_message_size`].
     max_message_size: usize,
+    /// Set [`Config::streaming`].
+    streaming: Option<Streaming>,
     /// Set [`Config::max_handshake_bytes`].
     max_handshake_bytes: usize,
     /// Set [`Config::max_headers`].

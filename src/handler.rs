@@ -9,7 +9,7 @@ use bytes::Bytes;
 use crate::error::Error;
 use crate::protocol::close::CloseFrame;
 use crate::protocol::handshake::RequestHead;
-use crate::protocol::message::Message;
+use crate::protocol::message::{Chunk, Message};
 use crate::runtime::context::Context;
 use crate::runtime::deferred::{self, Deferred, PendingUpgrade};
 use crate::runtime::handle::{ConnId, ServerHandle};
@@ -37,6 +37,19 @@ pub trait Handler: 'static {
     /// A complete text or binary message arrived (reassembled, inflated, UTF-8 checked).
     fn on_message(&mut self, ctx: &mut Context<'_>, msg: Message) {
         let _ = (ctx, msg);
+    }
+
+    /// The next piece of a message streamed to this connection ([`Config::streaming`],
+    /// [`Context::set_streaming`]): chunks come in order, the first with
+    /// [`Chunk::is_first`], the last with [`Chunk::is_last`]; text chunks are whole code points.
+    /// Streaming is off unless turned on, and then a handler that does not override this
+    /// method loses its large messages. If the message fails after some chunks (invalid UTF-8,
+    /// over [`Streaming::max_size`](crate::Streaming::max_size)), [`Handler::on_error`] and
+    /// [`Handler::on_close`] follow instead of a last chunk.
+    ///
+    /// [`Config::streaming`]: crate::Config::streaming
+    fn on_chunk(&mut self, ctx: &mut Context<'_>, chunk: Chunk) {
+        let _ = (ctx, chunk);
     }
 
     /// A ping arrived. volley has already queued the pong; this is for observation only.

@@ -111,6 +111,77 @@ impl From<Bytes> for Message {
     }
 }
 
+/// A piece of a streamed message, as [`Handler::on_chunk`](crate::Handler::on_chunk) receives
+/// it: the message's kind, its next bytes, and whether they are the first and the last.
+///
+/// A text message's chunks are each valid UTF-8 on their own (split on code point boundaries,
+/// validated as they arrive); a compressed message's chunks are already inflated. The chunks of
+/// one message arrive in order, with no other data message between them (control frames may
+/// come between, as RFC 6455 §5.4 allows). If the message turns out to be invalid later (bad
+/// UTF-8, over the size limit), the connection is closed with its code and the handler sees
+/// [`on_error`](crate::Handler::on_error) instead of a last chunk: whatever it did with the
+/// earlier chunks (a file on disk) it should then undo.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Chunk {
+    data: Message,
+    first: bool,
+    last: bool,
+}
+
+impl Chunk {
+    /// A chunk of a message: `data`'s kind is the message's kind.
+    pub fn new(data: Message, first: bool, last: bool) -> Self {
+        Chunk { data, first, last }
+    }
+    /// This chunk's bytes, as a [`Message`] of the streamed message's kind.
+    pub fn data(&self) -> &Message {
+        &self.data
+    }
+    /// This chunk's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.data.as_bytes()
+    }
+    /// This chunk's text, for a text message.
+    pub fn as_text(&self) -> Option<&str> {
+        self.data.as_text()
+    }
+    /// Whether the streamed message is text.
+    pub fn is_text(&self) -> bool {
+        self.data.is_text()
+    }
+    /// Whether this is the message's first chunk.
+    pub fn is_first(&self) -> bool {
+        self.first
+    }
+    /// Whether this is the message's last chunk (it may be empty).
+    pub fn is_last(&self) -> bool {
+        self.last
+    }
+    /// Length of this chunk in bytes.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+    /// Whether this chunk has no bytes (a last chunk can be empty).
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+    /// The chunk's bytes, without copying.
+    pub fn into_bytes(self) -> Bytes {
+        self.data.into_bytes()
+    }
+}
+
+impl fmt::Debug for Chunk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Chunk")
+            .field("text", &self.is_text())
+            .field("len", &self.len())
+            .field("first", &self.first)
+            .field("last", &self.last)
+            .finish()
+    }
+}
+
 /// Reference-counted bytes that are known to be valid UTF-8.
 ///
 /// The only ways to build one validate the contents (or start from a `str`), so

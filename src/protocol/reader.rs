@@ -13,7 +13,7 @@ use crate::protocol::close::CloseFrame;
 use crate::protocol::error::ProtocolError;
 use crate::protocol::frame::{FrameHeader, OpCode};
 use crate::protocol::mask::apply_mask;
-use crate::protocol::message::{Message, Utf8Bytes};
+use crate::protocol::message::{Chunk, Message, Utf8Bytes};
 use crate::protocol::utf8::Utf8Validator;
 
 /// Which side of the connection we are: servers require masked frames, clients refuse them.
@@ -36,6 +36,43 @@ pub struct ReaderConfig {
     pub max_message_size: usize,
 }
 
+/// Which messages a connection receives in pieces, as they arrive, instead of whole
+/// ([`Handler::on_chunk`](crate::Handler::on_chunk) instead of `on_message`): set for every
+/// connection with [`Config::streaming`](crate::Config::streaming) or for one with
+/// [`Context::set_streaming`](crate::Context::set_streaming).
+///
+/// A message is streamed once it is known to be larger than [`over`](Streaming::over) bytes on
+/// the wire: from its first frame's header, or when a fragment takes it over (the fragments held
+/// until then are its first chunk). Smaller messages still arrive whole. A streamed message is
+/// bounded by [`max_size`](Streaming::max_size) instead of `max_message_size` and
+/// `max_frame_size`: its frames are never held whole, so memory is bounded by the read buffer
+/// whatever the message's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Streaming {
+    /// Messages larger than this many bytes are streamed (0: every message).
+    pub over: usize,
+    /// The most bytes one streamed message may carry (inflated, when compressed); more fails
+    /// the connection with 1009 Message Too Big. Default: unlimited (`u64::MAX`).
+    pub max_size: u64,
+}
+
+impl Streaming {
+    /// Stream messages larger than `bytes`, of any total size.
+    pub fn over(bytes: usize) -> Self {
+        Streaming {
+            over: bytes,
+            max_size: u64::MAX,
+        }
+    }
+
+    /// Limit a streamed message to `bytes` in all (inflated, when compressed).
+    pub fn max_size(mut self, bytes: u64) -> Self {
+        self.max_size = bytes;
+        self
+    }
+}
+
 /// What the reader produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -46,6 +83,21 @@ pub enum Event {
     Compressed {
         /// Whether the message is text.
         text: bool,
+        /// The compressed bytes.
+        payload: Bytes,
+    },
+    /// The next piece of a streamed, uncompressed message (see [`Streaming`]); text chunks are
+    /// validated and end on code point boundaries.
+    Chunk(Chunk),
+    /// The next piece of a streamed compressed message: raw compressed bytes, in order; the
+    /// caller inflates (the sync tail is not included) and validates text.
+    CompressedChunk {
+        /// Whether the message is text.
+        text: bool,
+        /// Whether this is the message's first piece.
+        first: bool,
+        /// Whether this is the message's last piece.
+        last: bool,
         /// The compressed bytes.
         payload: Bytes,
     },
@@ -74,16 +126,52 @@ enum Open {
     },
 }
 
+/// What the reader holds of the data message in progress.
+#[derive(Debug)]
+enum Held {
+    /// Payload received so far of the fragmented message being reassembled; empty and
+    /// unallocated otherwise.
+    Fragments(Vec<u8>),
+    /// Where a streamed message is (it holds none of its payload).
+    Stream(Box<Streamed>),
+}
+
+impl Default for Held {
+    fn default() -> Self {
+        Held::Fragments(Vec::new())
+    }
+}
+
+/// The state of a message being streamed.
+#[derive(Debug)]
+struct Streamed {
+    /// Payload bytes of the current frame still to come.
+    rest: u64,
+    /// The current frame's masking key.
+    mask: Option<[u8; 4]>,
+    /// The position in the key of the next payload byte.
+    mask_at: usize,
+    /// Whether the current frame is the message's last.
+    fin: bool,
+    /// Whether the message is text.
+    text: bool,
+    /// Whether the message is compressed (RSV1 on its first frame).
+    compressed: bool,
+    /// Payload bytes of the message announced so far (wire size).
+    total: u64,
+    /// Whether no chunk has been produced yet.
+    first: bool,
+}
+
 /// Per-connection reading state: kept small, since every connection holds one.
 ///
 /// 40 bytes on 64-bit targets, and no heap memory between messages: the reassembly buffer is
 /// allocated when a fragmented message starts and handed over (as the message's [`Bytes`]) when it
-/// ends.
+/// ends; a streamed message holds a few words while it lasts.
 #[derive(Debug, Default)]
 pub struct Reader {
-    /// Payload received so far of the fragmented message being reassembled; empty and unallocated
-    /// otherwise.
-    fragments: Vec<u8>,
+    /// The fragments of the message being reassembled, or the state of a streamed one.
+    held: Held,
     /// Payload bytes of the frame at the front of the read buffer that are already unmasked and
     /// fed to `utf8` while the rest of the frame is still to come (text frames only; 0 otherwise).
     checked: usize,
@@ -134,7 +222,21 @@ impl Reader {
         buf: &mut BytesMut,
         cfg: &ReaderConfig,
     ) -> Result<Option<Event>, ProtocolError> {
-        let result = self.read_frames(buf, cfg);
+        self.read_streaming(buf, cfg, None)
+    }
+
+    /// [`Reader::read`], streaming the messages that `streaming` selects: they come out as
+    /// [`Event::Chunk`]s (or [`Event::CompressedChunk`]s) as their bytes arrive, each frame's
+    /// payload split off the front of `buf` as it comes, so `buf` never holds more than one
+    /// read's worth of them. A message that began streaming goes on streaming to its end even
+    /// if `streaming` changes.
+    pub fn read_streaming(
+        &mut self,
+        buf: &mut BytesMut,
+        cfg: &ReaderConfig,
+        streaming: Option<Streaming>,
+    ) -> Result<Option<Event>, ProtocolError> {
+        let result = self.read_frames(buf, cfg, streaming);
         if result.is_err() {
             *self = Reader {
                 compression: self.compression,
@@ -159,12 +261,42 @@ impl Reader {
         &mut self,
         buf: &mut BytesMut,
         cfg: &ReaderConfig,
+        streaming: Option<Streaming>,
     ) -> Result<Option<Event>, ProtocolError> {
         loop {
+            if let Held::Stream(s) = &mut self.held {
+                if s.rest > 0 {
+                    // The next bytes of a streamed frame's payload.
+                    let n = buf.len().min(usize::try_from(s.rest).unwrap_or(usize::MAX));
+                    if n == 0 {
+                        return Ok(None);
+                    }
+                    let mut fresh = buf.split_to(n);
+                    if let Some(key) = s.mask {
+                        apply_mask(&mut fresh, key, s.mask_at);
+                    }
+                    s.mask_at = (s.mask_at + n) & 3;
+                    s.rest -= n as u64;
+                    let last = s.rest == 0 && s.fin;
+                    if let Some(event) = self.stream_chunk(fresh, last)? {
+                        return Ok(Some(event));
+                    }
+                    continue;
+                }
+            }
             let Some((header, header_len)) = FrameHeader::decode(buf)? else {
                 return Ok(None);
             };
-            let payload_len = self.check_header(&header, cfg)?;
+            let streamed = self.streams(&header, streaming);
+            let max = streamed.then(|| streaming.map_or(u64::MAX, |s| s.max_size));
+            let payload_len = self.check_header(&header, cfg, max)?;
+            if streamed {
+                buf.advance(header_len);
+                if let Some(event) = self.start_stream_frame(&header, payload_len) {
+                    return Ok(Some(event));
+                }
+                continue;
+            }
             let frame_len = header_len
                 .checked_add(payload_len)
                 .ok_or_else(|| too_large(header.payload_len, cfg))?;
@@ -208,10 +340,13 @@ impl Reader {
     }
 
     /// All checks that need only the header (and the reader's state); returns the payload length.
+    /// A streamed frame (`streamed_max`: the stream's size limit) is bounded by that limit
+    /// alone, not by `max_frame_size` and `max_message_size`.
     fn check_header(
         &self,
         header: &FrameHeader,
         cfg: &ReaderConfig,
+        streamed_max: Option<u64>,
     ) -> Result<usize, ProtocolError> {
         match (cfg.role, header.mask.is_some()) {
             (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
@@ -244,11 +379,21 @@ impl Reader {
                 _ => {}
             }
         }
+        if let Some(max) = streamed_max {
+            let size = self.message_so_far().saturating_add(header.payload_len);
+            if size > max {
+                return Err(ProtocolError::MessageTooLarge {
+                    size,
+                    max: usize::try_from(max).unwrap_or(usize::MAX),
+                });
+            }
+            return usize::try_from(header.payload_len).map_err(|_| too_large(header.payload_len, cfg));
+        }
         if header.payload_len > to_u64(cfg.max_frame_size) {
             return Err(too_large(header.payload_len, cfg));
         }
         if !control {
-            let size = to_u64(self.fragments.len()).saturating_add(header.payload_len);
+            let size = self.message_so_far().saturating_add(header.payload_len);
             if size > to_u64(cfg.max_message_size) {
                 return Err(ProtocolError::MessageTooLarge {
                     size,
@@ -257,6 +402,141 @@ impl Reader {
             }
         }
         usize::try_from(header.payload_len).map_err(|_| too_large(header.payload_len, cfg))
+    }
+
+    /// Payload bytes of the data message in progress so far (0 between messages).
+    fn message_so_far(&self) -> u64 {
+        match &self.held {
+            Held::Fragments(v) => to_u64(v.len()),
+            Held::Stream(s) => s.total,
+        }
+    }
+
+    /// Whether this frame's payload is streamed: it belongs to a message already streaming, or
+    /// it is a data frame that takes its message over `streaming.over`.
+    fn streams(&self, header: &FrameHeader, streaming: Option<Streaming>) -> bool {
+        if header.opcode.is_control() {
+            return false;
+        }
+        if matches!(self.held, Held::Stream(_)) {
+            return true;
+        }
+        streaming.is_some_and(|s| {
+            self.message_so_far().saturating_add(header.payload_len) > to_u64(s.over)
+        })
+    }
+
+    /// A streamed frame's header has been consumed: start (or go on with) the stream. Returns
+    /// a chunk when there is one to hand out at once: the fragments held before the message
+    /// went over the threshold, or the empty last chunk of an empty final frame.
+    fn start_stream_frame(&mut self, header: &FrameHeader, payload_len: usize) -> Option<Event> {
+        let held = match &mut self.held {
+            Held::Stream(s) => {
+                s.rest = to_u64(payload_len);
+                s.mask = header.mask;
+                s.mask_at = 0;
+                s.fin = header.fin;
+                s.total = s.total.saturating_add(to_u64(payload_len));
+                Vec::new()
+            }
+            Held::Fragments(fragments) => {
+                let held = std::mem::take(fragments);
+                let (text, compressed) = match (header.opcode, self.open) {
+                    (OpCode::Continuation, Open::Compressed { text }) => (text, true),
+                    (OpCode::Continuation, open) => (open == Open::Text, false),
+                    (opcode, _) => (opcode == OpCode::Text, header.rsv1),
+                };
+                self.open = match (compressed, text) {
+                    (true, text) => Open::Compressed { text },
+                    (false, true) => Open::Text,
+                    (false, false) => Open::Binary,
+                };
+                self.held = Held::Stream(Box::new(Streamed {
+                    rest: to_u64(payload_len),
+                    mask: header.mask,
+                    mask_at: 0,
+                    fin: header.fin,
+                    text,
+                    compressed,
+                    total: to_u64(held.len()).saturating_add(to_u64(payload_len)),
+                    first: true,
+                }));
+                held
+            }
+        };
+        let last = payload_len == 0 && header.fin;
+        if held.is_empty() && !last {
+            return None;
+        }
+        // The fragments held so far: text among them was validated as it came, and an
+        // incomplete code point at their end stays in the validator for the next chunk.
+        let mut held = BytesMut::from(Bytes::from(held));
+        let complete = held.len() - self.held_back_text();
+        held.truncate(complete);
+        // Cannot fail: held text was validated, and `last` chunks are checked in `stream_chunk`.
+        self.stream_chunk_validated(held, last).ok().flatten()
+    }
+
+    /// Bytes of an incomplete code point the validator holds for an uncompressed text stream.
+    fn held_back_text(&self) -> usize {
+        match self.open {
+            Open::Text => self.utf8.held_back(),
+            _ => 0,
+        }
+    }
+
+    /// Fresh (unmasked) payload bytes of a streamed message: the event they make, if any.
+    fn stream_chunk(&mut self, fresh: BytesMut, last: bool) -> Result<Option<Event>, ProtocolError> {
+        let data = if self.open == Open::Text {
+            self.utf8
+                .complete_text(fresh)
+                .map_err(|_| ProtocolError::InvalidUtf8)?
+        } else {
+            fresh
+        };
+        self.stream_chunk_validated(data, last)
+    }
+
+    /// Bytes ready to leave as the stream's next chunk (text already validated and cut on a
+    /// code point boundary); an empty chunk leaves only as the last one.
+    fn stream_chunk_validated(
+        &mut self,
+        data: BytesMut,
+        last: bool,
+    ) -> Result<Option<Event>, ProtocolError> {
+        let Held::Stream(s) = &mut self.held else {
+            return Ok(None);
+        };
+        if data.is_empty() && !last {
+            return Ok(None);
+        }
+        let first = std::mem::replace(&mut s.first, false);
+        let (text, compressed) = (s.text, s.compressed);
+        if last {
+            self.held = Held::default();
+            self.open = Open::None;
+        }
+        let data = data.freeze();
+        let event = if compressed {
+            Event::CompressedChunk {
+                text,
+                first,
+                last,
+                payload: data,
+            }
+        } else if text {
+            if last {
+                self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+            Event::Chunk(Chunk::new(
+                Message::Text(Utf8Bytes::from_validated(data)),
+                first,
+                last,
+            ))
+        } else {
+            Event::Chunk(Chunk::new(Message::Binary(data), first, last))
+        };
+        Ok(Some(event))
     }
 
     /// Whether the frame's payload is (uncompressed) text, validated as it arrives.
@@ -303,16 +583,23 @@ impl Reader {
                     (false, true) => Open::Text,
                     (false, false) => Open::Binary,
                 };
-                self.fragments.extend_from_slice(&payload);
+                self.held = Held::Fragments(payload.to_vec());
                 return Ok(None);
             }
             OpCode::Continuation => {
-                self.fragments.extend_from_slice(&payload);
+                // (A streamed message never gets here: `read_frames` consumes its frames.)
+                let Held::Fragments(fragments) = &mut self.held else {
+                    return Err(ProtocolError::UnexpectedContinuation);
+                };
+                fragments.extend_from_slice(&payload);
                 if !header.fin {
                     return Ok(None);
                 }
                 // Hand the buffer over: the reader is left with no heap memory.
-                let payload = Bytes::from(std::mem::take(&mut self.fragments));
+                let payload = match std::mem::take(&mut self.held) {
+                    Held::Fragments(fragments) => Bytes::from(fragments),
+                    Held::Stream(_) => return Err(ProtocolError::UnexpectedContinuation),
+                };
                 match std::mem::take(&mut self.open) {
                     Open::Text => self.finish_text(payload)?,
                     Open::Binary => Event::Message(Message::Binary(payload)),
@@ -427,7 +714,7 @@ mod tests {
                     Ok(Some(e)) => events.push(e),
                     Ok(None) => break,
                     Err(e) => {
-                        assert!(reader.fragments.capacity() == 0);
+                        assert!(held_capacity(&reader) == 0);
                         return Outcome {
                             events,
                             error: Some(e),
@@ -438,7 +725,7 @@ mod tests {
             }
         }
         if reader.is_idle() {
-            assert_eq!(reader.fragments.capacity(), 0, "idle reader holds memory");
+            assert_eq!(held_capacity(&reader), 0, "idle reader holds memory");
         }
         Outcome {
             events,
@@ -973,20 +1260,20 @@ mod tests {
         let mut buf = BytesMut::from(&input[..1500]);
         assert_eq!(r.read(&mut buf, &server()), Ok(None));
         assert!(!r.is_idle());
-        assert!(r.fragments.capacity() >= 1000);
+        assert!(held_capacity(&r) >= 1000);
         buf.extend_from_slice(&input[1500..]);
         let Ok(Some(Event::Message(m))) = r.read(&mut buf, &server()) else {
             panic!("expected a message");
         };
         assert_eq!(m.len(), 2000);
         assert!(r.is_idle());
-        assert_eq!(r.fragments.capacity(), 0);
+        assert_eq!(held_capacity(&r), 0);
         // And after an error mid-message (the first fragment is 8 + 1000 bytes).
         let mut buf = BytesMut::from(&input[..1008]);
         assert_eq!(r.read(&mut buf, &server()), Ok(None));
         buf.extend_from_slice(&cf(OpCode::Ping, false, b""));
         assert!(r.read(&mut buf, &server()).is_err());
-        assert_eq!(r.fragments.capacity(), 0);
+        assert_eq!(held_capacity(&r), 0);
     }
 
     #[test]
@@ -1097,6 +1384,286 @@ mod tests {
             assert_eq!(out.error, None);
             assert_eq!(out.events, expected);
             assert_eq!(out.left, 0);
+        }
+    }
+
+    fn held_capacity(r: &Reader) -> usize {
+        match &r.held {
+            Held::Fragments(v) => v.capacity(),
+            Held::Stream(_) => usize::MAX,
+        }
+    }
+
+    /// What a streaming read of `chunks` gives, with each streamed message's chunks joined
+    /// back into the message (checking their flags on the way), and the most bytes `buf` held
+    /// after a read that returned `Ok(None)`.
+    struct Streamed {
+        events: Vec<Event>,
+        chunks: usize,
+        error: Option<ProtocolError>,
+        most_left: usize,
+    }
+
+    fn run_streaming<'a>(
+        chunks: impl IntoIterator<Item = &'a [u8]>,
+        cfg: &ReaderConfig,
+        streaming: Streaming,
+    ) -> Streamed {
+        let mut reader = Reader::new();
+        reader.set_compression(true);
+        let mut buf = BytesMut::new();
+        let mut out = Streamed {
+            events: Vec::new(),
+            chunks: 0,
+            error: None,
+            most_left: 0,
+        };
+        let mut joining: Option<(bool, Vec<u8>)> = None;
+        for chunk in chunks {
+            buf.extend_from_slice(chunk);
+            loop {
+                match reader.read_streaming(&mut buf, cfg, Some(streaming)) {
+                    Ok(Some(Event::Chunk(c))) => {
+                        out.chunks += 1;
+                        assert_eq!(c.is_first(), joining.is_none(), "first flag");
+                        assert!(c.is_last() || !c.is_empty(), "empty chunk before the last");
+                        let (is_text, data) = joining.get_or_insert((c.is_text(), Vec::new()));
+                        assert_eq!(*is_text, c.is_text());
+                        if c.is_text() {
+                            assert!(c.as_text().is_some());
+                        }
+                        data.extend_from_slice(c.as_bytes());
+                        if c.is_last() {
+                            let (is_text, data) = joining.take().unwrap();
+                            out.events.push(if is_text {
+                                text(std::str::from_utf8(&data).unwrap())
+                            } else {
+                                binary(&data)
+                            });
+                        }
+                    }
+                    Ok(Some(e)) => out.events.push(e),
+                    Ok(None) => {
+                        out.most_left = out.most_left.max(buf.len());
+                        break;
+                    }
+                    Err(e) => {
+                        assert_eq!(held_capacity(&reader), 0);
+                        out.error = Some(e);
+                        return out;
+                    }
+                }
+            }
+        }
+        assert!(joining.is_none() || !reader.is_idle());
+        out
+    }
+
+    #[test]
+    fn streamed_messages_come_out_as_their_bytes_arrive() {
+        let payload: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
+        let input = cf(OpCode::Binary, true, &payload);
+        let mut reader = Reader::new();
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        for (i, piece) in input.chunks(4096).enumerate() {
+            buf.extend_from_slice(piece);
+            while let Some(ev) = reader
+                .read_streaming(&mut buf, &server(), Some(Streaming::over(1000)))
+                .unwrap()
+            {
+                let Event::Chunk(c) = ev else {
+                    panic!("expected a chunk, got {ev:?}");
+                };
+                assert_eq!(c.is_first(), got.is_empty());
+                assert_eq!(c.is_last(), got.len() + c.len() == payload.len());
+                got.extend_from_slice(c.as_bytes());
+            }
+            // Nothing is held back: every payload byte left as soon as it came.
+            assert!(buf.is_empty(), "read {i} left {} bytes", buf.len());
+            assert!(!reader.is_idle() || got.len() == payload.len());
+        }
+        assert_eq!(got, payload);
+        assert!(reader.is_idle());
+        assert_eq!(held_capacity(&reader), 0);
+    }
+
+    #[test]
+    fn small_messages_still_come_whole_and_fragments_switch_when_over() {
+        let streaming = Streaming::over(100);
+        // Under the threshold: whole messages, as without streaming.
+        let out = run_streaming([&cf(OpCode::Text, true, b"hello")[..]], &server(), streaming);
+        assert_eq!((out.events, out.chunks), (vec![text("hello")], 0));
+        // Fragments held until the message goes over 100 bytes: then they leave as its first
+        // chunk, and the rest streams; a ping between fragments comes out where it was.
+        let input = cat(&[
+            cf(OpCode::Binary, false, &[1; 60]),
+            cf(OpCode::Ping, true, b"p"),
+            cf(OpCode::Continuation, false, &[2; 60]),
+            cf(OpCode::Continuation, true, &[3; 60]),
+        ]);
+        let mut expected = [1u8; 60].to_vec();
+        expected.extend_from_slice(&[2; 60]);
+        expected.extend_from_slice(&[3; 60]);
+        let out = run_streaming([&input[..]], &server(), streaming);
+        assert_eq!(out.error, None);
+        assert_eq!(out.events, vec![Event::Ping(Bytes::from_static(b"p")), binary(&expected)]);
+        assert_eq!(out.chunks, 3);
+    }
+
+    #[test]
+    fn streamed_text_is_cut_on_code_points_and_fails_late_when_invalid() {
+        let text_in = "ab€😀é".repeat(300);
+        let input = cf(OpCode::Text, true, text_in.as_bytes());
+        for step in [1, 2, 3, 5, 7, 64, 1000] {
+            let out = run_streaming(input.chunks(step), &server(), Streaming::over(0));
+            assert_eq!(out.error, None, "step {step}");
+            assert_eq!(out.events, vec![text(&text_in)]);
+        }
+        // Invalid UTF-8 near the end fails the message after its first chunks went out.
+        let mut bad = text_in.clone().into_bytes();
+        let at = bad.len() - 3;
+        bad[at] = 0xff;
+        let input = cf(OpCode::Text, true, &bad);
+        let out = run_streaming(input.chunks(500), &server(), Streaming::over(0));
+        assert_eq!(out.error, Some(ProtocolError::InvalidUtf8));
+        assert!(out.chunks > 0);
+        // So does a message that ends inside a code point.
+        let input = cat(&[
+            cf(OpCode::Text, false, "x€".as_bytes()),
+            cf(OpCode::Continuation, true, &"€".as_bytes()[..2]),
+        ]);
+        let out = run_streaming([&input[..]], &server(), Streaming::over(0));
+        assert_eq!(out.error, Some(ProtocolError::InvalidUtf8));
+    }
+
+    #[test]
+    fn streamed_messages_have_their_own_size_limit() {
+        // Frame and message limits do not apply (nothing is held)...
+        let cfg = limits(1000, 1000);
+        let input = cf(OpCode::Binary, true, &[7; 50_000]);
+        let out = run_streaming(input.chunks(3000), &cfg, Streaming::over(10));
+        assert_eq!((out.error, out.events), (None, vec![binary(&[7; 50_000])]));
+        // ... the stream's does, from the header, across fragments.
+        let streaming = Streaming::over(10).max_size(40_000);
+        let out = run_streaming([&input[..]], &cfg, streaming);
+        assert!(matches!(out.error, Some(ProtocolError::MessageTooLarge { size: 50_000, .. })));
+        assert_eq!(out.chunks, 0, "refused before any payload");
+        let input = cat(&[
+            cf(OpCode::Binary, false, &[1; 30_000]),
+            cf(OpCode::Continuation, true, &[2; 30_000]),
+        ]);
+        let out = run_streaming([&input[..]], &cfg, streaming);
+        assert!(matches!(out.error, Some(ProtocolError::MessageTooLarge { size: 60_000, .. })));
+        // Frame rules still hold inside a stream.
+        let input = cat(&[
+            cf(OpCode::Binary, false, &[1; 300]),
+            cf(OpCode::Text, true, b"x"),
+        ]);
+        let out = run_streaming([&input[..]], &cfg, Streaming::over(10));
+        assert_eq!(out.error, Some(ProtocolError::ExpectedContinuation));
+    }
+
+    #[test]
+    fn compressed_messages_stream_their_raw_bytes() {
+        let input = cat(&[
+            cfr(OpCode::Text, false, true, &[9; 700]),
+            cf(OpCode::Continuation, true, &[8; 700]),
+        ]);
+        let mut reader = Reader::new();
+        reader.set_compression(true);
+        let mut buf = BytesMut::new();
+        let mut joined = Vec::new();
+        let mut lasts = 0;
+        for piece in input.chunks(333) {
+            buf.extend_from_slice(piece);
+            while let Some(ev) = reader
+                .read_streaming(&mut buf, &server(), Some(Streaming::over(100)))
+                .unwrap()
+            {
+                let Event::CompressedChunk {
+                    text,
+                    first,
+                    last,
+                    payload,
+                } = ev
+                else {
+                    panic!("expected a compressed chunk, got {ev:?}");
+                };
+                assert!(text);
+                assert_eq!(first, joined.is_empty());
+                lasts += usize::from(last);
+                joined.extend_from_slice(&payload);
+            }
+        }
+        assert_eq!(lasts, 1);
+        assert_eq!(joined.len(), 1400);
+        assert!(joined[..700].iter().all(|&b| b == 9) && joined[700..].iter().all(|&b| b == 8));
+    }
+
+    #[test]
+    fn random_valid_streams_read_back_when_streamed() {
+        let alphabet = ["a", " ", "é", "€", "𝄞", "κόσμε"];
+        let mut rng = Rng(0x5eed_0f_c0ffee);
+        for _ in 0..300 {
+            let mut input = Vec::new();
+            let mut expected = Vec::new();
+            for _ in 0..rng.below(5) + 1 {
+                let is_text = rng.below(2) == 0;
+                let payload: Vec<u8> = if is_text {
+                    (0..rng.below(80))
+                        .flat_map(|_| alphabet[rng.below(alphabet.len())].bytes())
+                        .collect()
+                } else {
+                    (0..rng.below(400)).map(|_| rng.next() as u8).collect()
+                };
+                let mut cuts: Vec<usize> = (0..rng.below(4))
+                    .map(|_| rng.below(payload.len() + 1))
+                    .collect();
+                cuts.sort_unstable();
+                cuts.push(payload.len());
+                let mut from = 0;
+                for (i, &to) in cuts.iter().enumerate() {
+                    let op = match (i, is_text) {
+                        (0, true) => OpCode::Text,
+                        (0, false) => OpCode::Binary,
+                        _ => OpCode::Continuation,
+                    };
+                    let key = (rng.next() as u32).to_ne_bytes();
+                    let fin = i + 1 == cuts.len();
+                    input.extend_from_slice(
+                        &Frame::new(op, &payload[from..to])
+                            .with_fin(fin)
+                            .masked(key)
+                            .encode(),
+                    );
+                    from = to;
+                    if !fin && rng.below(3) == 0 {
+                        let ping = vec![rng.next() as u8; rng.below(126)];
+                        input.extend_from_slice(&cf(OpCode::Ping, true, &ping));
+                        expected.push(Event::Ping(Bytes::from(ping)));
+                    }
+                }
+                expected.push(if is_text {
+                    text(std::str::from_utf8(&payload).unwrap())
+                } else {
+                    binary(&payload)
+                });
+            }
+            let mut chunks = Vec::new();
+            let mut rest = &input[..];
+            while !rest.is_empty() {
+                let (a, b) = rest.split_at(rng.below(rest.len().min(50)) + 1);
+                chunks.push(a);
+                rest = b;
+            }
+            let over = rng.below(200);
+            let out = run_streaming(chunks, &server(), Streaming::over(over));
+            assert_eq!(out.error, None);
+            assert_eq!(out.events, expected, "over {over}");
+            // What stays in the buffer between reads is at most a frame header or a small
+            // frame that is not streamed (data up to `over`, or a control frame).
+            assert!(out.most_left <= over.max(125) + 14, "left {}", out.most_left);
         }
     }
 

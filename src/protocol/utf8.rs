@@ -4,6 +4,8 @@
 //! validator keeps at most three bytes of an incomplete sequence between calls, so each fragment is
 //! checked as it arrives (fail fast) with the standard library's fast validator doing the bulk.
 
+use bytes::BytesMut;
+
 /// Validation state carried between fragments: the bytes of an incomplete trailing code point.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Utf8Validator {
@@ -67,6 +69,35 @@ impl Utf8Validator {
         }
     }
 
+    /// Validate `fresh`, the next bytes of a streamed text message, and return the text in it
+    /// that is complete: a code point left incomplete by the previous call is completed at its
+    /// front (only then are the bytes copied), and one left incomplete at its end is kept back
+    /// for the next call (it is in the validator). Every returned chunk is valid UTF-8 on its
+    /// own; [`Utf8Validator::finish`] at the end of the message says whether anything was left.
+    pub fn complete_text(&mut self, mut fresh: BytesMut) -> Result<BytesMut, InvalidUtf8> {
+        let carried = usize::from(self.pending_len);
+        let carry = self.pending;
+        self.feed(&fresh)?;
+        // What is kept back now never exceeds what was carried plus what came.
+        let complete = (carried + fresh.len()).saturating_sub(usize::from(self.pending_len));
+        if carried == 0 {
+            fresh.truncate(complete);
+            return Ok(fresh);
+        }
+        if complete == 0 {
+            return Ok(BytesMut::new());
+        }
+        let mut out = BytesMut::with_capacity(complete);
+        out.extend_from_slice(&carry[..carried]);
+        out.extend_from_slice(&fresh[..complete - carried]);
+        Ok(out)
+    }
+
+    /// Bytes of an incomplete code point held back (0 to 3).
+    pub fn held_back(&self) -> usize {
+        usize::from(self.pending_len)
+    }
+
     /// The message ended: valid only if no code point is left incomplete. Resets the validator.
     pub fn finish(&mut self) -> Result<(), InvalidUtf8> {
         let incomplete = self.is_incomplete();
@@ -89,6 +120,33 @@ pub fn validate(input: &[u8]) -> Result<(), InvalidUtf8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streamed_text_comes_out_in_whole_code_points() {
+        let text = "aé€😀 ok ß€😀".as_bytes();
+        for a in 0..=text.len() {
+            for b in a..=text.len() {
+                let mut v = Utf8Validator::new();
+                let mut joined = Vec::new();
+                for piece in [&text[..a], &text[a..b], &text[b..]] {
+                    let out = v.complete_text(BytesMut::from(piece)).unwrap();
+                    assert!(std::str::from_utf8(&out).is_ok(), "split {a}/{b}: {out:?}");
+                    joined.extend_from_slice(&out);
+                }
+                assert_eq!(v.held_back(), 0);
+                assert!(v.finish().is_ok());
+                assert_eq!(joined, text, "split {a}/{b}");
+            }
+        }
+        // Invalid bytes fail at once, an incomplete end at `finish`.
+        let mut v = Utf8Validator::new();
+        assert!(v.complete_text(BytesMut::from(&b"ok \xff"[..])).is_err());
+        let mut v = Utf8Validator::new();
+        let out = v.complete_text(BytesMut::from(&b"ok \xe2\x82"[..])).unwrap();
+        assert_eq!(&out[..], b"ok ");
+        assert_eq!(v.held_back(), 2);
+        assert!(v.finish().is_err());
+    }
 
     fn split_everywhere(input: &[u8]) -> bool {
         let whole = std::str::from_utf8(input).is_ok();

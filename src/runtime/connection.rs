@@ -9,7 +9,8 @@ use std::net::SocketAddr;
 use bytes::{Buf, Bytes, BytesMut};
 use mio::net::TcpStream;
 
-use crate::protocol::reader::Reader;
+use crate::protocol::deflate::InflateStream;
+use crate::protocol::reader::{Reader, Streaming};
 use crate::runtime::compress::ConnDeflate;
 use crate::runtime::pubsub::Membership;
 use crate::runtime::timer::TimerKey;
@@ -95,6 +96,14 @@ pub(crate) struct Extra {
     pub fragmenting: Option<Box<Fragmenting>>,
     /// The application asked for `on_drain` once the queue has been written.
     pub drain_requested: bool,
+    /// Which messages this connection receives in chunks ([`Config::streaming`] at the start).
+    ///
+    /// [`Config::streaming`]: crate::Config::streaming
+    pub streaming: Option<Streaming>,
+    /// The compressed message being streamed, inflating chunk by chunk.
+    pub inflating: Option<Box<InflateStream>>,
+    /// The streamed message in progress was refused by the rate limit: its chunks are dropped.
+    pub stream_refused: bool,
     /// When the outbound queue last failed to empty (the socket was full): the start of the
     /// wait the queue-wait histogram records when it drains.
     #[cfg(feature = "metrics")]

@@ -9,6 +9,7 @@ use crate::config::Compress;
 use crate::error::Error;
 use crate::protocol::close::CloseCode;
 use crate::protocol::message::Message;
+use crate::protocol::reader::Streaming;
 use crate::runtime::connection::{ConnCore, Phase};
 use crate::runtime::handle::{ConnHandle, ConnId, ServerHandle};
 use crate::runtime::pubsub::SharedFrame;
@@ -110,6 +111,40 @@ impl Context<'_> {
     pub fn notify_drain(&mut self) {
         self.core.extra().drain_requested = true;
         self.state.mark_dirty(self.core);
+    }
+
+    /// Receive this connection's large messages in chunks ([`Handler::on_chunk`]) from the next
+    /// message on, as `streaming` says, or whole again with `None`; starts as
+    /// [`Config::streaming`]. A message already streaming goes on in chunks to its end.
+    ///
+    /// ```
+    /// use volley::{Chunk, Context, Handler, Streaming};
+    /// struct Upload { received: u64 }
+    /// impl Handler for Upload {
+    ///     fn on_open(&mut self, ctx: &mut Context<'_>) {
+    ///         // Anything over 64 KiB arrives in pieces, up to 1 GiB in all.
+    ///         ctx.set_streaming(Some(Streaming::over(64 << 10).max_size(1 << 30)));
+    ///     }
+    ///     fn on_chunk(&mut self, ctx: &mut Context<'_>, chunk: Chunk) {
+    ///         self.received += chunk.len() as u64;
+    ///         if chunk.is_last() {
+    ///             let _ = ctx.send_text(&format!("got {} bytes", self.received));
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// [`Handler::on_chunk`]: crate::Handler::on_chunk
+    /// [`Config::streaming`]: crate::Config::streaming
+    pub fn set_streaming(&mut self, streaming: Option<Streaming>) {
+        if streaming.is_some() || self.streaming().is_some() {
+            self.core.extra().streaming = streaming;
+        }
+    }
+
+    /// Which messages this connection receives in chunks ([`Context::set_streaming`]).
+    pub fn streaming(&self) -> Option<Streaming> {
+        self.core.extra.as_ref().and_then(|x| x.streaming)
     }
 
     /// Queue a text message.

@@ -13,7 +13,7 @@ use crate::protocol::message::{Message, Utf8Bytes};
 
 /// The empty stored block that ends every sync-flushed message: removed by the sender, appended
 /// by the receiver (RFC 7692 §7.2.1, §7.2.2).
-const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+pub(super) const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
 /// Settings of a [`Compressor`]. Out-of-range values are clamped by [`Compressor::new`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,7 +273,7 @@ fn write_stored(input: &[u8], out: &mut Vec<u8>) {
 /// after every message, so one can serve many connections whose clients agreed to
 /// `client_no_context_takeover`: no message can then reach another connection's data.
 pub struct Decompressor {
-    inner: Inflate,
+    pub(super) inner: Inflate,
     window_bits: u8,
     no_context_takeover: bool,
 }
@@ -419,10 +419,10 @@ impl Decompressor {
 /// message would cost more CPU than the 14 KiB it saves (`benches/deflate_ratio.rs`).
 #[derive(Debug)]
 pub struct InflateState {
-    peer_no_context_takeover: bool,
-    peer_window_bits: u8,
-    window: Vec<u8>,
-    own: Option<Box<Decompressor>>,
+    pub(super) peer_no_context_takeover: bool,
+    pub(super) peer_window_bits: u8,
+    pub(super) window: Vec<u8>,
+    pub(super) own: Option<Box<Decompressor>>,
 }
 
 impl InflateState {
@@ -453,7 +453,7 @@ impl InflateState {
     }
 
     /// Append what `inflated` leaves in the peer's window.
-    fn slide(&mut self, inflated: &[u8]) {
+    pub(super) fn slide(&mut self, inflated: &[u8]) {
         let size = 1usize << self.peer_window_bits;
         if self.window.capacity() == 0 {
             self.window.reserve_exact(size);

@@ -1,8 +1,10 @@
 //! permessage-deflate (RFC 7692): choosing the extension's parameters from a client's offers
 //! (§5, §7.1) and the per-message codec (§7.2), over byte slices.
 //!
-//! Two files: `negotiate.rs` (offers and responses, both sides) and `codec.rs` (the contexts,
-//! the bomb cap, and [`Inflater`], which hands back finished messages).
+//! Files: `negotiate.rs` (offers and responses, both sides), `codec.rs` (the contexts, the bomb
+//! cap, and [`Inflater`], which hands back finished messages), `stream.rs` ([`InflateStream`]:
+//! a streamed message inflated chunk by chunk) and `zlib.rs` (classic zlib for dedicated
+//! compressors).
 //!
 //! - [`negotiate()`] reads every `Sec-WebSocket-Extensions` value of an upgrade request and accepts
 //!   the first acceptable permessage-deflate offer under a [`DeflateOptions`] policy. It never
@@ -23,11 +25,13 @@
 
 mod codec;
 mod negotiate;
+mod stream;
 mod zlib;
 
 pub use codec::{
     Compressor, CompressorConfig, Decompressor, DeflateEngine, InflateState, Inflater,
 };
+pub use stream::{InflateStream, PIECE};
 pub use negotiate::{negotiate, parse_response, DeflateOptions, Negotiated};
 
 /// The extension's registered name.

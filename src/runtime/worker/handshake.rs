@@ -121,6 +121,9 @@ impl<F: Factory> Worker<F> {
                     conn.core.reader.set_compression(true);
                     conn.core.extra().deflate = Some(Box::new(ConnDeflate::new(neg)));
                 }
+                if let Some(streaming) = self.state.shared.config.streaming {
+                    conn.core.extra().streaming = Some(streaming);
+                }
                 conn.handler = Some(up.handler);
                 conn.core.last_msg_ms = self.state.now_ms;
                 self.state.mark_dirty(&mut conn.core);

@@ -172,7 +172,9 @@ impl<F: Factory> Worker<F> {
                     }
                 }
                 Phase::Open | Phase::Closing => {
-                    match conn.core.reader.read(&mut buf, &self.state.reader_cfg) {
+                    let streaming = conn.core.extra.as_ref().and_then(|x| x.streaming);
+                    let cfg = &self.state.reader_cfg;
+                    match conn.core.reader.read_streaming(&mut buf, cfg, streaming) {
                         Ok(Some(ev)) => self.dispatch(slot, ev),
                         Ok(None) => break,
                         Err(e) => {
@@ -256,21 +258,11 @@ impl<F: Factory> Worker<F> {
                 }
                 conn.core.last_msg_ms = self.state.now_ms;
                 if let Err(in_a_row) = self.state.admit_inbound(&mut conn.core, msg.len()) {
-                    bump(&self.state.stats().rate_limited, 1);
                     let info = RateLimited {
                         len: msg.len(),
                         in_a_row,
                     };
-                    self.call(slot, |h, ctx| h.on_rate_limited(ctx, info));
-                    if self.state.shared.config.rate_limit_policy == RateLimitPolicy::Close {
-                        if let Some(conn) = self.conns.get_mut(slot) {
-                            let label = self.state.label(&conn.core, slot);
-                            log::info!("{label}: over the message rate limit; closing with 1008");
-                            self.state
-                                .start_close(&mut conn.core, CloseCode::POLICY, "rate limit");
-                        }
-                    }
-                    return;
+                    return self.rate_refused(slot, info);
                 }
                 let st = self.state.stats();
                 bump(&st.messages_in, 1);
@@ -313,6 +305,13 @@ impl<F: Factory> Worker<F> {
                 bump(&self.state.stats().compressed_in, 1);
                 self.dispatch(slot, Event::Message(msg));
             }
+            Event::Chunk(chunk) => self.stream_chunk(slot, chunk),
+            Event::CompressedChunk {
+                text,
+                first,
+                last,
+                payload,
+            } => self.compressed_chunk(slot, text, first, last, payload),
             Event::Ping(payload) => {
                 if conn.core.phase == Phase::Open {
                     // Pongs count against the outbound limit too: a peer that floods pings and
@@ -340,6 +339,21 @@ impl<F: Factory> Worker<F> {
                 self.enter_draining(slot);
                 let frame = frame.unwrap_or_else(|| CloseFrame::new(CloseCode::NO_STATUS, ""));
                 self.report_close(slot, frame);
+            }
+        }
+    }
+
+    /// A data message was over the rate limit: tell the handler, and close under
+    /// [`RateLimitPolicy::Close`].
+    pub(super) fn rate_refused(&mut self, slot: usize, info: RateLimited) {
+        bump(&self.state.stats().rate_limited, 1);
+        self.call(slot, |h, ctx| h.on_rate_limited(ctx, info));
+        if self.state.shared.config.rate_limit_policy == RateLimitPolicy::Close {
+            if let Some(conn) = self.conns.get_mut(slot) {
+                let label = self.state.label(&conn.core, slot);
+                log::info!("{label}: over the message rate limit; closing with 1008");
+                self.state
+                    .start_close(&mut conn.core, CloseCode::POLICY, "rate limit");
             }
         }
     }

@@ -32,6 +32,7 @@ use crate::runtime::timer::TimerWheel;
 use crate::runtime::Delivery;
 use crate::runtime::{Command, Shared, ShutdownPlan};
 
+mod chunks;
 mod handshake;
 mod inbound;
 mod listen;

@@ -272,10 +272,37 @@ impl WorkerState {
     /// is short (the message is over `message_rate` or `byte_rate`), `Err` with the number of
     /// messages refused in a row.
     pub(super) fn admit_inbound(&mut self, core: &mut ConnCore, len: usize) -> Result<(), u32> {
+        let (mrate, brate) = (self.shared.config.message_rate, self.shared.config.byte_rate);
+        let Some(st) = self.refill(core) else {
+            return Ok(());
+        };
+        let len = len as f64;
+        if (mrate.is_some() && st.messages < 1.0) || (brate.is_some() && st.bytes < len) {
+            st.refused = st.refused.saturating_add(1);
+            return Err(st.refused);
+        }
+        st.messages -= 1.0;
+        st.bytes -= len;
+        st.refused = 0;
+        Ok(())
+    }
+
+    /// Charge `len` more bytes of a streamed message, admitted as a whole at its first chunk,
+    /// to the byte bucket, which may go below zero: the messages after it wait until it has
+    /// refilled.
+    pub(super) fn charge_inbound(&mut self, core: &mut ConnCore, len: usize) {
+        if let Some(st) = self.refill(core) {
+            st.bytes -= len as f64;
+        }
+    }
+
+    /// The connection's rate buckets, refilled for the time since they were last used; `None`
+    /// when no rate limit is set.
+    fn refill<'c>(&self, core: &'c mut ConnCore) -> Option<&'c mut RateState> {
         let cfg = &self.shared.config;
         let (mrate, brate) = (cfg.message_rate, cfg.byte_rate);
         if mrate.is_none() && brate.is_none() {
-            return Ok(());
+            return None;
         }
         let now_ms = self.now_ms;
         let burst = |r: Option<Rate>| r.map_or(0.0, |r| f64::from(r.burst.max(1)));
@@ -295,15 +322,7 @@ impl WorkerState {
         if let Some(r) = brate {
             st.bytes = (st.bytes + secs * r.per_second.max(0.0)).min(burst(brate));
         }
-        let len = len as f64;
-        if (mrate.is_some() && st.messages < 1.0) || (brate.is_some() && st.bytes < len) {
-            st.refused = st.refused.saturating_add(1);
-            return Err(st.refused);
-        }
-        st.messages -= 1.0;
-        st.bytes -= len;
-        st.refused = 0;
-        Ok(())
+        Some(st)
     }
 
     /// Apply the outbound limit: a message is refused when the queue already holds bytes and
