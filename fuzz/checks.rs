@@ -14,7 +14,7 @@ use volley::protocol::deflate::{
 use volley::protocol::frame::{Frame, OpCode};
 use volley::protocol::handshake;
 use volley::protocol::proxy;
-use volley::protocol::reader::{Event, Reader, ReaderConfig, Role};
+use volley::protocol::reader::{Event, Reader, ReaderConfig, Role, Streaming};
 
 /// The reader's limits under the fuzzer: small, so the size checks are reached.
 const MAX_MESSAGE: usize = 64 << 10;
@@ -87,6 +87,9 @@ pub fn reader(data: &[u8]) {
     for ev in &whole {
         let key = [0x12, 0x34, 0x56, 0x78];
         match ev {
+            Event::Chunk(_) | Event::CompressedChunk { .. } => {
+                panic!("a chunk from a reader that does not stream")
+            }
             Event::Message(m) => {
                 assert!(m.len() <= MAX_MESSAGE, "a message over max_message_size");
                 Frame::message(m).masked(key).encode_into(&mut again);
@@ -120,6 +123,134 @@ pub fn reader(data: &[u8]) {
         reread, whole,
         "an accepted stream re-encoded reads differently"
     );
+}
+
+/// Streaming receive on arbitrary bytes. The first byte chooses compression, the threshold
+/// (`over`) and the read sizes; the rest is the stream. Checks: every chunk sequence starts
+/// with a first chunk and ends with one last chunk, with no empty chunk before it; streamed and
+/// unstreamed reading give the same messages (chunks joined; compressed ones as their raw
+/// payload) wherever unstreamed reading accepted the stream; and a compressed stream inflated
+/// chunk by chunk ([`deflate::InflateStream`]) gives what inflating it whole gives, within the
+/// same limit.
+pub fn stream(data: &[u8]) {
+    let Some((&ctl, stream)) = data.split_first() else {
+        return;
+    };
+    let compression = ctl & 1 == 1;
+    let over = usize::from(ctl >> 1) * 4;
+    let step = usize::from(ctl % 13) + 1;
+    let (whole, whole_end) = read_all(compression, [stream]);
+
+    let cfg = reader_cfg();
+    let mut reader = Reader::new();
+    reader.set_compression(compression);
+    let mut buf = BytesMut::new();
+    let mut joined = Vec::new();
+    // The message being joined: (text, compressed, bytes).
+    let mut open: Option<(bool, bool, Vec<u8>)> = None;
+    let mut end = Ok(());
+    'read: for piece in stream.chunks(step) {
+        buf.extend_from_slice(piece);
+        loop {
+            let ev = match reader.read_streaming(&mut buf, &cfg, Some(Streaming::over(over))) {
+                Ok(Some(ev)) => ev,
+                Ok(None) => break,
+                Err(_) => {
+                    end = Err(());
+                    break 'read;
+                }
+            };
+            let (text, compressed, first, last, bytes) = match &ev {
+                Event::Chunk(c) => (c.is_text(), false, c.is_first(), c.is_last(), c.as_bytes()),
+                Event::CompressedChunk {
+                    text,
+                    first,
+                    last,
+                    payload,
+                } => (*text, true, *first, *last, &payload[..]),
+                _ => {
+                    assert!(
+                        open.is_none()
+                            || !matches!(ev, Event::Message(_) | Event::Compressed { .. })
+                    );
+                    let close = matches!(ev, Event::Close(_));
+                    joined.push(ev);
+                    if close {
+                        break 'read;
+                    }
+                    continue;
+                }
+            };
+            assert_eq!(first, open.is_none(), "first flag");
+            assert!(last || !bytes.is_empty(), "an empty chunk before the last");
+            let m = open.get_or_insert((text, compressed, Vec::new()));
+            assert_eq!((m.0, m.1), (text, compressed), "a chunk of another message");
+            m.2.extend_from_slice(bytes);
+            if last {
+                let (text, compressed, bytes) = open.take().unwrap_or_default();
+                joined.push(if compressed {
+                    Event::Compressed {
+                        text,
+                        payload: Bytes::from(bytes),
+                    }
+                } else if text {
+                    let s = String::from_utf8(bytes).expect("streamed text that is not UTF-8");
+                    Event::Message(volley::Message::text(s))
+                } else {
+                    Event::Message(volley::Message::binary(bytes))
+                });
+            }
+        }
+    }
+    if whole_end.is_ok() {
+        assert_eq!(end, Ok(()), "streaming refused what reading whole accepted");
+        assert_eq!(joined, whole, "streamed messages differ from whole ones");
+    }
+    // Compressed messages, inflated chunk by chunk and whole.
+    let mut inflater = Inflater::new();
+    for ev in &joined {
+        let Event::Compressed { text, payload } = ev else {
+            continue;
+        };
+        let mut state = InflateState::new(true, 15);
+        let whole = inflater.message(&mut state, *text, payload, MAX_MESSAGE);
+        let mut state = InflateState::new(true, 15);
+        let Ok(mut s) = deflate::InflateStream::start(&mut state, *text, MAX_MESSAGE as u64) else {
+            continue;
+        };
+        let mut out = Vec::new();
+        let mut result = Ok(());
+        'inflate: for (i, piece) in payload.chunks(step * 37).enumerate() {
+            let last = (i + 1) * step * 37 >= payload.len();
+            let mut input = piece;
+            loop {
+                match s.next(&mut state, input, last) {
+                    Ok((Some(c), used)) => {
+                        assert!(c.len() <= deflate::PIECE);
+                        out.extend_from_slice(c.as_bytes());
+                        input = &input[used..];
+                        if c.is_last() {
+                            break 'inflate;
+                        }
+                    }
+                    Ok((None, _)) => break,
+                    Err(e) => {
+                        result = Err(e);
+                        break 'inflate;
+                    }
+                }
+            }
+        }
+        s.finish(&mut state);
+        if payload.is_empty() {
+            continue; // never streamed with no bytes at all: a last chunk always carries some
+        }
+        match (whole, result) {
+            (Ok(m), Ok(())) => assert_eq!(m.as_bytes(), &out[..], "inflated differently"),
+            (Err(a), Err(b)) => assert_eq!(a.close_code(), b.close_code()),
+            (a, b) => panic!("inflating whole: {a:?}, chunk by chunk: {b:?}"),
+        }
+    }
 }
 
 /// The server's handshake on arbitrary bytes: parsing, the upgrade checks, the deflate
@@ -305,6 +436,7 @@ pub type Check = fn(&[u8]);
 /// Every target by name (for the regression test).
 pub const TARGETS: &[(&str, Check)] = &[
     ("reader", reader),
+    ("stream", stream),
     ("handshake", handshake),
     ("deflate_negotiation", deflate_negotiation),
     ("inflate", inflate),

@@ -387,7 +387,8 @@ impl Reader {
                     max: usize::try_from(max).unwrap_or(usize::MAX),
                 });
             }
-            return usize::try_from(header.payload_len).map_err(|_| too_large(header.payload_len, cfg));
+            return usize::try_from(header.payload_len)
+                .map_err(|_| too_large(header.payload_len, cfg));
         }
         if header.payload_len > to_u64(cfg.max_frame_size) {
             return Err(too_large(header.payload_len, cfg));
@@ -486,7 +487,11 @@ impl Reader {
     }
 
     /// Fresh (unmasked) payload bytes of a streamed message: the event they make, if any.
-    fn stream_chunk(&mut self, fresh: BytesMut, last: bool) -> Result<Option<Event>, ProtocolError> {
+    fn stream_chunk(
+        &mut self,
+        fresh: BytesMut,
+        last: bool,
+    ) -> Result<Option<Event>, ProtocolError> {
         let data = if self.open == Open::Text {
             self.utf8
                 .complete_text(fresh)
@@ -1492,7 +1497,11 @@ mod tests {
     fn small_messages_still_come_whole_and_fragments_switch_when_over() {
         let streaming = Streaming::over(100);
         // Under the threshold: whole messages, as without streaming.
-        let out = run_streaming([&cf(OpCode::Text, true, b"hello")[..]], &server(), streaming);
+        let out = run_streaming(
+            [&cf(OpCode::Text, true, b"hello")[..]],
+            &server(),
+            streaming,
+        );
         assert_eq!((out.events, out.chunks), (vec![text("hello")], 0));
         // Fragments held until the message goes over 100 bytes: then they leave as its first
         // chunk, and the rest streams; a ping between fragments comes out where it was.
@@ -1507,7 +1516,10 @@ mod tests {
         expected.extend_from_slice(&[3; 60]);
         let out = run_streaming([&input[..]], &server(), streaming);
         assert_eq!(out.error, None);
-        assert_eq!(out.events, vec![Event::Ping(Bytes::from_static(b"p")), binary(&expected)]);
+        assert_eq!(
+            out.events,
+            vec![Event::Ping(Bytes::from_static(b"p")), binary(&expected)]
+        );
         assert_eq!(out.chunks, 3);
     }
 
@@ -1547,14 +1559,20 @@ mod tests {
         // ... the stream's does, from the header, across fragments.
         let streaming = Streaming::over(10).max_size(40_000);
         let out = run_streaming([&input[..]], &cfg, streaming);
-        assert!(matches!(out.error, Some(ProtocolError::MessageTooLarge { size: 50_000, .. })));
+        assert!(matches!(
+            out.error,
+            Some(ProtocolError::MessageTooLarge { size: 50_000, .. })
+        ));
         assert_eq!(out.chunks, 0, "refused before any payload");
         let input = cat(&[
             cf(OpCode::Binary, false, &[1; 30_000]),
             cf(OpCode::Continuation, true, &[2; 30_000]),
         ]);
         let out = run_streaming([&input[..]], &cfg, streaming);
-        assert!(matches!(out.error, Some(ProtocolError::MessageTooLarge { size: 60_000, .. })));
+        assert!(matches!(
+            out.error,
+            Some(ProtocolError::MessageTooLarge { size: 60_000, .. })
+        ));
         // Frame rules still hold inside a stream.
         let input = cat(&[
             cf(OpCode::Binary, false, &[1; 300]),
@@ -1663,7 +1681,11 @@ mod tests {
             assert_eq!(out.events, expected, "over {over}");
             // What stays in the buffer between reads is at most a frame header or a small
             // frame that is not streamed (data up to `over`, or a control frame).
-            assert!(out.most_left <= over.max(125) + 14, "left {}", out.most_left);
+            assert!(
+                out.most_left <= over.max(125) + 14,
+                "left {}",
+                out.most_left
+            );
         }
     }
 

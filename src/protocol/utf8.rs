@@ -142,7 +142,9 @@ mod tests {
         let mut v = Utf8Validator::new();
         assert!(v.complete_text(BytesMut::from(&b"ok \xff"[..])).is_err());
         let mut v = Utf8Validator::new();
-        let out = v.complete_text(BytesMut::from(&b"ok \xe2\x82"[..])).unwrap();
+        let out = v
+            .complete_text(BytesMut::from(&b"ok \xe2\x82"[..]))
+            .unwrap();
         assert_eq!(&out[..], b"ok ");
         assert_eq!(v.held_back(), 2);
         assert!(v.finish().is_err());

@@ -219,7 +219,9 @@ impl Client {
                 Ok(Some(Event::Ping(p))) => return Got::Ping(p.to_vec()),
                 Ok(Some(Event::Pong(p))) => return Got::Pong(p.to_vec()),
                 Ok(Some(Event::Close(c))) => return Got::Close(c),
-                Ok(Some(Event::Compressed { .. })) => panic!("unexpected compressed message"),
+                Ok(Some(
+                    Event::Compressed { .. } | Event::Chunk(_) | Event::CompressedChunk { .. },
+                )) => panic!("unexpected compressed message"),
                 Ok(None) => {}
                 Err(e) => panic!("server sent an invalid frame: {e}"),
             }
@@ -306,7 +308,9 @@ impl Client {
                 Ok(Some(Event::Ping(p))) => return Some(Got::Ping(p.to_vec())),
                 Ok(Some(Event::Pong(p))) => return Some(Got::Pong(p.to_vec())),
                 Ok(Some(Event::Close(c))) => return Some(Got::Close(c)),
-                Ok(Some(Event::Compressed { .. })) => panic!("unexpected compressed message"),
+                Ok(Some(
+                    Event::Compressed { .. } | Event::Chunk(_) | Event::CompressedChunk { .. },
+                )) => panic!("unexpected compressed message"),
                 Ok(None) => {}
                 Err(e) => panic!("server sent an invalid frame: {e}"),
             }

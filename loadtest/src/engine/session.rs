@@ -188,6 +188,12 @@ impl Ctx {
                     c.push_control(OpCode::Pong, &p, &mut self.rng);
                 }
                 Event::Pong(_) => {}
+                // `read` (not `read_streaming`) hands out whole messages only.
+                Event::Chunk(_) | Event::CompressedChunk { .. } => {
+                    return Err(Some(
+                        "protocol: a chunk from a reader that does not stream".into(),
+                    ))
+                }
                 Event::Close(frame) => {
                     if c.state == State::Closing {
                         self.res.counters.closed_clean += 1;

@@ -31,8 +31,8 @@ mod zlib;
 pub use codec::{
     Compressor, CompressorConfig, Decompressor, DeflateEngine, InflateState, Inflater,
 };
-pub use stream::{InflateStream, PIECE};
 pub use negotiate::{negotiate, parse_response, DeflateOptions, Negotiated};
+pub use stream::{InflateStream, PIECE};
 
 /// The extension's registered name.
 pub const EXTENSION_NAME: &str = "permessage-deflate";

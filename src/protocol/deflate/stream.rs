@@ -148,10 +148,8 @@ impl InflateStream {
         if self.origin == Origin::Window {
             state.slide(&out);
         }
-        let done = last
-            && used == input.len()
-            && !self.more
-            && (self.ended || self.tail_at == TAIL.len());
+        let done =
+            last && used == input.len() && !self.more && (self.ended || self.tail_at == TAIL.len());
         let data = if self.text {
             let data = self
                 .utf8
@@ -285,10 +283,17 @@ mod tests {
                     let (got, chunks) =
                         stream(&mut streamed, &payload, true, u64::MAX, &mut rng, step).unwrap();
                     assert_eq!(got, msg, "bits {bits} reset {reset} round {round}");
-                    assert!(chunks >= msg.len() / PIECE, "pieces of at most {PIECE} bytes");
-                    inflater.message(&mut whole, true, &payload, usize::MAX).unwrap();
+                    assert!(
+                        chunks >= msg.len() / PIECE,
+                        "pieces of at most {PIECE} bytes"
+                    );
+                    inflater
+                        .message(&mut whole, true, &payload, usize::MAX)
+                        .unwrap();
                 } else {
-                    let m = inflater.message(&mut streamed, true, &payload, usize::MAX).unwrap();
+                    let m = inflater
+                        .message(&mut streamed, true, &payload, usize::MAX)
+                        .unwrap();
                     assert_eq!(m.as_bytes(), &msg[..]);
                     let (got, _) =
                         stream(&mut whole, &payload, true, u64::MAX, &mut rng, 999).unwrap();

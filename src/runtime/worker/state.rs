@@ -272,7 +272,10 @@ impl WorkerState {
     /// is short (the message is over `message_rate` or `byte_rate`), `Err` with the number of
     /// messages refused in a row.
     pub(super) fn admit_inbound(&mut self, core: &mut ConnCore, len: usize) -> Result<(), u32> {
-        let (mrate, brate) = (self.shared.config.message_rate, self.shared.config.byte_rate);
+        let (mrate, brate) = (
+            self.shared.config.message_rate,
+            self.shared.config.byte_rate,
+        );
         let Some(st) = self.refill(core) else {
             return Ok(());
         };
