@@ -7,7 +7,10 @@
 //! is `Config::dedicated_deflate` with those compressor/decompressor windows), then point any
 //! WebSocket client at `ws://ADDR/`. `VOLLEY_ACCEPT=acceptor` uses one acceptor thread instead of
 //! a `SO_REUSEPORT` listener per worker (for comparing the two); `VOLLEY_PING_MS=1000` sets the
-//! heartbeat interval (default 30 s). Set `RUST_LOG=debug` to watch connections come and go.
+//! heartbeat interval (default 30 s). `VOLLEY_STREAM_OVER=N` receives messages over N bytes in
+//! chunks (`Streaming::over(N)`) and echoes each chunk at once as a fragment, so a message of
+//! any size passes through in bounded memory (the conformance run with streaming on). Set
+//! `RUST_LOG=debug` to watch connections come and go.
 //! With the `tls` feature, `VOLLEY_TLS_ADDR=127.0.0.1:9443 VOLLEY_TLS_CERT=cert.pem
 //! VOLLEY_TLS_KEY=key.pem` adds a wss:// listener beside the plain one (SIGHUP reloads the
 //! files).
@@ -19,8 +22,8 @@ mod logger;
 mod tls;
 
 use volley::{
-    AcceptMode, Config, Context, DeflateMode, DeflateWindow, Handler, Message, Request, Server,
-    Upgrade,
+    AcceptMode, Chunk, Config, Context, DeflateMode, DeflateWindow, Handler, Message, Request,
+    Server, Streaming, Upgrade,
 };
 
 /// On `/room`, every message goes to everyone in one room (the chaos soak's broadcast
@@ -43,6 +46,14 @@ impl Handler for Echo {
             }
             Echo::Room => ctx.publish("room", msg),
         }
+    }
+    /// A streamed message goes back fragment by fragment as its chunks come.
+    fn on_chunk(&mut self, ctx: &mut Context<'_>, chunk: Chunk) {
+        let last = chunk.is_last();
+        let _ = match chunk.data() {
+            Message::Text(t) => ctx.send_text_fragment(t.as_str(), last),
+            Message::Binary(b) => ctx.send_binary_fragment(b.clone(), last),
+        };
     }
 }
 
@@ -71,6 +82,12 @@ fn main() {
         config = config
             .max_connections_per_ip(Some(1 << 30))
             .handshakes_per_ip(Some(volley::Rate::new(1e9, u32::MAX)));
+    }
+    if let Ok(over) = std::env::var("VOLLEY_STREAM_OVER") {
+        let over = over
+            .parse()
+            .expect("VOLLEY_STREAM_OVER must be a number of bytes");
+        config = config.streaming(Some(Streaming::over(over)));
     }
     if std::env::var("VOLLEY_ACCEPT").as_deref() == Ok("acceptor") {
         config = config.accept_mode(AcceptMode::Acceptor);

@@ -247,7 +247,9 @@ pub fn stream(data: &[u8]) {
         }
         match (whole, result) {
             (Ok(m), Ok(())) => assert_eq!(m.as_bytes(), &out[..], "inflated differently"),
-            (Err(a), Err(b)) => assert_eq!(a.close_code(), b.close_code()),
+            // Not always for the same reason: chunk by chunk, text fails at the first bad byte,
+            // before corrupt data later on that fails inflating whole first.
+            (Err(_), Err(_)) => {}
             (a, b) => panic!("inflating whole: {a:?}, chunk by chunk: {b:?}"),
         }
     }

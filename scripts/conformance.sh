@@ -7,7 +7,10 @@
 #        TLS=1: through echo's wss:// listener (feature tls, a throwaway CA from
 #        scripts/tls-certs.sh), kosoku reaching it via scripts/tls-bridge.py (kosoku speaks
 #        ws:// only)
-# Reports: target/autobahn-MODE/index.html (`:` and `/` in MODE become `-`; `-tls` appended)
+#        STREAM=N: echo receives messages over N bytes in chunks (Streaming::over(N)) and
+#        sends each back as a fragment at once
+# Reports: target/autobahn-MODE/index.html (`:` and `/` in MODE become `-`; `-tls` and
+#          `-streamN` appended)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
@@ -20,6 +23,10 @@ for c in "${cases[@]}"; do include+=(-i "$c"); done
 
 out=target/autobahn-$(echo "$mode" | tr ':/' '--')
 [ "${TLS:-0}" = 1 ] && out="$out-tls"
+if [ -n "${STREAM:-}" ]; then
+  out="$out-stream$STREAM"
+  export VOLLEY_STREAM_OVER=$STREAM
+fi
 rm -rf "$out"
 mkdir -p "$out"
 log="$out/echo.log"
@@ -59,6 +66,7 @@ if [ "${TLS:-0}" = 1 ]; then
   addr="127.0.0.1:$bridge_port"
   mode="$mode over TLS"
 fi
+[ -n "${STREAM:-}" ] && mode="$mode, streaming messages over $STREAM B"
 echo "conformance: kosoku against $addr, deflate $mode (${cases[*]})"
 set +e
 "$VENV/bin/kosoku" "$addr" "${include[@]}" -p 4 -o "$out" >"$out/kosoku.log" 2>&1

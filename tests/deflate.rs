@@ -29,6 +29,15 @@ impl Handler for Echo {
             ctx.publish("all", t.to_string());
             return;
         }
+        // "fragments:<text>": <text> back in three fragments, then a whole message.
+        if let Some(t) = msg.as_text().and_then(|t| t.strip_prefix("fragments:")) {
+            let third = t.len() / 3;
+            ctx.send_text_fragment(&t[..third], false).unwrap();
+            ctx.send_text_fragment(&t[third..2 * third], false).unwrap();
+            ctx.send_text_fragment(&t[2 * third..], true).unwrap();
+            let _ = ctx.send("after");
+            return;
+        }
         // Per-message control: "<how>:<text>" sends <text> back compressed as <how> says, from
         // the context, from a handle, or as a publish.
         let how = |s: &str| match s {
@@ -232,6 +241,27 @@ fn round_trips(mode: DeflateMode) {
     let st = s.handle.stats();
     assert_eq!(st.compressed_in, 16);
     assert_eq!(st.compressed_out, 9);
+}
+
+/// A message sent in fragments is compressed as one DEFLATE stream across them (RSV1 on the
+/// first), in both modes, and the compression context goes on to the next message.
+#[test]
+fn fragmented_sends_are_compressed_as_one_message() {
+    for mode in [DeflateMode::Shared, DeflateMode::Dedicated] {
+        let s = server(config().deflate(mode).compression_threshold(10));
+        let mut c = Dc::connect(s.addr, Some(OFFER));
+        for round in 0..3 {
+            let text = chatty(30_000 + round);
+            c.send(&format!("fragments:{text}"));
+            assert_eq!(c.recv_text(), text, "{mode:?} round {round}");
+            assert!(c.last_compressed, "{mode:?}");
+            assert_eq!(c.recv_text(), "after");
+        }
+        // Under the threshold: plain fragments.
+        c.send("fragments:abc");
+        assert_eq!(c.recv_text(), "abc");
+        assert!(!c.last_compressed);
+    }
 }
 
 #[test]

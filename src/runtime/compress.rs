@@ -134,12 +134,7 @@ impl WorkerDeflate {
         shared: Option<&OnceLock<Bytes>>,
         now_ms: u32,
     ) -> Option<Bytes> {
-        let wanted = match how {
-            Compress::Auto => msg.len() >= self.threshold,
-            Compress::Always => true,
-            Compress::Never => false,
-        };
-        if !wanted {
+        if !self.wants(msg.len(), how) {
             return None;
         }
         if conn.takes_shared() {
@@ -163,6 +158,48 @@ impl WorkerDeflate {
             conn.used_ms = now_ms;
         }
         Some(self.frame(msg))
+    }
+
+    /// Whether a message of `len` bytes sent as `how` says is compressed on a connection that
+    /// negotiated deflate.
+    pub fn wants(&self, len: usize, how: Compress) -> bool {
+        match how {
+            Compress::Auto => len >= self.threshold,
+            Compress::Always => true,
+            Compress::Never => false,
+        }
+    }
+
+    /// The payload of one fragment of a message sent in fragments, compressed as part of the
+    /// message's one DEFLATE stream (RFC 7692 §7.2.1): every fragment is sync-flushed, and all
+    /// but the last keep the flush's empty-block tail, since the receiver appends it only after
+    /// the last. Without context takeover each fragment comes from a reset compressor (no
+    /// reference to an earlier fragment), and the joined blocks are still one valid stream.
+    pub fn compress_fragment(
+        &mut self,
+        conn: &mut ConnDeflate,
+        data: &[u8],
+        fin: bool,
+        now_ms: u32,
+    ) -> Bytes {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        if conn.neg.server_no_context_takeover {
+            self.shared_compressor(conn.neg.server_max_window_bits)
+                .compress(data, &mut buf);
+        } else {
+            let options = &self.options;
+            conn.compressor
+                .get_or_insert_with(|| Box::new(conn.neg.compressor(options)))
+                .compress(data, &mut buf);
+            conn.used_ms = now_ms;
+        }
+        if !fin {
+            buf.extend_from_slice(&SYNC_TAIL);
+        }
+        let payload = Bytes::copy_from_slice(&buf);
+        self.buf = buf;
+        payload
     }
 
     /// Compress with the worker's window-15 reset-per-message compressor.
@@ -195,6 +232,9 @@ fn options(cfg: &Config) -> DeflateOptions {
     }
     options
 }
+
+/// The empty stored block a sync flush ends with (RFC 7692 §7.2.1).
+const SYNC_TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
 /// A publish's compressed frame, computed by the first worker that needs it and shared by all.
 pub(crate) type LazyDeflated = Arc<OnceLock<Bytes>>;

@@ -69,6 +69,8 @@ pub(crate) struct RateState {
 #[derive(Debug, Default)]
 pub(crate) struct Fragmenting {
     pub text: bool,
+    /// The message is compressed (RSV1 on its first fragment; permessage-deflate).
+    pub compressed: bool,
     pub held: Vec<Bytes>,
     /// Bytes in `held` (counted against `max_outbound_bytes` like the queue).
     pub held_bytes: usize,

@@ -83,7 +83,9 @@ impl Context<'_> {
     /// Send part of a binary message: the first call starts it, `fin` ends it. Between the
     /// first and the last fragment, whole messages sent to this connection (by `send`, a
     /// publish, a broadcast) wait and follow the message, as RFC 6455 requires; pings, pongs
-    /// and a close may go out between fragments. Fragments are not compressed. For large
+    /// and a close may go out between fragments. On a permessage-deflate connection the
+    /// message is compressed (as one stream, fragment by fragment) when its first fragment
+    /// reaches [`Config::compression_threshold`](crate::Config::compression_threshold). For large
     /// transfers, [`ReadStreamer`](crate::ReadStreamer) paces this with `on_drain`.
     pub fn send_binary_fragment(&mut self, data: impl Into<Bytes>, fin: bool) -> Result<(), Error> {
         self.state.send_fragment(self.core, data.into(), false, fin)

@@ -92,7 +92,8 @@ impl WorkerState {
 
     /// Queue one fragment of a message sent in parts: the first carries the opcode, the rest
     /// are continuations, `fin` ends the message and releases the messages held meanwhile.
-    /// Fragments go out uncompressed (per-message compression is the sender's choice).
+    /// On a connection that negotiated deflate, the message is compressed when its first
+    /// fragment reaches the compression threshold, each fragment as it is sent.
     pub fn send_fragment(
         &mut self,
         core: &mut ConnCore,
@@ -110,8 +111,21 @@ impl WorkerState {
             None if text => OpCode::Text,
             None => OpCode::Binary,
         };
+        // Compressed or not is decided by the first fragment's size.
+        let compressed = match started {
+            Some(f) => f.compressed,
+            None => core.has(flags::DEFLATE) && self.deflate.wants(payload.len(), Compress::Auto),
+        };
         self.admit_outbound(core, payload.len() + MAX_HEADER_LEN)?;
-        let header = FrameHeader::new(opcode, payload.len() as u64).with_fin(fin);
+        let payload = match core.extra.as_mut().and_then(|x| x.deflate.as_deref_mut()) {
+            Some(conn) if compressed => {
+                self.deflate
+                    .compress_fragment(conn, &payload, fin, self.now_ms)
+            }
+            _ => payload,
+        };
+        let mut header = FrameHeader::new(opcode, payload.len() as u64).with_fin(fin);
+        header.rsv1 = compressed && opcode != OpCode::Continuation;
         let header = self.arena.header(&header);
         self.enqueue(core, header);
         self.enqueue(core, payload);
@@ -129,6 +143,7 @@ impl WorkerState {
         } else if opcode != OpCode::Continuation {
             core.extra().fragmenting = Some(Box::new(Fragmenting {
                 text,
+                compressed,
                 ..Fragmenting::default()
             }));
         }

@@ -1,0 +1,317 @@
+// End-to-end test of the files example (examples/files) in headless Chromium.
+//
+// Run by scripts/browser.sh, which installs Debian's chromium and playwright-core first:
+//   node tests/browser/files-e2e.mjs FILES_BINARY SCREENSHOT.png
+// It writes a 100 MiB file of random bytes, starts the server on a free port with a temporary
+// --dir, and drives the page: the upload (the page's status says stored with the right
+// SHA-256, and the file on the server's disk has it too), a second upload cancelled midway (no
+// partial file left), and the download back (the page checks the SHA-256 of what it got). It
+// samples the server's resident memory (VmRSS in /proc/PID/status) throughout and fails if
+// an upload or the download grows it by more than 64 MiB. Exits non-zero on any failure; the
+// server is always killed and the temporary files removed on the way out.
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  createReadStream, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync,
+  statSync, writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const [binary, screenshot] = process.argv.slice(2);
+if (!binary || !screenshot) {
+  console.error('usage: node files-e2e.mjs FILES_BINARY SCREENSHOT.png');
+  process.exit(2);
+}
+const MiB = 1 << 20;
+const SIZE = Number(process.env.FILES_E2E_MIB || 100) * MiB;
+const MAX_RSS_GROWTH = 64 * MiB;
+const TIMEOUT = 5000; // for any single small thing to appear
+const TRANSFER_TIMEOUT = 60000; // for a whole upload or download
+
+const problems = []; // page errors, console errors: each one fails the test
+
+// ---- files and the server --------------------------------------------------------------------
+
+const root = mkdtempSync(join(tmpdir(), 'volley-files-e2e-'));
+const serverDir = join(root, 'server');
+const localDir = join(root, 'local');
+mkdirSync(serverDir);
+mkdirSync(localDir);
+
+let server = null;
+
+function cleanUp() {
+  if (server && server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
+  rmSync(root, { recursive: true, force: true });
+}
+
+process.on('exit', cleanUp);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    cleanUp();
+    process.exit(1);
+  });
+}
+
+/** Start the server on a free port; resolves to its URL once it prints it. */
+function startServer() {
+  const args = ['--host', '127.0.0.1', '--port', '0', '--dir', serverDir];
+  const child = spawn(binary, args, {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
+  });
+  server = child;
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error('the server printed no address')), 10000);
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+      const m = out.match(/open (http:\/\/\S+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(new URL(m[1]));
+      }
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`the server exited (${code ?? signal})`));
+    });
+  });
+}
+
+/** The server's resident set size in bytes. */
+function rss() {
+  const status = readFileSync(`/proc/${server.pid}/status`, 'utf8');
+  return Number(status.match(/^VmRSS:\s+(\d+) kB/m)[1]) * 1024;
+}
+
+/** The server's CPU time so far (user + system), in seconds. */
+function cpu() {
+  const fields = readFileSync(`/proc/${server.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime: in clock ticks
+}
+
+/** Samples the server's RSS every 20 ms until stopped; `peak` is the highest seen. */
+function sampleRss() {
+  const s = { base: rss(), peak: 0 };
+  s.peak = s.base;
+  const timer = setInterval(() => {
+    try {
+      s.peak = Math.max(s.peak, rss());
+    } catch {
+      // the server is gone: the test fails elsewhere
+    }
+  }, 20);
+  s.stop = () => {
+    clearInterval(timer);
+    s.peak = Math.max(s.peak, rss());
+    s.growth = s.peak - s.base;
+    return s;
+  };
+  return s;
+}
+
+function mib(n) {
+  return `${(n / MiB).toFixed(1)} MiB`;
+}
+
+async function sha256File(path) {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk);
+  return h.digest('hex');
+}
+
+// ---- the test ----------------------------------------------------------------------------------
+
+let step = 0;
+async function check(name, fn) {
+  step += 1;
+  const t = Date.now();
+  const note = await fn();
+  console.log(`ok ${step} - ${name} (${Date.now() - t} ms)${note ? `: ${note}` : ''}`);
+}
+
+async function statusOf(page, selector) {
+  return page.$eval(selector, (n) => ({ ...n.dataset, text: n.textContent }));
+}
+
+/** Wait for `selector`'s data-state to become `state`; fails at once on an error state. */
+async function waitForState(page, selector, state, timeout) {
+  try {
+    await page.waitForFunction(
+      ([sel, want]) => {
+        const s = document.querySelector(sel).dataset.state;
+        return s === want || s === 'error' || s === 'mismatch';
+      },
+      [selector, state],
+      { timeout, polling: 100 },
+    );
+  } catch {
+    // fall through: report what the page shows
+  }
+  const got = await statusOf(page, selector);
+  if (got.state !== state) {
+    throw new Error(`${selector}: wanted state ${state}, page shows ${got.state}: ${got.text}`);
+  }
+  return got;
+}
+
+async function main() {
+  const big = join(localDir, 'big.bin');
+  const second = join(localDir, 'second.bin');
+  let want;
+  await check(`write a ${mib(SIZE)} file of random bytes`, async () => {
+    const data = randomBytes(SIZE);
+    want = createHash('sha256').update(data).digest('hex');
+    writeFileSync(big, data);
+    linkSync(big, second); // the same bytes under another name, for the cancelled upload
+    return `SHA-256 ${want}`;
+  });
+
+  const url = await startServer();
+  console.log(`# files server at ${url.href}, pid ${server.pid}, dir ${serverDir}`);
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+  });
+  let page;
+  try {
+    await check('the page opens and connects', async () => {
+      const context = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+      page = await context.newPage();
+      page.setDefaultTimeout(TIMEOUT);
+      page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+      page.on('console', (m) => {
+        if (m.type() === 'error') problems.push(`console error: ${m.text()}`);
+      });
+      await page.goto(url.href);
+      await page.locator('#conn[data-state="online"]').waitFor();
+      await page.locator('#no-files:not([hidden])').waitFor();
+    });
+
+    const figures = {};
+    await check(`upload ${mib(SIZE)}: stored, SHA-256 checked by the server`, async () => {
+      await page.setInputFiles('#file', big);
+      const mem = sampleRss();
+      const t = Date.now();
+      const cpu0 = cpu();
+      await page.click('#upload');
+      const st = await waitForState(page, '#up-status', 'stored', TRANSFER_TIMEOUT);
+      const secs = (Date.now() - t) / 1000;
+      const cpuSecs = cpu() - cpu0;
+      mem.stop();
+      figures.upload = { secs, mem, cpuSecs };
+      if (st.sha256 !== want) throw new Error(`page shows SHA-256 ${st.sha256}, want ${want}`);
+      if (!st.text.includes(`SHA-256 ${want} matches`)) throw new Error(`status: ${st.text}`);
+      if (mem.growth > MAX_RSS_GROWTH) {
+        throw new Error(`server RSS grew by ${mib(mem.growth)} (${mib(mem.base)} → ${mib(mem.peak)})`);
+      }
+      return `${secs.toFixed(1)} s including hashing in the page (${(SIZE / MiB / secs).toFixed(0)} MiB/s), ` +
+        `server CPU ${cpuSecs.toFixed(1)} s; server RSS ${mib(mem.base)} → peak ${mib(mem.peak)} (+${mib(mem.growth)})`;
+    });
+
+    await check('the file on the server has the same bytes', async () => {
+      const stored = join(serverDir, 'big.bin');
+      if (statSync(stored).size !== SIZE) throw new Error(`size ${statSync(stored).size}`);
+      const got = await sha256File(stored);
+      if (got !== want) throw new Error(`stored file's SHA-256 is ${got}`);
+      const left = readdirSync(serverDir);
+      if (left.join() !== 'big.bin') throw new Error(`server dir holds ${JSON.stringify(left)}`);
+      await page.locator('#files button[data-name="big.bin"]').waitFor();
+    });
+
+    await check('a second upload cancelled midway leaves no partial file', async () => {
+      await page.setInputFiles('#file', second);
+      const mem = sampleRss();
+      await page.click('#upload');
+      await page.waitForFunction(
+        (min) => Number(document.querySelector('#up-status').dataset.acked || 0) >= min,
+        10 * MiB,
+        { timeout: TRANSFER_TIMEOUT, polling: 20 },
+      );
+      // The part file exists while the upload is under way.
+      const during = readdirSync(serverDir).filter((n) => n.endsWith('.part'));
+      await page.click('#cancel');
+      const st = await waitForState(page, '#up-status', 'cancelled', TIMEOUT);
+      mem.stop();
+      const left = readdirSync(serverDir);
+      if (left.join() !== 'big.bin') throw new Error(`server dir holds ${JSON.stringify(left)}`);
+      if (during.length !== 1) throw new Error(`part files during the upload: ${JSON.stringify(during)}`);
+      if (mem.growth > MAX_RSS_GROWTH) throw new Error(`server RSS grew by ${mib(mem.growth)}`);
+      return st.text;
+    });
+
+    await check(`download ${mib(SIZE)} back: the page checks its SHA-256`, async () => {
+      const mem = sampleRss();
+      const t = Date.now();
+      const cpu0 = cpu();
+      await page.click('#files button[data-name="big.bin"]');
+      const st = await waitForState(page, '#down-status', 'done', TRANSFER_TIMEOUT);
+      const secs = (Date.now() - t) / 1000;
+      const cpuSecs = cpu() - cpu0;
+      mem.stop();
+      figures.download = { secs, mem, cpuSecs };
+      if (st.sha256 !== want) throw new Error(`page shows SHA-256 ${st.sha256}, want ${want}`);
+      if (!st.text.includes("matches the server's and the upload's")) {
+        throw new Error(`status: ${st.text}`);
+      }
+      await page.locator('#down-link:not([hidden])').waitFor();
+      const link = await page.$eval('#down-link', (a) => [a.download, a.href.slice(0, 5)]);
+      if (link[0] !== 'big.bin' || link[1] !== 'blob:') throw new Error(`link ${link}`);
+      if (mem.growth > MAX_RSS_GROWTH) throw new Error(`server RSS grew by ${mib(mem.growth)}`);
+      return `${secs.toFixed(1)} s including hashing in the page, server CPU ${cpuSecs.toFixed(1)} s; ` +
+        `server RSS +${mib(mem.growth)}`;
+    });
+
+    await check('a name with a path separator is refused', async () => {
+      const text = await page.evaluate(() => new Promise((resolve) => {
+        const ws = new WebSocket(`ws://${location.host}/ws`);
+        ws.onmessage = (e) => {
+          const m = JSON.parse(e.data);
+          if (m.type === 'hello') {
+            ws.send(JSON.stringify({ type: 'upload', name: '../evil', size: 1, sha256: '0'.repeat(64) }));
+          } else if (m.type === 'error') {
+            resolve(m.text);
+            ws.close();
+          }
+        };
+      }));
+      if (!/bad file name/.test(text)) throw new Error(`answer: ${text}`);
+      if (readdirSync(root).sort().join() !== 'local,server') throw new Error('wrote outside --dir');
+    });
+
+    await check('no page errors or console errors', async () => {
+      if (problems.length) throw new Error(problems.join('\n'));
+    });
+
+    mkdirSync(dirname(screenshot), { recursive: true });
+    await page.screenshot({ path: screenshot, fullPage: true });
+    console.log(`# screenshot: ${screenshot}`);
+    const { upload, download } = figures;
+    console.log(`# figures: upload ${mib(SIZE)} in ${upload.secs.toFixed(1)} s, server RSS +${mib(upload.mem.growth)} ` +
+      `(${mib(upload.mem.base)} → ${mib(upload.mem.peak)}); download in ${download.secs.toFixed(1)} s, ` +
+      `server RSS +${mib(download.mem.growth)}`);
+  } catch (e) {
+    const failed = screenshot.replace(/\.png$/, '') + '-failure.png';
+    await page?.screenshot({ path: failed }).catch(() => {});
+    console.error(`not ok ${step} - ${e.message}`);
+    if (problems.length) console.error(problems.join('\n'));
+    console.error(`# page at the failure: ${failed}`);
+    process.exitCode = 1;
+  } finally {
+    await browser.close().catch(() => {});
+    cleanUp();
+  }
+}
+
+main().catch((e) => {
+  console.error(`not ok - ${e.stack || e}`);
+  process.exitCode = 1;
+  cleanUp();
+});
