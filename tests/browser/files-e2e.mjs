@@ -183,7 +183,7 @@ async function main() {
   let page;
   try {
     await check('the page opens and connects', async () => {
-      const context = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+      const context = await browser.newContext({ viewport: { width: 1100, height: 520 } });
       page = await context.newPage();
       page.setDefaultTimeout(TIMEOUT);
       page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
@@ -267,6 +267,45 @@ async function main() {
       if (mem.growth > MAX_RSS_GROWTH) throw new Error(`server RSS grew by ${mib(mem.growth)}`);
       return `${secs.toFixed(1)} s including hashing in the page, server CPU ${cpuSecs.toFixed(1)} s; ` +
         `server RSS +${mib(mem.growth)}`;
+    });
+
+    await check('a file sent as one 32 MiB message is streamed to disk the same way', async () => {
+      // The page sends 1 MiB messages; any client may send one message as large as the file:
+      // the server gets it in chunks all the same (Handler::on_chunk), with progress.
+      const n = 32 * MiB;
+      const mem = sampleRss();
+      const got = await page.evaluate((size) => new Promise((resolve) => {
+        const data = new Uint8Array(size);
+        for (let i = 0; i < size; i += 65536) {
+          crypto.getRandomValues(data.subarray(i, Math.min(i + 65536, size)));
+        }
+        crypto.subtle.digest('SHA-256', data).then((digest) => {
+          const sha256 = [...new Uint8Array(digest)]
+            .map((b) => b.toString(16).padStart(2, '0')).join('');
+          const ws = new WebSocket(`ws://${location.host}/ws`);
+          let progress = 0;
+          ws.onmessage = (e) => {
+            const m = JSON.parse(e.data);
+            if (m.type === 'hello') {
+              ws.send(JSON.stringify({ type: 'upload', name: 'one-message.bin', size, sha256 }));
+            } else if (m.type === 'ready') {
+              ws.send(data);
+            } else if (m.type === 'progress') {
+              progress += 1;
+            } else if (m.type === 'stored' || m.type === 'error') {
+              ws.close();
+              resolve({ ...m, want: sha256, progress });
+            }
+          };
+        });
+      }), n);
+      mem.stop();
+      if (!got.ok || got.sha256 !== got.want) throw new Error(`answer: ${JSON.stringify(got)}`);
+      if (got.progress < 16) throw new Error(`only ${got.progress} progress messages`);
+      const onDisk = await sha256File(join(serverDir, 'one-message.bin'));
+      if (onDisk !== got.want) throw new Error(`stored file's SHA-256 is ${onDisk}`);
+      if (mem.growth > MAX_RSS_GROWTH) throw new Error(`server RSS grew by ${mib(mem.growth)}`);
+      return `${got.progress} progress messages; server RSS +${mib(mem.growth)}`;
     });
 
     await check('a name with a path separator is refused', async () => {
