@@ -53,9 +53,6 @@ start_server() {
         uws) cmd=("$ANCHORS/uws_echo" 1 "$2") ;;
         fastwebsockets) cmd=("$PEER_TARGET/release/fws-echo" "127.0.0.1:$2" 1) ;;
         volley-base) cmd=("${VOLLEY_BASE:?}/echo" "127.0.0.1:$2" 1 off) ;;
-        # Streaming receive: messages over 4 KiB reach echo in chunks, each sent straight back
-        # as a fragment (issue 16).
-        volley-stream) cmd=(env VOLLEY_STREAM_OVER=4096 "$ROOT/target/release/examples/echo" "127.0.0.1:$2" 1 off) ;;
         volley-tls)
             export VOLLEY_TLS_ADDR="127.0.0.1:$2" VOLLEY_TLS_CERT="$CERTS/cert.pem" \
                 VOLLEY_TLS_KEY="$CERTS/key.pem"
