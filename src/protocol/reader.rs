@@ -1622,7 +1622,7 @@ mod tests {
     #[test]
     fn random_valid_streams_read_back_when_streamed() {
         let alphabet = ["a", " ", "é", "€", "𝄞", "κόσμε"];
-        let mut rng = Rng(0x5eed_0f_c0ffee);
+        let mut rng = Rng(0x5eed_0fc0_ffee);
         for _ in 0..300 {
             let mut input = Vec::new();
             let mut expected = Vec::new();
