@@ -111,7 +111,7 @@ impl From<Bytes> for Message {
     }
 }
 
-/// A piece of a streamed message, as [`Handler::on_chunk`](crate::Handler::on_chunk) receives
+/// A piece of a streamed message, as `Handler::on_chunk` receives
 /// it: the message's kind, its next bytes, and whether they are the first and the last.
 ///
 /// A text message's chunks are each valid UTF-8 on their own (split on code point boundaries,
@@ -119,7 +119,7 @@ impl From<Bytes> for Message {
 /// one message arrive in order, with no other data message between them (control frames may
 /// come between, as RFC 6455 §5.4 allows). If the message turns out to be invalid later (bad
 /// UTF-8, over the size limit), the connection is closed with its code and the handler sees
-/// [`on_error`](crate::Handler::on_error) instead of a last chunk: whatever it did with the
+/// `on_error` instead of a last chunk: whatever it did with the
 /// earlier chunks (a file on disk) it should then undo.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Chunk {

@@ -37,9 +37,8 @@ pub struct ReaderConfig {
 }
 
 /// Which messages a connection receives in pieces, as they arrive, instead of whole
-/// ([`Handler::on_chunk`](crate::Handler::on_chunk) instead of `on_message`): set for every
-/// connection with [`Config::streaming`](crate::Config::streaming) or for one with
-/// [`Context::set_streaming`](crate::Context::set_streaming).
+/// (`Handler::on_chunk` instead of `on_message`): set for every connection with
+/// `Config::streaming` or for one with `Context::set_streaming`.
 ///
 /// A message is streamed once it is known to be larger than [`over`](Streaming::over) bytes on
 /// the wire: from its first frame's header, or when a fragment takes it over (the fragments held
