@@ -32,6 +32,7 @@
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod bridge;
 mod config;
 mod error;
 mod handler;
@@ -41,6 +42,9 @@ mod server;
 #[cfg(unix)]
 mod signals;
 
+#[cfg(feature = "redis")]
+pub use bridge::RedisBridge;
+pub use bridge::{Bridge, BridgeNode};
 pub use config::{
     AcceptMode, BackpressurePolicy, Compress, Config, DeflateMode, DeflateWindow, IpNetwork, Rate,
     RateLimitPolicy,

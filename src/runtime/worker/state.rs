@@ -444,6 +444,7 @@ impl WorkerState {
             *c == 1
         };
         if first {
+            self.shared.bridge_topic_changed(&name);
             self.actions.push(Action::TopicEvent(name, true));
         }
         true
@@ -476,6 +477,7 @@ impl WorkerState {
             }
         };
         if last {
+            self.shared.bridge_topic_changed(&name);
             self.actions.push(Action::TopicEvent(name, false));
         }
     }
