@@ -69,6 +69,9 @@ pub struct Private {
 pub struct State {
     /// Source of message ids and list sequence numbers.
     seq: u64,
+    /// Across several servers (`--redis`): this server's tag in the low 12 bits of every id, so
+    /// ids from different servers neither collide nor stop growing (see `next_seq`).
+    id_tag: Option<u64>,
     guests: u64,
     users: HashMap<ConnId, User>,
     /// Lowercased nickname → its owner, so "Ada" and "ada" cannot both exist.
@@ -92,6 +95,7 @@ impl Default for State {
             .collect();
         State {
             seq: 0,
+            id_tag: None,
             guests: 0,
             users: HashMap::new(),
             nicks: HashMap::new(),
@@ -108,10 +112,33 @@ pub fn now_ms() -> u64 {
 }
 
 impl State {
-    /// The next id / sequence number.
+    /// The next id / sequence number. On one server, 1, 2, 3...; across servers
+    /// ([`State::tag_ids`]), the clock in milliseconds shifted left by 12 bits with this
+    /// server's tag below it (below 2^53, exact in JavaScript, until 2039), and never less than
+    /// the last id plus one step: the page orders lines by id and drops repeats, and ignores a
+    /// member or room list older than the last it saw.
     pub fn next_seq(&mut self) -> u64 {
-        self.seq += 1;
+        match self.id_tag {
+            None => self.seq += 1,
+            Some(tag) => self.seq = (self.seq + (1 << 12)).max((now_ms() << 12) | tag),
+        }
         self.seq
+    }
+
+    /// Number ids for several servers sharing rooms: `tag` (its low 12 bits) tells them apart.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub fn tag_ids(&mut self, tag: u64) {
+        self.id_tag = Some(tag & 0xfff);
+        self.seq = 0;
+    }
+
+    /// Every user's nickname with their connection.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub fn nicks(&self) -> Vec<(String, ConnId)> {
+        self.users
+            .iter()
+            .map(|(id, u)| (u.nick.clone(), *id))
+            .collect()
     }
 
     /// Users online.
@@ -124,11 +151,18 @@ impl State {
         self.users.get(&id)
     }
 
-    /// A new connection: register it under a fresh guest nickname, which is returned.
-    pub fn connect(&mut self, id: ConnId, handle: ConnHandle) -> String {
+    /// A new connection: register it under a fresh guest nickname, which is returned (`number`:
+    /// the guest number to try first, given by Redis across servers).
+    pub fn connect(&mut self, id: ConnId, handle: ConnHandle, number: Option<u64>) -> String {
         let nick = loop {
-            self.guests += 1;
-            let nick = format!("guest-{}", self.guests);
+            let n = match number {
+                Some(n) if !self.nicks.contains_key(&format!("guest-{n}")) => n,
+                _ => {
+                    self.guests += 1;
+                    self.guests
+                }
+            };
+            let nick = format!("guest-{n}");
             if !self.nicks.contains_key(&nick) {
                 break nick;
             }
