@@ -404,12 +404,14 @@ impl Options {
     }
 
     /// Which target connection `index` goes to: an index into `urls`, or `urls.len()` for
-    /// `publish_url` (broadcast publishers, when it is set). A broadcast publisher's id is its
+    /// `publish_url` (broadcast publishers, when it is set and not one of `urls`). A broadcast publisher's id is its
     /// connection index, so a receiver knows its publisher's target too.
     pub fn target_of(&self, index: u64) -> usize {
         let publisher = self.scenario == Scenario::Broadcast && index < self.publishers as u64;
-        if publisher && self.publish_url.is_some() {
-            self.urls.len()
+        if let Some(p) = self.publish_url.as_ref().filter(|_| publisher) {
+            // The publishers' server may be one of the targets too: then it is that one.
+            let same = self.urls.iter().position(|u| u.addr == p.addr);
+            same.unwrap_or(self.urls.len())
         } else {
             (index % self.urls.len().max(1) as u64) as usize
         }
@@ -764,6 +766,18 @@ mod tests {
         assert_eq!(t, [2, 2, 0, 1, 0, 1]);
         assert_eq!(o.target_url(2).addr, "127.0.0.1:9003".parse().unwrap());
         assert_eq!(o.target_url(1).addr, "127.0.0.1:9002".parse().unwrap());
+        // A publish URL that is one of the targets is that target.
+        let o = run(&[
+            "broadcast",
+            "ws://127.0.0.1:9001/",
+            "ws://127.0.0.1:9002/",
+            "--publish-url",
+            "ws://127.0.0.1:9002/",
+        ]);
+        assert_eq!(
+            (o.target_of(0), o.target_of(10), o.target_of(11)),
+            (1, 0, 1)
+        );
         // Without --publish-url, publishers too go in turn.
         let o = run(&["broadcast", "ws://127.0.0.1:9001/", "ws://127.0.0.1:9002/"]);
         assert_eq!(o.target_of(1), 1);
