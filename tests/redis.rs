@@ -10,121 +10,12 @@
 
 mod util;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
 
+use util::redis_server::Redis;
 use util::*;
 use volley::{Context, Handler, Message, RedisBridge, Request, Server, ServerHandle, Upgrade};
-
-// ---- a Redis of our own ---------------------------------------------------------------------
-
-/// A `redis-server` this test started: its own port and directory, no persistence; killed on
-/// drop.
-struct Redis {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
-
-impl Redis {
-    fn start() -> Redis {
-        let port = {
-            let l = TcpListener::bind("127.0.0.1:0").expect("a free port");
-            l.local_addr().unwrap().port()
-        };
-        let dir = std::env::temp_dir().join(format!(
-            "volley-redis-test-{}-{}",
-            std::process::id(),
-            NEXT_DIR.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut r = Redis {
-            port,
-            dir,
-            child: None,
-        };
-        r.spawn();
-        r
-    }
-
-    /// Start (again) on the same port.
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run redis-server ({e}): these tests need Debian's redis-server on \
-                     PATH (apt-get install redis-server; scripts/test.sh installs it)"
-                )
-            });
-        self.child = Some(child);
-        let end = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut c) = self.conn() {
-                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
-                    return;
-                }
-            }
-            assert!(Instant::now() < end, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn conn(&self) -> redis::RedisResult<redis::Connection> {
-        redis::Client::open(self.url())?.get_connection_with_timeout(Duration::from_secs(1))
-    }
-
-    /// `PUBSUB CHANNELS pattern`, sorted.
-    fn channels(&self, pattern: &str) -> Vec<String> {
-        let mut c = self.conn().expect("redis");
-        let mut v: Vec<String> = redis::cmd("PUBSUB")
-            .arg("CHANNELS")
-            .arg(pattern)
-            .query(&mut c)
-            .expect("PUBSUB CHANNELS");
-        v.sort();
-        v
-    }
-
-    /// Subscribers (connections) of `channel`: `PUBSUB NUMSUB`.
-    fn numsub(&self, channel: &str) -> i64 {
-        let Ok(mut c) = self.conn() else { return -1 };
-        let r: redis::RedisResult<(String, i64)> = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(channel)
-            .query(&mut c);
-        r.map(|(_, n)| n).unwrap_or(-1)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 // ---- nodes ----------------------------------------------------------------------------------
 
