@@ -164,6 +164,19 @@ fn publishes_reach_every_node_in_order_once_and_skip_the_sender() {
     assert_eq!(sb.bridge_received, 201);
     assert_eq!(sa.bridge_received, 1);
     assert_eq!(sa.bridge_dropped + sb.bridge_dropped, 0);
+    #[cfg(feature = "metrics")]
+    {
+        let m = nodes[0].handle.metrics();
+        for line in [
+            "volley_bridge_connected 1",
+            "volley_bridge_messages_total{direction=\"published\"} 201",
+            "volley_bridge_messages_total{direction=\"received\"} 1",
+            "volley_bridge_messages_total{direction=\"dropped\"} 0",
+            "volley_bridge_reconnects_total 0",
+        ] {
+            assert!(m.lines().any(|l| l == line), "no {line:?} in\n{m}");
+        }
+    }
 }
 
 #[test]

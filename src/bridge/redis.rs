@@ -39,7 +39,7 @@ use crate::protocol::message::{Message, Utf8Bytes};
 const SUB_POLL: Duration = Duration::from_millis(20);
 /// Connecting gives up after this long (then the backoff applies).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// A command on the publishing connection that has no answer after this long fails it.
+/// A command (a pipeline, a SUBSCRIBE) that has no answer after this long fails its connection.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// The first and the longest wait between connection attempts.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -66,6 +66,10 @@ const OP_BINARY: u8 = 2;
 ///     .start(|_req: &Request<'_>| Upgrade::accept(App))?;
 /// # Ok(()) }
 /// ```
+///
+/// A node subscribes to a topic's channel when the topic gains its first subscriber on it
+/// (within about 20 ms), so a message published elsewhere right as the first local subscriber
+/// arrives may not reach it.
 ///
 /// While Redis is unreachable local delivery goes on, publishes for other nodes wait in a
 /// bounded queue ([`RedisBridge::queue`]; beyond it they are dropped and counted in
@@ -421,13 +425,16 @@ fn subscribed(
     lost: &mut bool,
 ) -> redis::RedisResult<()> {
     let mut ps = con.as_pubsub();
-    ps.set_read_timeout(Some(SUB_POLL))?;
+    // (Un)subscribing waits for Redis's confirmation with the long timeout (a timeout there
+    // would end the connection); reading messages polls with the short one.
+    ps.set_read_timeout(Some(IO_TIMEOUT))?;
     // Everything live now, whatever changes were reported before.
     interest.try_iter().for_each(drop);
     let mut live: HashSet<Arc<str>> = link.node.active_topics().into_iter().collect();
     if !live.is_empty() {
         ps.subscribe(live.iter().map(|t| channel_of(link, t)).collect::<Vec<_>>())?;
     }
+    ps.set_read_timeout(Some(SUB_POLL))?;
     link.sub_up.store(true, Ordering::Relaxed);
     link.update_connected();
     if *lost {
@@ -455,11 +462,15 @@ fn subscribed(
                     remove.push(channel_of(link, &t));
                 }
             }
-            if !add.is_empty() {
-                ps.subscribe(add)?;
-            }
-            if !remove.is_empty() {
-                ps.unsubscribe(remove)?;
+            if !add.is_empty() || !remove.is_empty() {
+                ps.set_read_timeout(Some(IO_TIMEOUT))?;
+                if !add.is_empty() {
+                    ps.subscribe(add)?;
+                }
+                if !remove.is_empty() {
+                    ps.unsubscribe(remove)?;
+                }
+                ps.set_read_timeout(Some(SUB_POLL))?;
             }
         }
         match ps.get_message() {
