@@ -2,15 +2,15 @@
 # Browser end-to-end test of the chat example: builds `examples/chat`, then
 # tests/browser/chat-e2e.mjs starts it on a free port and drives three users in headless
 # Chromium (rooms, members, messages, typing, a private message, HTML injection shown as text,
-# reconnecting after a server restart, the live /stats page); then again over https and wss
-# (feature tls, a throwaway CA trusted through Chromium's NSS store); then across two chat
-# servers sharing a Redis (--redis, feature redis; tests/browser/chat-cluster-e2e.mjs). Leaves
-# screenshots in target/chat-e2e.png, target/chat-e2e-stats.png, target/chat-e2e-tls.png and
-# target/chat-cluster-e2e.png.
+# reconnecting after a server restart, the live /stats page); across two chat servers sharing
+# a Redis (--redis, feature redis; tests/browser/chat-cluster-e2e.mjs; Debian's redis-server,
+# installed when missing); then again over https and wss (feature tls, a throwaway CA trusted
+# through Chromium's NSS store). Leaves screenshots in target/chat-e2e.png,
+# target/chat-e2e-stats.png, target/chat-cluster-e2e.png and target/chat-e2e-tls.png.
 #
 # Installs what it needs, and is safe to run again: Debian's chromium (apt-get, as root) when
-# /usr/bin/chromium is missing, Debian's redis-server when it is, and playwright-core from
-# tests/browser/package-lock.json (never a browser download). UPDATE_DOCS=1 also copies the screenshot to docs/chat.png (the README's).
+# /usr/bin/chromium is missing, and playwright-core from tests/browser/package-lock.json (never
+# a browser download). UPDATE_DOCS=1 also copies the screenshot to docs/chat.png (the README's).
 # Takes about 10 s once built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +50,23 @@ trap 'kill "$test_pid" 2>/dev/null || true' EXIT
 wait "$test_pid"
 trap - EXIT
 
+echo "== browser test across two chat servers sharing a Redis"
+# Two chat servers with --redis (feature redis) and their own redis-server on a free port: one
+# user on each, messages, joins, leaves, members, history and nicknames across servers.
+if ! command -v redis-server >/dev/null; then
+  install_deb "redis-server (the chat across servers)" redis-server
+fi
+if [ "${RELEASE:-}" = 1 ]; then
+  cargo build --release --features metrics,redis --example chat
+else
+  cargo build --features metrics,redis --example chat
+fi
+timeout -k 5 90 node tests/browser/chat-cluster-e2e.mjs "$binary" target/chat-cluster-e2e.png &
+test_pid=$!
+trap 'kill "$test_pid" 2>/dev/null || true' EXIT
+wait "$test_pid"
+trap - EXIT
+
 echo "== browser test over https and wss"
 # The same test with the chat serving TLS (--tls-cert/--tls-key, feature tls) from a throwaway
 # CA that Chromium's NSS store (a temporary HOME) and Node (NODE_EXTRA_CA_CERTS, for /metrics)
@@ -69,23 +86,6 @@ trap 'kill "$test_pid" 2>/dev/null || true; rm -rf "$certs"' EXIT
 wait "$test_pid"
 trap - EXIT
 rm -rf "$certs"
-
-echo "== browser test across two chat servers sharing a Redis"
-# Two chat servers with --redis (feature redis) and their own redis-server on a free port: one
-# user on each, messages, joins, leaves, members, history and nicknames across servers.
-if ! command -v redis-server >/dev/null; then
-  install_deb "redis-server (the chat across servers)" redis-server
-fi
-if [ "${RELEASE:-}" = 1 ]; then
-  cargo build --release --features metrics,redis --example chat
-else
-  cargo build --features metrics,redis --example chat
-fi
-timeout -k 5 90 node tests/browser/chat-cluster-e2e.mjs "$binary" target/chat-cluster-e2e.png &
-test_pid=$!
-trap 'kill "$test_pid" 2>/dev/null || true' EXIT
-wait "$test_pid"
-trap - EXIT
 
 if [ "${UPDATE_DOCS:-}" = 1 ]; then
   cp target/chat-e2e.png docs/chat.png
