@@ -25,7 +25,9 @@
 //! The names to know: [`Server`] (and [`ServerBuilder`]), [`Factory`] and [`Handler`] (what you
 //! implement), [`Context`] (what a handler can do), [`Message`], [`Config`], the handles
 //! ([`ServerHandle`], [`ConnHandle`]) and [`Error`]. [`protocol`] is the sans-I/O RFC 6455 core,
-//! public so clients such as the loadtest can reuse it.
+//! public so clients such as the loadtest can reuse it. Topics shared across volley processes:
+//! [`ServerBuilder::bridge`] with a [`Bridge`] (the Redis one, `RedisBridge`, needs the `redis`
+//! feature).
 //!
 //! The [`architecture`] module (docs/ARCHITECTURE.md in the repository) is the map: the layout,
 //! the rule that keeps the layers apart, the threads, the life of a connection and of a frame.
