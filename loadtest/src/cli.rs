@@ -697,7 +697,8 @@ mod tests {
             &["echo", "-c", "x"],
             &["echo", "--bogus", "1"],
             &["echo", "ws://10.0.0.1/"],
-            &["echo", "ws://127.0.0.1/", "ws://127.0.0.1/"],
+            // Several targets are fine, but not plain and TLS mixed.
+            &["echo", "ws://127.0.0.1/", "wss://127.0.0.1/"],
             &["echo", "-d", "11m"],
             &["echo", "-w", "0"],
             &["echo", "--processes", "3", "-c", "2"],
