@@ -206,12 +206,13 @@ impl ChatApp {
         let (state, cluster) = {
             let mut state = State::default();
             let cluster = config.redis.as_deref().and_then(|url| {
-                let node = random_id();
-                let c = Cluster::new(url, node)
+                let c = Cluster::new(url, random_id())
                     .map_err(|e| log::error!("chat: {e}; running alone"))
-                    .ok()?;
-                state.tag_ids(node);
-                Some(Arc::new(c))
+                    .ok()
+                    .map(Arc::new)?;
+                let ids = c.clone();
+                state.share_ids(move || ids.next_id());
+                Some(c)
             });
             (state, cluster)
         };

@@ -8,6 +8,7 @@
 //! - History: `chat:history:ROOM`, a list capped at `state::HISTORY` lines (RPUSH + LTRIM),
 //!   read whole on joining, whatever node the line was said on.
 //! - Members: `chat:members:ROOM`, a hash of owner → nickname, read for the member list.
+//! - Ids of lines and lists: `INCR chat:ids`, one order for every server.
 //!
 //! These calls are made by the handlers on volley's worker threads, so each is one short round
 //! trip on a connection taken from a small pool, bounded by a 250 ms timeout. When Redis does
@@ -115,6 +116,12 @@ impl Cluster {
 
     fn nick_key(nick: &str) -> String {
         format!("chat:nick:{}", nick.to_lowercase())
+    }
+
+    /// The next message or list id, from one counter for every server (`INCR chat:ids`), so
+    /// the page sees one order whatever server a line comes from.
+    pub fn next_id(&self) -> Option<u64> {
+        self.with("id", |c| redis::cmd("INCR").arg("chat:ids").query(c))
     }
 
     /// A fresh guest number, unique across the servers.

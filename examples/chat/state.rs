@@ -69,9 +69,9 @@ pub struct Private {
 pub struct State {
     /// Source of message ids and list sequence numbers.
     seq: u64,
-    /// Across several servers (`--redis`): this server's tag in the low 12 bits of every id, so
-    /// ids from different servers neither collide nor stop growing (see `next_seq`).
-    id_tag: Option<u64>,
+    /// Across several servers (`--redis`): where ids come from (Redis's `INCR`), so that ids
+    /// from every server are unique and in one order (see `next_seq`).
+    shared_ids: Option<SharedIds>,
     guests: u64,
     users: HashMap<ConnId, User>,
     /// Lowercased nickname → its owner, so "Ada" and "ada" cannot both exist.
@@ -95,12 +95,21 @@ impl Default for State {
             .collect();
         State {
             seq: 0,
-            id_tag: None,
+            shared_ids: None,
             guests: 0,
             users: HashMap::new(),
             nicks: HashMap::new(),
             rooms,
         }
+    }
+}
+
+/// A source of ids shared by several servers.
+struct SharedIds(Box<dyn Fn() -> Option<u64> + Send + Sync>);
+
+impl std::fmt::Debug for SharedIds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedIds")
     }
 }
 
@@ -112,24 +121,20 @@ pub fn now_ms() -> u64 {
 }
 
 impl State {
-    /// The next id / sequence number. On one server, 1, 2, 3...; across servers
-    /// ([`State::tag_ids`]), the clock in milliseconds shifted left by 12 bits with this
-    /// server's tag below it (below 2^53, exact in JavaScript, until 2039), and never less than
-    /// the last id plus one step: the page orders lines by id and drops repeats, and ignores a
-    /// member or room list older than the last it saw.
+    /// The next id / sequence number: 1, 2, 3... The page orders lines by id and drops
+    /// repeats, and ignores a member or room list older than the last it saw, so across servers
+    /// ([`State::share_ids`]) the numbers come from one counter they share; while it cannot be
+    /// reached, a server numbers on from the last id it had.
     pub fn next_seq(&mut self) -> u64 {
-        match self.id_tag {
-            None => self.seq += 1,
-            Some(tag) => self.seq = (self.seq + (1 << 12)).max((now_ms() << 12) | tag),
-        }
+        let shared = self.shared_ids.as_ref().and_then(|f| (f.0)());
+        self.seq = shared.unwrap_or(self.seq + 1);
         self.seq
     }
 
-    /// Number ids for several servers sharing rooms: `tag` (its low 12 bits) tells them apart.
+    /// Take ids from `next` (shared by several servers; `None`: unavailable just now).
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub fn tag_ids(&mut self, tag: u64) {
-        self.id_tag = Some(tag & 0xfff);
-        self.seq = 0;
+    pub fn share_ids(&mut self, next: impl Fn() -> Option<u64> + Send + Sync + 'static) {
+        self.shared_ids = Some(SharedIds(Box::new(next)));
     }
 
     /// Every user's nickname with their connection.

@@ -315,7 +315,6 @@ fn publish_loop(link: &Link, rx: &Receiver<(Arc<str>, Message)>, max_batch: usiz
             }) {
                 Ok(c) => {
                     con = Some(c);
-                    backoff = BACKOFF_MIN;
                     link.pub_up.store(true, Ordering::Relaxed);
                     link.update_connected();
                     if lost {
@@ -362,8 +361,9 @@ fn publish_loop(link: &Link, rx: &Receiver<(Arc<str>, Message)>, max_batch: usiz
             Ok(()) => {
                 link.node.count_published(batch.len() as u64);
                 batch.clear();
+                backoff = BACKOFF_MIN;
             }
-            Err(e) => {
+            Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() => {
                 log::warn!(
                     "redis bridge: lost the publishing connection ({e}); {} publishes held",
                     batch.len()
@@ -372,6 +372,20 @@ fn publish_loop(link: &Link, rx: &Receiver<(Arc<str>, Message)>, max_batch: usiz
                 lost = true;
                 link.pub_up.store(false, Ordering::Relaxed);
                 link.update_connected();
+                link.pause(&mut backoff);
+            }
+            Err(e) => {
+                // Redis refused a command (an ACL, out of memory): sending the same batch again
+                // would fail again, so it is dropped and counted; the connection, whose other
+                // answers may be pending, is made again.
+                log::warn!(
+                    "redis bridge: Redis refused a publish ({e}); {} publishes dropped",
+                    batch.len()
+                );
+                link.node.count_dropped(batch.len() as u64);
+                batch.clear();
+                con = None;
+                link.pause(&mut backoff);
             }
         }
     }
@@ -401,7 +415,7 @@ fn subscribe_loop(link: &Link, interest: &Receiver<Arc<str>>, in_tx: &Sender<Inc
                 continue;
             }
         };
-        backoff = BACKOFF_MIN;
+        let began = Instant::now();
         match subscribed(link, &mut con, interest, in_tx, &mut lost) {
             Ok(()) => break,
             Err(e) => {
@@ -409,6 +423,12 @@ fn subscribe_loop(link: &Link, interest: &Receiver<Arc<str>>, in_tx: &Sender<Inc
                 lost = true;
                 link.sub_up.store(false, Ordering::Relaxed);
                 link.update_connected();
+                // A connection that served a while starts the backoff over; one that failed
+                // at once (Redis refusing SUBSCRIBE, say) keeps doubling it: no busy loop.
+                if began.elapsed() > Duration::from_secs(1) {
+                    backoff = BACKOFF_MIN;
+                }
+                link.pause(&mut backoff);
             }
         }
     }
