@@ -1,7 +1,8 @@
 //! Topics across nodes through a real Redis (feature `redis`): two or three servers in this
 //! process, one `redis-server` started by the test on a free loopback port (and killed after
 //! it). Cross-node delivery and order, skip-sender, no duplicate on the origin node, upstream
-//! SUBSCRIBE/UNSUBSCRIBE on the first/last subscriber (`PUBSUB CHANNELS`), binary payloads,
+//! SUBSCRIBE/UNSUBSCRIBE on the first/last subscriber (`PUBSUB CHANNELS`), binary payloads (all
+//! byte values, empty, 4 MiB),
 //! `publish_local`, and Redis killed and restarted mid-test.
 //!
 //! Needs `redis-server` on PATH (Debian's `redis-server`; scripts/test.sh installs it): without
@@ -236,6 +237,12 @@ fn binary_and_text_cross_nodes_intact_and_apart() {
     assert_eq!(sb.recv(), Message::binary(&b""[..]));
     assert_eq!(sb.recv(), Message::text("\u{1}\u{2}héllo\u{0}"));
     assert_eq!(sb.recv(), Message::binary(&b"text bytes"[..]));
+    // Large enough to arrive over many reads of the bridge's subscribing connection.
+    let big: Vec<u8> = (0..4 << 20).map(|i: u32| (i % 251) as u8).collect();
+    pa.send_binary(&big);
+    pa.send_binary(b"after the big one");
+    assert_eq!(sb.recv(), Message::binary(big));
+    assert_eq!(sb.recv(), Message::binary(&b"after the big one"[..]));
     assert!(sb.silent_for(200));
 }
 
