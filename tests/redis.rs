@@ -2,8 +2,8 @@
 //! process, one `redis-server` started by the test on a free loopback port (and killed after
 //! it). Cross-node delivery and order, skip-sender, no duplicate on the origin node, upstream
 //! SUBSCRIBE/UNSUBSCRIBE on the first/last subscriber (`PUBSUB CHANNELS`), binary payloads (all
-//! byte values, empty, 4 MiB),
-//! `publish_local`, and Redis killed and restarted mid-test.
+//! byte values, empty, 4 MiB), `publish_local`, the bridge's metrics, and Redis killed and
+//! restarted mid-test.
 //!
 //! Needs `redis-server` on PATH (Debian's `redis-server`; scripts/test.sh installs it): without
 //! it these tests fail, they do not skip.
