@@ -1,8 +1,10 @@
 //! Broadcast server: every connection joins one room; every message a client sends is published
 //! to the whole room, sender included. The server side of the loadtest `broadcast` scenario.
 //!
-//! Run: `cargo run --release --example broadcast -- [ADDR] [WORKERS]`
-//! (default `127.0.0.1:9002`).
+//! Run: `cargo run --release --example broadcast -- [ADDR] [WORKERS] [REDIS_URL]`
+//! (default `127.0.0.1:9002`). With `--features redis` and a Redis URL, several of these
+//! servers share the room through Redis (`RedisBridge`): start two on different ports and point
+//! `volley-loadtest broadcast` at both, with `--publish-url` for the publishers' server.
 
 #[path = "common/log.rs"]
 mod logger;
@@ -32,9 +34,24 @@ fn main() {
         config = config.workers(w.parse().expect("WORKERS must be a number"));
     }
     let workers = config.workers;
-    let server = Server::builder()
-        .config(config)
-        .bind(addr)
+    #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+    let mut builder = Server::builder().config(config).bind(addr);
+    if let Some(url) = args.next() {
+        #[cfg(feature = "redis")]
+        {
+            let bridge = volley::RedisBridge::new(&url).unwrap_or_else(|e| {
+                eprintln!("broadcast: {e}");
+                std::process::exit(2);
+            });
+            builder = builder.bridge(bridge.prefix("broadcast:"));
+        }
+        #[cfg(not(feature = "redis"))]
+        {
+            eprintln!("broadcast: REDIS_URL {url} needs the redis feature (--features redis)");
+            std::process::exit(2);
+        }
+    }
+    let server = builder
         .start(|_req: &Request<'_>| Upgrade::accept(Member))
         .unwrap_or_else(|e| {
             eprintln!("broadcast: cannot start: {e}");

@@ -2,9 +2,11 @@
 # Browser end-to-end test of the chat example: builds `examples/chat`, then
 # tests/browser/chat-e2e.mjs starts it on a free port and drives three users in headless
 # Chromium (rooms, members, messages, typing, a private message, HTML injection shown as text,
-# reconnecting after a server restart, the live /stats page); then again over https and wss
-# (feature tls, a throwaway CA trusted through Chromium's NSS store). Leaves screenshots in
-# target/chat-e2e.png, target/chat-e2e-stats.png and target/chat-e2e-tls.png.
+# reconnecting after a server restart, the live /stats page); across two chat servers sharing
+# a Redis (--redis, feature redis; tests/browser/chat-cluster-e2e.mjs; Debian's redis-server,
+# installed when missing); then again over https and wss (feature tls, a throwaway CA trusted
+# through Chromium's NSS store). Leaves screenshots in target/chat-e2e.png,
+# target/chat-e2e-stats.png, target/chat-cluster-e2e.png and target/chat-e2e-tls.png.
 #
 # Installs what it needs, and is safe to run again: Debian's chromium (apt-get, as root) when
 # /usr/bin/chromium is missing, and playwright-core from tests/browser/package-lock.json (never
@@ -47,6 +49,23 @@ echo "== browser test"
 # The test kills the server it starts on any exit; `timeout` bounds the whole run, and the trap
 # stops the test (and so its server) if this script is interrupted.
 timeout -k 5 90 node tests/browser/chat-e2e.mjs "$binary" target/chat-e2e.png &
+test_pid=$!
+trap 'kill "$test_pid" 2>/dev/null || true' EXIT
+wait "$test_pid"
+trap - EXIT
+
+echo "== browser test across two chat servers sharing a Redis"
+# Two chat servers with --redis (feature redis) and their own redis-server on a free port: one
+# user on each, messages, joins, leaves, members, history and nicknames across servers.
+if ! command -v redis-server >/dev/null; then
+  install_deb "redis-server (the chat across servers)" redis-server
+fi
+if [ "${RELEASE:-}" = 1 ]; then
+  cargo build --release --features metrics,redis --example chat
+else
+  cargo build --features metrics,redis --example chat
+fi
+timeout -k 5 90 node tests/browser/chat-cluster-e2e.mjs "$binary" target/chat-cluster-e2e.png &
 test_pid=$!
 trap 'kill "$test_pid" 2>/dev/null || true' EXIT
 wait "$test_pid"

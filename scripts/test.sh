@@ -4,7 +4,8 @@
 # browser tests (plain and over TLS), the metrics exporter against a real Prometheus, and a short
 # coverage-guided fuzzing run of every fuzz target. Installs what they need itself (a Python
 # venv, Chromium, npm packages, Debian's prometheus, openssl and libnss3-tools for the TLS
-# tests' throwaway CA, the nightly toolchain and cargo-fuzz), and is safe to run again.
+# tests' throwaway CA, Debian's redis-server for the Redis bridge's tests, the nightly toolchain
+# and cargo-fuzz), and is safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
@@ -24,6 +25,17 @@ cargo check --workspace --all-targets --quiet
 if cargo tree -p volley -e normal --prefix none | grep -qiE '^(rustls|ring) '; then
   echo "a TLS crate is built without the tls feature" >&2
   exit 1
+fi
+if cargo tree -p volley -e normal --prefix none | grep -qiE '^redis '; then
+  echo "a Redis crate is built without the redis feature" >&2
+  exit 1
+fi
+
+step "redis-server for tests/redis.rs (each test starts its own on a free loopback port)"
+if ! command -v redis-server >/dev/null; then
+  source scripts/deb.sh
+  install_deb "redis-server (the Redis bridge's tests)" redis-server
+  # Debian's package starts a system service; the tests never use it (they run their own).
 fi
 
 step "cargo test (all features)"

@@ -25,13 +25,16 @@
 //! The names to know: [`Server`] (and [`ServerBuilder`]), [`Factory`] and [`Handler`] (what you
 //! implement), [`Context`] (what a handler can do), [`Message`], [`Config`], the handles
 //! ([`ServerHandle`], [`ConnHandle`]) and [`Error`]. [`protocol`] is the sans-I/O RFC 6455 core,
-//! public so clients such as the loadtest can reuse it.
+//! public so clients such as the loadtest can reuse it. Topics shared across volley processes:
+//! [`ServerBuilder::bridge`] with a [`Bridge`] (the Redis one, `RedisBridge`, needs the `redis`
+//! feature).
 //!
 //! The [`architecture`] module (docs/ARCHITECTURE.md in the repository) is the map: the layout,
 //! the rule that keeps the layers apart, the threads, the life of a connection and of a frame.
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod bridge;
 mod config;
 mod error;
 mod handler;
@@ -41,6 +44,9 @@ mod server;
 #[cfg(unix)]
 mod signals;
 
+#[cfg(feature = "redis")]
+pub use bridge::RedisBridge;
+pub use bridge::{Bridge, BridgeNode};
 pub use config::{
     AcceptMode, BackpressurePolicy, Compress, Config, DeflateMode, DeflateWindow, IpNetwork, Rate,
     RateLimitPolicy,

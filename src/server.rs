@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 
 use mio::{Poll, Waker};
 
+use crate::bridge::{Bridge, BridgeNode};
 use crate::config::{AcceptMode, Config};
 use crate::error::Error;
 use crate::handler::Factory;
@@ -26,6 +27,7 @@ pub struct ServerBuilder {
     listeners: Vec<ListenSpec>,
     #[cfg(feature = "metrics")]
     metrics_path: Option<String>,
+    bridge: Option<Arc<dyn Bridge>>,
 }
 
 /// One address to listen on, plain or TLS.
@@ -83,14 +85,23 @@ impl ServerBuilder {
         self
     }
 
+    /// Share topics with other nodes through `bridge` (e.g.
+    /// `RedisBridge::new("redis://127.0.0.1:6379")?`, feature `redis`): a publish reaches the
+    /// topic's subscribers on every node, and this node subscribes upstream to the topics its
+    /// connections subscribe to. `publish_local` (on [`Context`](crate::Context) and
+    /// [`ServerHandle`]) stays on this node; broadcasts always do.
+    pub fn bridge(mut self, bridge: impl Bridge) -> Self {
+        self.bridge = Some(Arc::new(bridge));
+        self
+    }
+
     /// Bind, start the worker threads, and return the running server.
     pub fn start<F: Factory>(self, factory: F) -> Result<Server, Error> {
-        #[cfg(feature = "metrics")]
         let extras = Extras {
+            #[cfg(feature = "metrics")]
             metrics_path: self.metrics_path,
+            bridge: self.bridge,
         };
-        #[cfg(not(feature = "metrics"))]
-        let extras = Extras {};
         let mut listeners = self.listeners;
         if listeners.is_empty() {
             listeners.push(ListenSpec {
@@ -107,6 +118,7 @@ impl ServerBuilder {
 struct Extras {
     #[cfg(feature = "metrics")]
     metrics_path: Option<String>,
+    bridge: Option<Arc<dyn Bridge>>,
 }
 
 /// A running WebSocket server: worker threads started, listening.
@@ -142,6 +154,7 @@ impl Server {
             listeners: Vec::new(),
             #[cfg(feature = "metrics")]
             metrics_path: None,
+            bridge: None,
         }
     }
 
@@ -223,9 +236,12 @@ impl Server {
             histograms: (0..n).map(|_| Default::default()).collect(),
             #[cfg(feature = "metrics")]
             metrics_path: extras.metrics_path,
+            bridge: extras.bridge,
+            bridge_stats: WorkerStats::default(),
         });
-        #[cfg(not(feature = "metrics"))]
-        let Extras {} = extras;
+        if let Some(b) = &shared.bridge {
+            b.start(BridgeNode::new(shared.clone()))?;
+        }
         let factory = Arc::new(factory);
         let mut threads = Vec::with_capacity(n + 1);
         for (i, (poll, rx)) in polls.into_iter().zip(receivers).enumerate() {
@@ -293,10 +309,16 @@ impl Server {
 
     /// Block until the server has shut down (see [`ServerHandle::shutdown`]).
     pub fn run(self) -> Result<(), Error> {
+        let mut panicked = false;
         for t in self.threads {
-            if t.join().is_err() {
-                return Err(Error::Io(std::io::Error::other("a worker thread panicked")));
-            }
+            panicked |= t.join().is_err();
+        }
+        // The workers are gone: the bridge sends what they published and stops.
+        if let Some(b) = &self.handle.shared().bridge {
+            b.stop();
+        }
+        if panicked {
+            return Err(Error::Io(std::io::Error::other("a worker thread panicked")));
         }
         Ok(())
     }

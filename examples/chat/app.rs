@@ -20,6 +20,48 @@
 pub mod protocol;
 #[path = "state.rs"]
 pub mod state;
+// Several chat servers sharing rooms, nicknames and history through Redis (`--redis`).
+#[cfg(feature = "redis")]
+#[path = "cluster.rs"]
+pub mod cluster;
+/// Without the `redis` feature there is no cluster: a type with no values, so the handlers'
+/// `Option<Arc<Cluster>>` is always `None` and their cluster branches never run.
+#[cfg(not(feature = "redis"))]
+pub mod cluster {
+    use super::protocol::ChatLine;
+
+    /// No value of this type exists without the `redis` feature.
+    #[derive(Debug)]
+    pub enum Cluster {}
+
+    #[allow(missing_docs)]
+    impl Cluster {
+        pub fn owner(&self, _: impl std::fmt::Display) -> String {
+            match *self {}
+        }
+        pub fn guest_number(&self) -> Option<u64> {
+            match *self {}
+        }
+        pub fn claim_nick(&self, _: &str, _: &str) -> Option<bool> {
+            match *self {}
+        }
+        pub fn release_nick(&self, _: &str, _: &str) {
+            match *self {}
+        }
+        pub fn push_history(&self, _: &ChatLine) {
+            match *self {}
+        }
+        pub fn history(&self, _: &str) -> Option<Vec<ChatLine>> {
+            match *self {}
+        }
+        pub fn member(&self, _: &str, _: &str, _: Option<&str>) -> Option<Vec<String>> {
+            match *self {}
+        }
+        pub fn members(&self, _: &str) -> Option<Vec<String>> {
+            match *self {}
+        }
+    }
+}
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -29,6 +71,7 @@ use volley::{
     RateLimited, Request, Response, Upgrade,
 };
 
+use cluster::Cluster;
 use protocol::{ChatError, ClientMsg, Limits, ServerMsg};
 use state::{now_ms, State};
 
@@ -107,6 +150,11 @@ pub struct ChatConfig {
     pub rate: RateLimit,
     /// The Origin allowlist.
     pub origins: Origins,
+    /// `--redis URL`: share rooms (history, members), nicknames and guest numbers with the
+    /// other chat servers on this Redis (the rooms' messages go through volley's
+    /// `RedisBridge`, which main.rs sets up).
+    #[cfg(feature = "redis")]
+    pub redis: Option<String>,
 }
 
 impl ChatConfig {
@@ -125,6 +173,8 @@ struct Shared {
     state: Mutex<State>,
     config: ChatConfig,
     limits: Limits,
+    /// The other servers' shared state, with `--redis`.
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl Shared {
@@ -152,14 +202,40 @@ impl ChatApp {
             rate_messages: config.rate.messages,
             rate_window_ms: config.rate.window.as_millis() as u64,
         };
-        let shared = Shared {
-            state: Mutex::new(State::default()),
+        #[cfg(feature = "redis")]
+        let (state, cluster) = {
+            let mut state = State::default();
+            let cluster = config.redis.as_deref().and_then(|url| {
+                let c = Cluster::new(url, random_id())
+                    .map_err(|e| log::error!("chat: {e}; running alone"))
+                    .ok()
+                    .map(Arc::new)?;
+                let ids = c.clone();
+                state.share_ids(move || ids.next_id());
+                Some(c)
+            });
+            (state, cluster)
+        };
+        #[cfg(not(feature = "redis"))]
+        let (state, cluster) = (State::default(), None);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
             config,
             limits,
-        };
-        ChatApp {
-            shared: Arc::new(shared),
+            cluster,
+        });
+        #[cfg(feature = "redis")]
+        if let Some(c) = &shared.cluster {
+            c.renew_in_background(Arc::downgrade(&shared), |sh: &Shared| {
+                let c = sh.cluster.as_ref();
+                let nicks = sh.lock().nicks();
+                nicks
+                    .into_iter()
+                    .filter_map(|(nick, id)| c.map(|c| (nick, c.owner(id))))
+                    .collect()
+            });
         }
+        ChatApp { shared }
     }
 }
 
@@ -225,8 +301,13 @@ pub struct Session {
 
 impl Handler for Session {
     fn on_open(&mut self, ctx: &mut Context<'_>) {
+        let cluster = self.shared.cluster.as_deref();
+        let number = cluster.and_then(Cluster::guest_number);
         let mut st = self.shared.lock();
-        let nick = st.connect(ctx.id(), ctx.handle());
+        let nick = st.connect(ctx.id(), ctx.handle(), number);
+        if let Some(c) = cluster {
+            c.claim_nick(&nick, &c.owner(ctx.id()));
+        }
         let (seq, online, rooms) = (st.next_seq(), st.online(), st.rooms());
         let welcome = ServerMsg::Welcome {
             id: ctx.id().to_string(),
@@ -284,8 +365,16 @@ impl Handler for Session {
         let Some((nick, room)) = st.disconnect(ctx.id()) else {
             return;
         };
+        let cluster = self.shared.cluster.as_deref();
+        if let Some(c) = cluster {
+            let owner = c.owner(ctx.id());
+            c.release_nick(&nick, &owner);
+            if let Some(room) = &room {
+                c.member(room, &owner, None);
+            }
+        }
         if let Some(room) = room {
-            announce(&mut st, ctx, &room, &format!("{nick} left"));
+            announce(cluster, &mut st, ctx, &room, &format!("{nick} left"));
         }
         rooms_changed(&mut st, ctx);
     }
@@ -295,24 +384,61 @@ impl Session {
     /// Act on one valid message; an `Err` goes back to the client as an `error` message.
     fn handle(&mut self, ctx: &mut Context<'_>, msg: ClientMsg) -> Result<(), ChatError> {
         let id = ctx.id();
+        let cluster = self.shared.cluster.as_deref();
+        let owner = cluster.map(|c| c.owner(id)).unwrap_or_default();
         let mut st = self.shared.lock();
         match msg {
             ClientMsg::Nick { nick } => {
-                let old = st.set_nick(id, &nick)?;
+                // Across servers the nickname is claimed in Redis first (unreachable: this
+                // server's own check is all there is).
+                let wanted = protocol::check_nick(&nick)?.to_string();
+                if let Some(c) = cluster {
+                    if c.claim_nick(&wanted, &owner) == Some(false) {
+                        let text = format!("{wanted:?} is taken");
+                        return Err(ChatError::new("nick_taken", text));
+                    }
+                }
+                let old = match st.set_nick(id, &nick) {
+                    Ok(old) => old,
+                    Err(e) => {
+                        if let Some(c) = cluster {
+                            c.release_nick(&wanted, &owner);
+                        }
+                        return Err(e);
+                    }
+                };
                 let user = st.user(id).ok_or_else(not_connected)?;
                 let (nick, room) = (user.nick.clone(), user.room.clone());
+                if let Some(c) = cluster {
+                    if old.to_lowercase() != nick.to_lowercase() {
+                        c.release_nick(&old, &owner);
+                    }
+                    if let Some(room) = &room {
+                        c.member(room, &owner, Some(&nick));
+                    }
+                }
                 let _ = ctx.send(ServerMsg::Nick { nick: &nick }.encode());
                 if let Some(room) = room.filter(|_| old != nick) {
                     let text = format!("{old} is now known as {nick}");
-                    announce(&mut st, ctx, &room, &text);
+                    announce(cluster, &mut st, ctx, &room, &text);
                 }
             }
             ClientMsg::Join { room } => {
-                let (room, joined) = st.join(id, &room)?;
+                let (room, mut joined) = st.join(id, &room)?;
                 let nick = st.user(id).ok_or_else(not_connected)?.nick.clone();
+                if let Some(c) = cluster {
+                    // The room's history from every server, and this user among its members.
+                    if let Some(h) = c.history(&room) {
+                        joined.history = h;
+                    }
+                    if let Some(old) = &joined.left {
+                        c.member(old, &owner, None);
+                    }
+                    c.member(&room, &owner, Some(&nick));
+                }
                 if let Some(old) = joined.left {
                     ctx.unsubscribe(&old);
-                    announce(&mut st, ctx, &old, &format!("{nick} left"));
+                    announce(cluster, &mut st, ctx, &old, &format!("{nick} left"));
                 }
                 // Subscribing in the same callback as the state change leaves no gap: this
                 // worker handles publishes from others only between callbacks.
@@ -324,18 +450,21 @@ impl Session {
                 };
                 let _ = ctx.send(history.encode());
                 if joined.again {
-                    let _ = ctx.send(member_list(&mut st, &room));
+                    let _ = ctx.send(member_list(cluster, &mut st, &room));
                 } else {
-                    announce(&mut st, ctx, &room, &format!("{nick} joined"));
+                    announce(cluster, &mut st, ctx, &room, &format!("{nick} joined"));
                     rooms_changed(&mut st, ctx);
                 }
             }
             ClientMsg::Leave => {
                 let nick = st.user(id).ok_or_else(not_connected)?.nick.clone();
                 let room = st.leave(id).ok_or_else(not_in_room)?;
+                if let Some(c) = cluster {
+                    c.member(&room, &owner, None);
+                }
                 ctx.unsubscribe(&room);
                 let _ = ctx.send(ServerMsg::Left { room: &room }.encode());
-                announce(&mut st, ctx, &room, &format!("{nick} left"));
+                announce(cluster, &mut st, ctx, &room, &format!("{nick} left"));
                 rooms_changed(&mut st, ctx);
             }
             ClientMsg::Rooms => {
@@ -344,6 +473,9 @@ impl Session {
             ClientMsg::Message { text } => {
                 let line = st.post(id, &text)?;
                 drop(st);
+                if let Some(c) = cluster {
+                    c.push_history(&line);
+                }
                 ctx.publish(&line.room, ServerMsg::Message(&line).encode());
             }
             ClientMsg::Private { to, text } => {
@@ -380,7 +512,13 @@ impl Session {
 }
 
 /// Tell a room that its membership changed: a system line and the new member list.
-fn announce(st: &mut State, ctx: &mut Context<'_>, room: &str, text: &str) {
+fn announce(
+    cluster: Option<&Cluster>,
+    st: &mut State,
+    ctx: &mut Context<'_>,
+    room: &str,
+    text: &str,
+) {
     let online = st.online();
     let line = ServerMsg::System {
         room,
@@ -389,7 +527,7 @@ fn announce(st: &mut State, ctx: &mut Context<'_>, room: &str, text: &str) {
         online,
     };
     ctx.publish(room, line.encode());
-    ctx.publish(room, member_list(st, room));
+    ctx.publish(room, member_list(cluster, st, room));
 }
 
 /// Send everyone the new room list (member counts and the online count changed).
@@ -397,9 +535,10 @@ fn rooms_changed(st: &mut State, ctx: &mut Context<'_>) {
     ctx.broadcast(room_list(st));
 }
 
-/// The members of `room`, numbered (see `ServerMsg`'s `seq`).
-fn member_list(st: &mut State, room: &str) -> Message {
-    let (seq, users) = (st.next_seq(), st.users_in(room));
+/// The members of `room` (on every server, with `--redis`), numbered (see `ServerMsg`'s `seq`).
+fn member_list(cluster: Option<&Cluster>, st: &mut State, room: &str) -> Message {
+    let users = cluster.and_then(|c| c.members(room));
+    let (seq, users) = (st.next_seq(), users.unwrap_or_else(|| st.users_in(room)));
     let users = &users;
     ServerMsg::Users { room, seq, users }.encode()
 }
@@ -409,6 +548,17 @@ fn room_list(st: &mut State) -> Message {
     let (seq, online, rooms) = (st.next_seq(), st.online(), st.rooms());
     let rooms = &rooms;
     ServerMsg::Rooms { seq, online, rooms }.encode()
+}
+
+/// A random id for this server among the chat servers (the standard library's randomly keyed
+/// hasher over the clock and the process id).
+#[cfg(feature = "redis")]
+fn random_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u64(now_ms());
+    h.finish()
 }
 
 fn not_in_room() -> ChatError {

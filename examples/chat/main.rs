@@ -8,8 +8,9 @@
 //! `--allow-origin ORIGIN` (repeatable; default: pages from this server only), `--rate N/SECS`
 //! (default 20/10), `--ping-interval SECS` and `--pong-timeout SECS` (default 15 and 10: a
 //! vanished tab leaves its room within 25 s), `--workers N`, `--tls-cert FILE --tls-key FILE`
-//! (https and wss; `--features metrics,tls`; SIGHUP reloads the files). `RUST_LOG=debug` shows
-//! connections come and go.
+//! (https and wss; `--features metrics,tls`; SIGHUP reloads the files), `--redis URL` (several
+//! chat servers sharing rooms, history and nicknames through Redis; `--features metrics,redis`).
+//! `RUST_LOG=debug` shows connections come and go.
 //!
 //! What to look at: app.rs (the handler), protocol.rs (the JSON messages and their checks),
 //! state.rs (nicknames, rooms, history), app.js (the page's client).
@@ -31,7 +32,7 @@ use volley::{Config, Server};
 const USAGE: &str = "\
 usage: chat [--host HOST] [--port PORT] [--allow-origin ORIGIN]... [--rate N/SECS]
             [--ping-interval SECS] [--pong-timeout SECS] [--workers N]
-            [--tls-cert FILE --tls-key FILE]
+            [--tls-cert FILE --tls-key FILE] [--redis URL]
 
   --host HOST            address to listen on (default 127.0.0.1)
   --port PORT            port to listen on; 0 picks a free one (default 8080)
@@ -43,7 +44,10 @@ usage: chat [--host HOST] [--port PORT] [--allow-origin ORIGIN]... [--rate N/SEC
   --pong-timeout SECS    drop it if it stays silent this much longer (default 10)
   --workers N            worker threads (default: one per core)
   --tls-cert FILE        PEM certificate chain: serve the page over https and the socket
-  --tls-key FILE         over wss (needs the `tls` feature; SIGHUP reloads both files)";
+  --tls-key FILE         over wss (needs the `tls` feature; SIGHUP reloads both files)
+  --redis URL            share rooms with the other chat servers on this Redis, e.g.
+                         redis://127.0.0.1:6379: messages, joins and leaves, history,
+                         members, unique nicknames (needs the `redis` feature)";
 
 /// Everything the flags set.
 struct Options {
@@ -54,6 +58,8 @@ struct Options {
     /// `--tls-cert` and `--tls-key`: serve the page over https and the socket over wss.
     tls_cert: Option<std::path::PathBuf>,
     tls_key: Option<std::path::PathBuf>,
+    /// `--redis URL`.
+    redis: Option<String>,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
@@ -70,6 +76,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
         chat: ChatConfig::default(),
         tls_cert: None,
         tls_key: None,
+        redis: None,
     };
     let mut origins = Vec::new();
     while let Some(flag) = args.next() {
@@ -107,6 +114,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
             "--workers" => opts.config.workers = value.parse().map_err(|_| bad("a number"))?,
             "--tls-cert" => opts.tls_cert = Some(value.into()),
             "--tls-key" => opts.tls_key = Some(value.into()),
+            "--redis" => opts.redis = Some(value),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -133,10 +141,30 @@ fn main() {
     } else {
         format!("{}:{}", opts.host, opts.port)
     };
-    let builder = Server::builder()
+    #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+    let mut builder = Server::builder()
         .config(opts.chat.server_config(opts.config))
         // Prometheus scrapes this; the /stats page plots it.
         .metrics_path("/metrics");
+    #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+    let mut chat = opts.chat;
+    if let Some(url) = opts.redis {
+        // Rooms are topics: the bridge carries every publish to the other servers' members.
+        #[cfg(feature = "redis")]
+        {
+            let bridge = volley::RedisBridge::new(&url).unwrap_or_else(|e| {
+                eprintln!("chat: --redis: {e}");
+                std::process::exit(2);
+            });
+            builder = builder.bridge(bridge.prefix("chat:room:"));
+            chat.redis = Some(url);
+        }
+        #[cfg(not(feature = "redis"))]
+        {
+            eprintln!("chat: --redis {url} needs the redis feature (--features metrics,redis)");
+            std::process::exit(2);
+        }
+    }
     #[cfg(feature = "tls")]
     let pem = match (&opts.tls_cert, &opts.tls_key) {
         (Some(cert), Some(key)) => Some(tls::Pem {
@@ -165,7 +193,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let server = builder.start(ChatApp::new(opts.chat)).unwrap_or_else(|e| {
+    let server = builder.start(ChatApp::new(chat)).unwrap_or_else(|e| {
         eprintln!("chat: cannot start: {e}");
         std::process::exit(1);
     });

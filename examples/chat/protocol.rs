@@ -138,7 +138,7 @@ pub fn check_text(text: &str) -> Result<&str, ChatError> {
 
 /// One chat line, as kept in a room's history and sent to its members. `id` and `ts` are
 /// assigned by the server: ids grow with every line, so clients can order and de-duplicate.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ChatLine {
     /// Server-assigned, increasing.
     pub id: u64,

@@ -69,6 +69,9 @@ pub struct Private {
 pub struct State {
     /// Source of message ids and list sequence numbers.
     seq: u64,
+    /// Across several servers (`--redis`): where ids come from (Redis's `INCR`), so that ids
+    /// from every server are unique and in one order (see `next_seq`).
+    shared_ids: Option<SharedIds>,
     guests: u64,
     users: HashMap<ConnId, User>,
     /// Lowercased nickname → its owner, so "Ada" and "ada" cannot both exist.
@@ -92,11 +95,21 @@ impl Default for State {
             .collect();
         State {
             seq: 0,
+            shared_ids: None,
             guests: 0,
             users: HashMap::new(),
             nicks: HashMap::new(),
             rooms,
         }
+    }
+}
+
+/// A source of ids shared by several servers.
+struct SharedIds(Box<dyn Fn() -> Option<u64> + Send + Sync>);
+
+impl std::fmt::Debug for SharedIds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedIds")
     }
 }
 
@@ -108,10 +121,29 @@ pub fn now_ms() -> u64 {
 }
 
 impl State {
-    /// The next id / sequence number.
+    /// The next id / sequence number: 1, 2, 3... The page orders lines by id and drops
+    /// repeats, and ignores a member or room list older than the last it saw, so across servers
+    /// ([`State::share_ids`]) the numbers come from one counter they share; while it cannot be
+    /// reached, a server numbers on from the last id it had.
     pub fn next_seq(&mut self) -> u64 {
-        self.seq += 1;
+        let shared = self.shared_ids.as_ref().and_then(|f| (f.0)());
+        self.seq = shared.unwrap_or(self.seq + 1);
         self.seq
+    }
+
+    /// Take ids from `next` (shared by several servers; `None`: unavailable just now).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub fn share_ids(&mut self, next: impl Fn() -> Option<u64> + Send + Sync + 'static) {
+        self.shared_ids = Some(SharedIds(Box::new(next)));
+    }
+
+    /// Every user's nickname with their connection.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub fn nicks(&self) -> Vec<(String, ConnId)> {
+        self.users
+            .iter()
+            .map(|(id, u)| (u.nick.clone(), *id))
+            .collect()
     }
 
     /// Users online.
@@ -124,11 +156,18 @@ impl State {
         self.users.get(&id)
     }
 
-    /// A new connection: register it under a fresh guest nickname, which is returned.
-    pub fn connect(&mut self, id: ConnId, handle: ConnHandle) -> String {
+    /// A new connection: register it under a fresh guest nickname, which is returned (`number`:
+    /// the guest number to try first, given by Redis across servers).
+    pub fn connect(&mut self, id: ConnId, handle: ConnHandle, number: Option<u64>) -> String {
         let nick = loop {
-            self.guests += 1;
-            let nick = format!("guest-{}", self.guests);
+            let n = match number {
+                Some(n) if !self.nicks.contains_key(&format!("guest-{n}")) => n,
+                _ => {
+                    self.guests += 1;
+                    self.guests
+                }
+            };
+            let nick = format!("guest-{n}");
             if !self.nicks.contains_key(&nick) {
                 break nick;
             }

@@ -56,8 +56,13 @@ impl Scenario {
 pub struct Options {
     /// Which scenario.
     pub scenario: Scenario,
-    /// Target.
+    /// Target (the first of `urls`).
     pub url: WsUrl,
+    /// Every target given: connections go to them in turn (connection `i` to `urls[i % n]`).
+    pub urls: Vec<WsUrl>,
+    /// Broadcast: where the publishers connect, if not with everyone else (`--publish-url`):
+    /// publishers on one server, subscribers on others, to measure delivery across servers.
+    pub publish_url: Option<WsUrl>,
     /// Connections, all processes together.
     pub connections: usize,
     /// Poll threads per process.
@@ -137,14 +142,15 @@ pub const USAGE: &str = "\
 volley-loadtest — load generator for WebSocket servers (loopback targets only)
 
 USAGE:
-    volley-loadtest <connect|echo|broadcast|idle> [ws://HOST:PORT/PATH] [FLAGS]
+    volley-loadtest <connect|echo|broadcast|idle> [ws://HOST:PORT/PATH]... [FLAGS]
     volley-loadtest plot --out FILE.svg [--metric rtt|fanout|handshake] [--title T] REPORT.json...
     volley-loadtest table [--baseline LABEL] REPORT.json...   (markdown, ratios to LABEL [volley])
     volley-loadtest chaos ws://HOST:PORT/ --server-pid PID [-d 30s] [--svg FILE] [--cycles N]
                             (chaos soak or leak check; `chaos --help` for its flags)
 
 TARGET (default ws://127.0.0.1:9001/): 127.0.0.0/8, [::1] or localhost only; wss:// for TLS
-(with --ca or --insecure).
+(with --ca or --insecure). Several targets (servers sharing topics through a bridge): the
+connections go to them in turn.
 
 FLAGS (all scenarios):
     -c, --connections N     connections, all processes together        [100]
@@ -175,6 +181,8 @@ BROADCAST:
         --publishers P      connections that publish                    [10]
     -r, --rate R            messages per second, all publishers         [100]
     -w, --in-flight W       own messages not yet received back, per publisher [1000]
+        --publish-url URL   publishers connect here, the rest to the targets: deliveries
+                            across servers are reported apart (count, rate, latency)
 
 Durations: 500ms, 5s, 2m, or plain seconds. Sizes: 32, 4k, 4KiB, 1m.
 ";
@@ -258,17 +266,15 @@ where
 
     let mut opts = Options::defaults(scenario);
     // Given as text, resolved after every flag is read (sources depend on the target's family).
-    let mut url: Option<String> = None;
+    let mut urls: Vec<String> = Vec::new();
+    let mut publish_url: Option<String> = None;
     let mut sources: Option<String> = None;
     let mut label: Option<String> = None;
 
     let mut it = args[1..].iter();
     while let Some(arg) = it.next() {
         if !arg.starts_with('-') || arg == "-" {
-            if url.is_some() {
-                return Err(format!("unexpected argument {arg:?}"));
-            }
-            url = Some(arg.clone());
+            urls.push(arg.clone());
             continue;
         }
         let (flag, inline) = match arg.split_once('=') {
@@ -315,6 +321,7 @@ where
             "-w" | "--in-flight" => opts.in_flight = parse_num(flag, &value()?)?,
             "-r" | "--rate" => opts.rate = parse_rate(flag, &value()?)?,
             "--publishers" => opts.publishers = parse_num(flag, &value()?)?,
+            "--publish-url" => publish_url = Some(value()?),
             "--server-pid" => opts.server_pid = Some(parse_num(flag, &value()?)?),
             "--json" => opts.json = Some(PathBuf::from(value()?)),
             "--ca" => opts.ca = Some(PathBuf::from(value()?)),
@@ -333,8 +340,15 @@ where
         }
     }
 
-    if let Some(u) = url {
-        opts.url = parse_url(&u)?;
+    if !urls.is_empty() {
+        opts.urls = urls
+            .iter()
+            .map(|u| parse_url(u))
+            .collect::<Result<_, _>>()?;
+        opts.url = opts.urls[0].clone();
+    }
+    if let Some(u) = publish_url {
+        opts.publish_url = Some(parse_url(&u)?);
     }
     if let Some(spec) = sources {
         opts.sources = parse_sources(&spec, opts.url.addr.ip())?;
@@ -361,6 +375,8 @@ impl Options {
         Options {
             scenario,
             url: parse_url(DEFAULT_URL).expect("the default URL is valid"),
+            urls: vec![parse_url(DEFAULT_URL).expect("the default URL is valid")],
+            publish_url: None,
             connections: 100,
             threads: 2,
             processes: 1,
@@ -385,6 +401,28 @@ impl Options {
             quiet: false,
             child: None,
         }
+    }
+
+    /// Which target connection `index` goes to: an index into `urls`, or `urls.len()` for
+    /// `publish_url` (broadcast publishers, when it is set and not one of `urls`). A broadcast publisher's id is its
+    /// connection index, so a receiver knows its publisher's target too.
+    pub fn target_of(&self, index: u64) -> usize {
+        let publisher = self.scenario == Scenario::Broadcast && index < self.publishers as u64;
+        if let Some(p) = self.publish_url.as_ref().filter(|_| publisher) {
+            // The publishers' server may be one of the targets too: then it is that one.
+            let same = self.urls.iter().position(|u| u.addr == p.addr);
+            same.unwrap_or(self.urls.len())
+        } else {
+            (index % self.urls.len().max(1) as u64) as usize
+        }
+    }
+
+    /// The URL of target `t` (see [`Options::target_of`]).
+    pub fn target_url(&self, t: usize) -> &WsUrl {
+        self.urls
+            .get(t)
+            .or(self.publish_url.as_ref())
+            .unwrap_or(&self.url)
     }
 
     /// Check the combination of options; a clear message for the first one out of range.
@@ -431,6 +469,21 @@ impl Options {
         }
         if self.in_flight == 0 || self.in_flight > 1_000_000 {
             return Err("--in-flight must be 1..=1000000".into());
+        }
+        let tls = self.url.tls;
+        if self
+            .urls
+            .iter()
+            .chain(&self.publish_url)
+            .any(|u| u.tls != tls)
+        {
+            return Err("targets must all be ws:// or all wss://".into());
+        }
+        if self.publish_url.is_some() && self.scenario != Scenario::Broadcast {
+            return Err("--publish-url is for the broadcast scenario".into());
+        }
+        if self.urls.len() > 64 {
+            return Err("at most 64 targets".into());
         }
         if self.scenario == Scenario::Broadcast {
             if size < BROADCAST_HEADER {
@@ -644,7 +697,8 @@ mod tests {
             &["echo", "-c", "x"],
             &["echo", "--bogus", "1"],
             &["echo", "ws://10.0.0.1/"],
-            &["echo", "ws://127.0.0.1/", "ws://127.0.0.1/"],
+            // Several targets are fine, but not plain and TLS mixed.
+            &["echo", "ws://127.0.0.1/", "wss://127.0.0.1/"],
             &["echo", "-d", "11m"],
             &["echo", "-w", "0"],
             &["echo", "--processes", "3", "-c", "2"],
@@ -693,6 +747,46 @@ mod tests {
         assert!(parse_args(["table"]).is_err());
         assert!(parse_args(["plot", "--out", "a.svg"]).is_err());
         assert!(parse_args(["plot", "--out", "a.svg", "--metric", "cpu", "x.json"]).is_err());
+    }
+
+    #[test]
+    fn several_targets_and_a_publish_url() {
+        let o = run(&[
+            "broadcast",
+            "ws://127.0.0.1:9001/",
+            "ws://127.0.0.1:9002/",
+            "--publishers",
+            "2",
+            "--publish-url",
+            "ws://127.0.0.1:9003/",
+        ]);
+        assert_eq!(o.urls.len(), 2);
+        assert_eq!(o.url.addr, "127.0.0.1:9001".parse().unwrap());
+        // Publishers 0 and 1 on the publish target, the rest in turn.
+        let t: Vec<usize> = (0..6).map(|i| o.target_of(i)).collect();
+        assert_eq!(t, [2, 2, 0, 1, 0, 1]);
+        assert_eq!(o.target_url(2).addr, "127.0.0.1:9003".parse().unwrap());
+        assert_eq!(o.target_url(1).addr, "127.0.0.1:9002".parse().unwrap());
+        // A publish URL that is one of the targets is that target.
+        let o = run(&[
+            "broadcast",
+            "ws://127.0.0.1:9001/",
+            "ws://127.0.0.1:9002/",
+            "--publish-url",
+            "ws://127.0.0.1:9002/",
+        ]);
+        assert_eq!(
+            (o.target_of(0), o.target_of(10), o.target_of(11)),
+            (1, 0, 1)
+        );
+        // Without --publish-url, publishers too go in turn.
+        let o = run(&["broadcast", "ws://127.0.0.1:9001/", "ws://127.0.0.1:9002/"]);
+        assert_eq!(o.target_of(1), 1);
+        let err = |args: &[&str]| match parse_args(args.iter().copied()) {
+            Err(e) => e,
+            Ok(_) => panic!("{args:?} accepted"),
+        };
+        assert!(err(&["echo", "--publish-url", "ws://127.0.0.1:9/"]).contains("broadcast"));
     }
 
     #[test]

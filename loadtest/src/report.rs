@@ -46,6 +46,10 @@ pub struct Counters {
     pub window_published: u64,
     /// Broadcast: an older sequence number than one already seen from the same publisher.
     pub out_of_order: u64,
+    /// Broadcast with several targets: deliveries from a publisher on another target (server).
+    pub cross_received: u64,
+    /// Of those, during the measurement window.
+    pub window_cross_received: u64,
     /// Messages that arrived compressed (permessage-deflate) and were inflated.
     pub compressed: u64,
     /// Pings received from the server (each answered with a pong).
@@ -75,6 +79,8 @@ impl Counters {
         self.published += o.published;
         self.window_published += o.window_published;
         self.out_of_order += o.out_of_order;
+        self.cross_received += o.cross_received;
+        self.window_cross_received += o.window_cross_received;
         self.compressed += o.compressed;
         self.pings += o.pings;
         self.closed_clean += o.closed_clean;
@@ -150,7 +156,13 @@ impl Params {
     /// The parameters of `o`.
     pub fn from_options(o: &Options) -> Self {
         Params {
-            url: o.url.to_string(),
+            url: {
+                let mut u: Vec<String> = o.urls.iter().map(|u| u.to_string()).collect();
+                if let Some(p) = &o.publish_url {
+                    u.push(format!("(publishers: {p})"));
+                }
+                u.join(" ")
+            },
             connections: o.connections as u64,
             threads: o.threads as u64,
             processes: o.child.map_or(o.processes, |(_, n)| n) as u64,
@@ -178,6 +190,9 @@ pub struct Derived {
     pub mb_per_s: f64,
     /// Broadcast: publishes per second in the window.
     pub published_per_s: f64,
+    /// Broadcast with several targets: deliveries per second in the window from publishers on
+    /// another target (server).
+    pub cross_per_s: f64,
     /// Broadcast: deliveries expected (published × established connections).
     pub expected_deliveries: u64,
     /// Broadcast: expected minus received (never negative).
@@ -218,6 +233,8 @@ pub struct Report {
     pub rtt: Hist,
     /// Broadcast fan-out: publisher's timestamp → receipt (wall clock, same machine).
     pub fanout: Hist,
+    /// Of those, deliveries from a publisher on another target (server).
+    pub fanout_cross: Hist,
     /// Server samples from /proc.
     pub server: Option<ServerStats>,
     /// Derived figures.
@@ -254,6 +271,7 @@ impl Report {
         self.handshake.merge(&o.handshake);
         self.rtt.merge(&o.rtt);
         self.fanout.merge(&o.fanout);
+        self.fanout_cross.merge(&o.fanout_cross);
         for n in &o.notes {
             if !self.notes.contains(n) {
                 self.notes.push(n.clone());
@@ -271,6 +289,7 @@ impl Report {
             messages_per_s: per(c.window_received, self.window_s),
             mb_per_s: per(c.window_received_bytes, self.window_s) / 1e6,
             published_per_s: per(c.window_published, self.window_s),
+            cross_per_s: per(c.window_cross_received, self.window_s),
             ..Derived::default()
         };
         if self.scenario == "broadcast" {
@@ -416,6 +435,21 @@ impl Report {
                     format!("{} / {}", d.lost, c.out_of_order),
                 );
                 row(&mut s, "fan-out latency", percentiles(&self.fanout));
+                if c.cross_received > 0 {
+                    row(
+                        &mut s,
+                        "across servers",
+                        format!(
+                            "{} delivered, {:.0}/s in window",
+                            c.cross_received, d.cross_per_s
+                        ),
+                    );
+                    row(
+                        &mut s,
+                        "fan-out across servers",
+                        percentiles(&self.fanout_cross),
+                    );
+                }
             }
             _ => {}
         }

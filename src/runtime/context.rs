@@ -1,6 +1,7 @@
 //! The handler's view of its connection: send, close, ping, subscribe/publish, timers, handles.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -222,9 +223,24 @@ impl Context<'_> {
     }
 
     /// Send `msg` to every subscriber of `topic` on every worker, this connection included if it
-    /// is subscribed. The message is encoded once and shared by every recipient.
+    /// is subscribed. The message is encoded once and shared by every recipient. With a
+    /// [bridge](crate::ServerBuilder::bridge) it also goes to the topic's subscribers on the
+    /// other nodes ([`publish_local`](Self::publish_local) keeps it on this one).
     pub fn publish(&mut self, topic: &str, msg: impl Into<Message>) {
         self.publish_skipping(topic, msg.into(), None, Compress::Auto);
+    }
+
+    /// [`Context::publish`] to this node's subscribers only, never through the bridge.
+    pub fn publish_local(&mut self, topic: &str, msg: impl Into<Message>) {
+        let (topic, frame) = (
+            topic.into(),
+            SharedFrame::encode(&msg.into(), Compress::Auto),
+        );
+        self.state.actions.push(Action::Deliver(Delivery::Publish {
+            topic,
+            frame,
+            skip: None,
+        }));
     }
 
     /// [`Context::publish`], compressed or not for the subscribers that negotiated
@@ -234,7 +250,8 @@ impl Context<'_> {
         self.publish_skipping(topic, msg.into(), None, how);
     }
 
-    /// Like [`Context::publish`], but skips this connection ("broadcast to everyone but me").
+    /// Like [`Context::publish`], but skips this connection ("broadcast to everyone but me");
+    /// other nodes deliver it to all their subscribers.
     pub fn publish_others(&mut self, topic: &str, msg: impl Into<Message>) {
         let me = Some(self.id());
         self.publish_skipping(topic, msg.into(), me, Compress::Auto);
@@ -252,7 +269,9 @@ impl Context<'_> {
     }
 
     fn publish_skipping(&mut self, topic: &str, msg: Message, skip: Option<ConnId>, how: Compress) {
-        let (topic, frame) = (topic.into(), SharedFrame::encode(&msg, how));
+        let topic: Arc<str> = topic.into();
+        self.state.shared.bridge_publish(&topic, &msg);
+        let frame = SharedFrame::encode(&msg, how);
         self.state
             .actions
             .push(Action::Deliver(Delivery::Publish { topic, frame, skip }));

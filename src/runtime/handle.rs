@@ -179,14 +179,26 @@ impl ServerHandle {
     }
 
     /// Send `msg` to every subscriber of `topic` on every worker. Encoded once; one command per
-    /// worker.
+    /// worker. With a [bridge](crate::ServerBuilder::bridge) it also goes to the topic's
+    /// subscribers on the other nodes ([`publish_local`](Self::publish_local) keeps it here).
     pub fn publish(&self, topic: &str, msg: impl Into<Message>) {
         self.publish_with(topic, msg, Compress::Auto);
     }
 
     /// [`ServerHandle::publish`], compressed or not for deflate subscribers as `how` says.
     pub fn publish_with(&self, topic: &str, msg: impl Into<Message>, how: Compress) {
-        let (topic, frame) = (Arc::from(topic), SharedFrame::encode(&msg.into(), how));
+        let (topic, msg): (Arc<str>, Message) = (Arc::from(topic), msg.into());
+        self.shared.bridge_publish(&topic, &msg);
+        self.deliver_here(topic, &msg, how);
+    }
+
+    /// [`ServerHandle::publish`] to this node's subscribers only, never through the bridge.
+    pub fn publish_local(&self, topic: &str, msg: impl Into<Message>) {
+        self.deliver_here(Arc::from(topic), &msg.into(), Compress::Auto);
+    }
+
+    fn deliver_here(&self, topic: Arc<str>, msg: &Message, how: Compress) {
+        let frame = SharedFrame::encode(msg, how);
         deliver_everywhere(
             &self.shared,
             Delivery::Publish {
@@ -246,6 +258,7 @@ impl ServerHandle {
         for w in self.shared.stats.iter() {
             s.add(w);
         }
+        s.add(&self.shared.bridge_stats);
         s
     }
 

@@ -233,6 +233,33 @@ pub(crate) fn write(shared: &Shared, out: &mut impl Write) -> fmt::Result {
         "Subscriptions (a connection subscribed to a topic) across all topics.",
         subscriptions,
     )?;
+    if shared.bridge.is_some() {
+        let mut b = Stats::default();
+        b.add(&shared.bridge_stats);
+        gauge(
+            out,
+            "volley_bridge_connected",
+            "1 while the bridge to other nodes reaches its broker, else 0.",
+            b.bridge_connected,
+        )?;
+        counter(
+            out,
+            "volley_bridge_messages_total",
+            "Messages through the bridge to other nodes, by direction (dropped: the outgoing \
+             queue was full).",
+            &[
+                ("direction=\"published\"", b.bridge_published),
+                ("direction=\"received\"", b.bridge_received),
+                ("direction=\"dropped\"", b.bridge_dropped),
+            ],
+        )?;
+        counter(
+            out,
+            "volley_bridge_reconnects_total",
+            "Connections to the bridge's broker made again after one was lost.",
+            &[("", b.bridge_reconnects)],
+        )?;
+    }
 
     let hist = |pick: fn(&crate::runtime::histogram::WorkerHistograms) -> &_| {
         shared

@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex};
 use crossbeam_channel::Sender;
 use mio::Waker;
 
+use crate::bridge::Bridge;
 use crate::config::{Compress, Config};
 use crate::protocol::close::CloseCode;
 use crate::protocol::message::Message;
@@ -132,9 +133,32 @@ pub(crate) struct Shared {
     /// Where plain HTTP `GET`s get the metrics exposition, if anywhere.
     #[cfg(feature = "metrics")]
     pub metrics_path: Option<String>,
+    /// The bridge to other nodes, if any: publishes leave through it, topic changes reach it.
+    pub bridge: Option<Arc<dyn Bridge>>,
+    /// The bridge's counters (`bridge_*`; written by the bridge's threads and, for drops, by
+    /// workers: read-modify-writes, unlike the workers' own blocks).
+    pub bridge_stats: WorkerStats,
 }
 
 impl Shared {
+    /// Hand a publish to the bridge (if any), counting it if the bridge's queue refused it.
+    pub fn bridge_publish(&self, topic: &Arc<str>, msg: &Message) {
+        if let Some(b) = &self.bridge {
+            if !b.publish(topic, msg) {
+                self.bridge_stats
+                    .bridge_dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Tell the bridge (if any) that `topic` gained its first or lost its last subscriber.
+    pub fn bridge_topic_changed(&self, topic: &Arc<str>) {
+        if let Some(b) = &self.bridge {
+            b.topic_changed(topic);
+        }
+    }
+
     /// Subscribers of `topic` across the server.
     pub fn subscriber_count(&self, topic: &str) -> usize {
         let g = self.topics.lock().unwrap_or_else(|e| e.into_inner());

@@ -47,7 +47,7 @@ macro_rules! counters {
 
         /// Server-wide statistics: a snapshot summed over every worker by
         /// [`ServerHandle::stats`](crate::ServerHandle::stats). Counters are monotonic except
-        /// the gauge `connections_open`.
+        /// the gauges `connections_open` and `bridge_connected`.
         #[derive(Debug, Clone, Default, PartialEq, Eq)]
         #[non_exhaustive]
         pub struct Stats {
@@ -159,6 +159,19 @@ counters! {
     bytes_queued,
     /// Queued bytes discarded unwritten with their connection (a peer gone with a full queue).
     bytes_discarded,
+    /// 1 while the bridge to other nodes ([`ServerBuilder::bridge`](crate::ServerBuilder::bridge))
+    /// reaches its broker, else 0 (a gauge; 0 without a bridge).
+    bridge_connected,
+    /// Publishes sent to other nodes through the bridge.
+    bridge_published,
+    /// Messages from other nodes delivered here through the bridge (each once, however many
+    /// subscribers it reached).
+    bridge_received,
+    /// Publishes dropped because the bridge's outgoing queue was full (its broker unreachable
+    /// or too slow).
+    bridge_dropped,
+    /// Connections to the bridge's broker made again after one was lost.
+    bridge_reconnects,
 }
 
 impl Stats {

@@ -2,6 +2,9 @@
 //! WebSocket client built on volley's own protocol code (masking, framing, handshake).
 #![allow(dead_code)]
 
+#[cfg(feature = "redis")]
+pub mod redis_server;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};

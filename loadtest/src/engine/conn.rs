@@ -59,6 +59,8 @@ pub struct Conn {
     pub recv_seq: u64,
     /// Broadcast: this connection's publisher id, if it publishes.
     pub publisher: Option<u32>,
+    /// Which target it connected to (`Options::target_of`).
+    pub target: u8,
     /// Broadcast: messages published by this connection.
     pub pub_sent: u64,
     /// Broadcast: own messages not yet received back.
@@ -107,6 +109,7 @@ impl Conn {
             next_seq: 0,
             recv_seq: 0,
             publisher: None,
+            target: 0,
             pub_sent: 0,
             own_in_flight: 0,
             expect: Vec::new(),

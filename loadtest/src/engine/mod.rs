@@ -334,6 +334,7 @@ fn control(
                 part.handshake = r.handshake;
                 part.rtt = r.rtt;
                 part.fanout = r.fanout;
+                part.fanout_cross = r.fanout_cross;
                 report.merge(&part);
             }
             Err(_) => {

@@ -94,11 +94,11 @@ impl Ctx {
                 Err(e) => return Err(Some(io_cause("connect", &e))),
             }
             c.key = handshake::generate_key();
-            let host = self.opts.url.host.as_str();
+            let url = self.opts.target_url(usize::from(c.target));
             handshake::write_client_request(
                 &mut c.wbuf,
-                host,
-                &self.opts.url.path,
+                url.host.as_str(),
+                &url.path,
                 &c.key,
                 &self.extra_headers,
             );
@@ -394,6 +394,17 @@ impl Ctx {
                     *expect = seq + 1;
                 }
                 self.res.fanout.record(now_ns.saturating_sub(sent_ns));
+                // From a publisher on another server (through the servers' bridge)?
+                if self.opts.urls.len() > 1 || self.opts.publish_url.is_some() {
+                    let from = self.opts.target_of(u64::from(p));
+                    if from != usize::from(c.target) {
+                        ctr.cross_received += 1;
+                        if self.phase == RUN {
+                            ctr.window_cross_received += 1;
+                        }
+                        self.res.fanout_cross.record(now_ns.saturating_sub(sent_ns));
+                    }
+                }
                 if c.publisher == Some(p) {
                     c.own_in_flight = c.own_in_flight.saturating_sub(1);
                 }

@@ -40,6 +40,8 @@ pub struct ThreadResult {
     pub rtt: Hist,
     /// Broadcast fan-out latency.
     pub fanout: Hist,
+    /// Of those, from publishers on another target (server).
+    pub fanout_cross: Hist,
 }
 
 /// A poll thread.
@@ -268,10 +270,13 @@ impl Worker {
             let opts = &self.ctx.opts;
             let source = (!opts.sources.is_empty())
                 .then(|| opts.sources[index as usize % opts.sources.len()]);
-            let connected = Conn::connect(opts.url.addr, source).and_then(|mut c| {
+            let target = opts.target_of(index);
+            let url = opts.target_url(target);
+            let connected = Conn::connect(url.addr, source).and_then(|mut c| {
                 if let Some(config) = &self.ctx.shared.tls {
-                    c.tls = Some(super::tls::connect(config, opts.url.server_name())?);
+                    c.tls = Some(super::tls::connect(config, url.server_name())?);
                 }
+                c.target = target as u8;
                 Ok(c)
             });
             let mut conn = match connected {

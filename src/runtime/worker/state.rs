@@ -481,6 +481,7 @@ impl WorkerState {
             *c == 1
         };
         if first {
+            self.shared.bridge_topic_changed(&name);
             self.actions.push(Action::TopicEvent(name, true));
         }
         true
@@ -513,6 +514,7 @@ impl WorkerState {
             }
         };
         if last {
+            self.shared.bridge_topic_changed(&name);
             self.actions.push(Action::TopicEvent(name, false));
         }
     }
