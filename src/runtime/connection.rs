@@ -132,9 +132,6 @@ pub(crate) struct ConnCore {
     pub last_msg_ms: u32,
     pub phase: Phase,
     pub flags: u8,
-    /// The last frame was large and arrived through a direct read: the next read starts small
-    /// (`worker/inbound.rs`). In what was padding: `ConnCore` does not grow.
-    pub bulk: bool,
     /// The TLS state of a connection from a TLS listener.
     #[cfg(feature = "tls")]
     pub tls: Option<Box<crate::runtime::tls::TlsConn>>,
@@ -168,7 +165,6 @@ impl ConnCore {
             last_msg_ms: now_ms,
             phase: Phase::Handshake,
             flags: 0,
-            bulk: false,
             #[cfg(feature = "tls")]
             tls: None,
         }

@@ -51,16 +51,6 @@ impl<F: Factory> Worker<F> {
                 read_into_spare(&conn.core.stream, tail, direct)
             } else {
                 let space = self.block.space();
-                // A connection that has been receiving large frames reads the start of the
-                // next one in a small piece: its header tells the frame's size, and the rest
-                // is read straight into the frame's own buffer (`direct` above) instead of
-                // arriving in the block and being copied there.
-                let space = if conn.core.bulk {
-                    let n = space.len().min(BULK_FIRST_READ);
-                    &mut space[..n]
-                } else {
-                    space
-                };
                 let want = space.len();
                 // A short read of plaintext says nothing about the socket under TLS (records
                 // arrive whole or not at all): read on until it would block.
@@ -80,12 +70,10 @@ impl<F: Factory> Worker<F> {
                         conn.core.clear(flags::PING_OUTSTANDING);
                         self.state.arm_liveness(&mut conn.core);
                     }
-                    let whole =
-                        conn.core.rbuf.as_deref().and_then(|t| {
-                            Reader::pending_frame_len(t).filter(|&len| t.len() >= len)
-                        });
-                    if let Some(len) = whole {
-                        conn.core.bulk = len >= BULK_MIN;
+                    let whole = conn.core.rbuf.as_deref().is_some_and(|t| {
+                        Reader::pending_frame_len(t).is_some_and(|len| t.len() >= len)
+                    });
+                    if whole {
                         // The frame is whole: process it (and the start of any next one).
                         if let Some(tail) = conn.core.rbuf.take() {
                             self.process(slot, *tail, true);
@@ -118,12 +106,6 @@ impl<F: Factory> Worker<F> {
                             tail.extend_from_slice(&chunk);
                             drop(chunk);
                             self.process(slot, *tail, true);
-                        }
-                    }
-                    if let Some(conn) = self.conns.get_mut(slot) {
-                        // No large frame begun: back to full reads.
-                        if conn.core.bulk && conn.core.rbuf.is_none() {
-                            conn.core.bulk = false;
                         }
                     }
                     if n < want && !closed {
@@ -464,14 +446,6 @@ impl<F: Factory> Worker<F> {
         }
     }
 }
-
-/// A frame at least this large, completed by a direct read, makes its connection read the
-/// start of its next frame in a piece of `BULK_FIRST_READ` bytes.
-const BULK_MIN: usize = 64 << 10;
-
-/// How much a connection receiving large frames reads through the block at a frame's start:
-/// enough for any header and a small frame, little to copy when the frame is large.
-const BULK_FIRST_READ: usize = 4096;
 
 /// A frame's rest smaller than this is read through the worker's block as usual (one read
 /// there may bring several small frames at once).
