@@ -240,3 +240,60 @@ fn acceptor_mode_serves_too() {
     }
     let _ = Arc::new(());
 }
+
+/// Sends 100 messages of 64 KiB at once to a client that does not read, and reports what each
+/// send returned.
+struct Flood(mpsc::Sender<Vec<String>>);
+impl Handler for Flood {
+    fn on_message(&mut self, ctx: &mut Context<'_>, _msg: Message) {
+        let chunk = Message::binary(vec![7u8; 64 << 10]);
+        let outcomes = (0..100)
+            .map(|_| match ctx.send(chunk.clone()) {
+                Ok(()) => "queued".to_string(),
+                Err(volley::Error::OutboundFull { queued, max }) => {
+                    assert!(queued > 0 && queued + (64 << 10) > max, "{queued} of {max}");
+                    "refused".to_string()
+                }
+                Err(volley::Error::Closed) => "closed".to_string(),
+                Err(e) => format!("{e}"),
+            })
+            .collect();
+        let _ = self.0.send(outcomes);
+    }
+}
+
+/// Every send says whether it was queued: `Ok`, or `Error::OutboundFull` when the backpressure
+/// policy refused it; under `Close` the sends after that one are `Error::Closed`.
+#[test]
+fn sends_report_whether_they_were_queued_or_refused() {
+    for policy in [BackpressurePolicy::Drop, BackpressurePolicy::Close] {
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let cfg = config().max_outbound_bytes(1 << 20).backpressure(policy);
+        let s = TestServer::start(cfg, move |_r: &Request<'_>| {
+            Upgrade::accept(Flood(tx.lock().unwrap().clone()))
+        });
+        let mut c = Client::connect(s.addr);
+        c.send_text("go");
+        let got = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        let count = |what: &str| got.iter().filter(|o| *o == what).count();
+        let queued = count("queued");
+        assert!(queued >= 16, "{policy:?}: {got:?}");
+        assert_eq!(&got[..16], &vec!["queued".to_string(); 16][..]);
+        match policy {
+            BackpressurePolicy::Drop => {
+                assert_eq!(queued + count("refused"), 100, "{got:?}");
+                assert!(count("refused") > 0, "{got:?}");
+                util::wait_until(5, "drops counted", || {
+                    s.handle.stats().dropped_messages == count("refused") as u64
+                });
+            }
+            _ => {
+                assert_eq!(count("refused"), 1, "{got:?}");
+                assert_eq!(queued + 1 + count("closed"), 100, "{got:?}");
+                let first_refused = got.iter().position(|o| o == "refused").unwrap();
+                assert!(got[first_refused + 1..].iter().all(|o| o == "closed"));
+            }
+        }
+    }
+}
