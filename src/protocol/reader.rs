@@ -1327,64 +1327,76 @@ mod tests {
 
     use crate::protocol::test_rng::Rng;
 
+    /// A random valid client stream of 1..=`messages` data messages (text or binary, up to
+    /// `size` code points or bytes), each cut into 1..4 fragments at arbitrary bytes with pings
+    /// between some of them; and the events reading it must give.
+    fn random_stream(rng: &mut Rng, messages: usize, size: usize) -> (Vec<u8>, Vec<Event>) {
+        let alphabet = ["a", "Z", " ", "é", "€", "𝄞", "κόσμε"];
+        let mut input = Vec::new();
+        let mut expected = Vec::new();
+        for _ in 0..rng.below(messages) + 1 {
+            let is_text = rng.below(2) == 0;
+            let payload: Vec<u8> = if is_text {
+                (0..rng.below(size))
+                    .flat_map(|_| alphabet[rng.below(alphabet.len())].bytes())
+                    .collect()
+            } else {
+                (0..rng.below(size * 7)).map(|_| rng.next() as u8).collect()
+            };
+            let mut cuts: Vec<usize> = (0..rng.below(4))
+                .map(|_| rng.below(payload.len() + 1))
+                .collect();
+            cuts.sort_unstable();
+            cuts.push(payload.len());
+            let mut from = 0;
+            for (i, &to) in cuts.iter().enumerate() {
+                let op = match (i, is_text) {
+                    (0, true) => OpCode::Text,
+                    (0, false) => OpCode::Binary,
+                    _ => OpCode::Continuation,
+                };
+                let key = (rng.next() as u32).to_ne_bytes();
+                let fin = i + 1 == cuts.len();
+                input.extend_from_slice(
+                    &Frame::new(op, &payload[from..to])
+                        .with_fin(fin)
+                        .masked(key)
+                        .encode(),
+                );
+                from = to;
+                if !fin && rng.below(3) == 0 {
+                    let ping = vec![rng.next() as u8; rng.below(126)];
+                    input.extend_from_slice(&cf(OpCode::Ping, true, &ping));
+                    expected.push(Event::Ping(Bytes::from(ping)));
+                }
+            }
+            expected.push(if is_text {
+                text(std::str::from_utf8(&payload).unwrap())
+            } else {
+                binary(&payload)
+            });
+        }
+        (input, expected)
+    }
+
+    /// `input` cut into reads of 1 to 50 bytes.
+    fn random_reads<'a>(rng: &mut Rng, input: &'a [u8]) -> Vec<&'a [u8]> {
+        let mut chunks = Vec::new();
+        let mut rest = input;
+        while !rest.is_empty() {
+            let (a, b) = rest.split_at(rng.below(rest.len().min(50)) + 1);
+            chunks.push(a);
+            rest = b;
+        }
+        chunks
+    }
+
     #[test]
     fn random_valid_streams_read_back_under_random_chunking() {
-        let alphabet = ["a", "Z", " ", "é", "€", "𝄞", "κόσμε"];
         let mut rng = Rng(0xdead_beef_cafe_f00d);
         for _ in 0..300 {
-            let mut input = Vec::new();
-            let mut expected = Vec::new();
-            for _ in 0..rng.below(6) + 1 {
-                let is_text = rng.below(2) == 0;
-                let payload: Vec<u8> = if is_text {
-                    (0..rng.below(40))
-                        .flat_map(|_| alphabet[rng.below(alphabet.len())].bytes())
-                        .collect()
-                } else {
-                    (0..rng.below(300)).map(|_| rng.next() as u8).collect()
-                };
-                // Cut into 1..4 fragments at arbitrary bytes, pings in between.
-                let mut cuts: Vec<usize> = (0..rng.below(4))
-                    .map(|_| rng.below(payload.len() + 1))
-                    .collect();
-                cuts.sort_unstable();
-                cuts.push(payload.len());
-                let mut from = 0;
-                for (i, &to) in cuts.iter().enumerate() {
-                    let op = match (i, is_text) {
-                        (0, true) => OpCode::Text,
-                        (0, false) => OpCode::Binary,
-                        _ => OpCode::Continuation,
-                    };
-                    let key = (rng.next() as u32).to_ne_bytes();
-                    let fin = i + 1 == cuts.len();
-                    input.extend_from_slice(
-                        &Frame::new(op, &payload[from..to])
-                            .with_fin(fin)
-                            .masked(key)
-                            .encode(),
-                    );
-                    from = to;
-                    if !fin && rng.below(3) == 0 {
-                        let ping = vec![rng.next() as u8; rng.below(126)];
-                        input.extend_from_slice(&cf(OpCode::Ping, true, &ping));
-                        expected.push(Event::Ping(Bytes::from(ping)));
-                    }
-                }
-                expected.push(if is_text {
-                    text(std::str::from_utf8(&payload).unwrap())
-                } else {
-                    binary(&payload)
-                });
-            }
-            let mut chunks = Vec::new();
-            let mut rest = &input[..];
-            while !rest.is_empty() {
-                let (a, b) = rest.split_at(rng.below(rest.len().min(50)) + 1);
-                chunks.push(a);
-                rest = b;
-            }
-            let out = run_chunks(chunks, &server(), false);
+            let (input, expected) = random_stream(&mut rng, 6, 40);
+            let out = run_chunks(random_reads(&mut rng, &input), &server(), false);
             assert_eq!(out.error, None);
             assert_eq!(out.events, expected);
             assert_eq!(out.left, 0);
@@ -1620,62 +1632,15 @@ mod tests {
 
     #[test]
     fn random_valid_streams_read_back_when_streamed() {
-        let alphabet = ["a", " ", "é", "€", "𝄞", "κόσμε"];
         let mut rng = Rng(0x5eed_0fc0_ffee);
         for _ in 0..300 {
-            let mut input = Vec::new();
-            let mut expected = Vec::new();
-            for _ in 0..rng.below(5) + 1 {
-                let is_text = rng.below(2) == 0;
-                let payload: Vec<u8> = if is_text {
-                    (0..rng.below(80))
-                        .flat_map(|_| alphabet[rng.below(alphabet.len())].bytes())
-                        .collect()
-                } else {
-                    (0..rng.below(400)).map(|_| rng.next() as u8).collect()
-                };
-                let mut cuts: Vec<usize> = (0..rng.below(4))
-                    .map(|_| rng.below(payload.len() + 1))
-                    .collect();
-                cuts.sort_unstable();
-                cuts.push(payload.len());
-                let mut from = 0;
-                for (i, &to) in cuts.iter().enumerate() {
-                    let op = match (i, is_text) {
-                        (0, true) => OpCode::Text,
-                        (0, false) => OpCode::Binary,
-                        _ => OpCode::Continuation,
-                    };
-                    let key = (rng.next() as u32).to_ne_bytes();
-                    let fin = i + 1 == cuts.len();
-                    input.extend_from_slice(
-                        &Frame::new(op, &payload[from..to])
-                            .with_fin(fin)
-                            .masked(key)
-                            .encode(),
-                    );
-                    from = to;
-                    if !fin && rng.below(3) == 0 {
-                        let ping = vec![rng.next() as u8; rng.below(126)];
-                        input.extend_from_slice(&cf(OpCode::Ping, true, &ping));
-                        expected.push(Event::Ping(Bytes::from(ping)));
-                    }
-                }
-                expected.push(if is_text {
-                    text(std::str::from_utf8(&payload).unwrap())
-                } else {
-                    binary(&payload)
-                });
-            }
-            let mut chunks = Vec::new();
-            let mut rest = &input[..];
-            while !rest.is_empty() {
-                let (a, b) = rest.split_at(rng.below(rest.len().min(50)) + 1);
-                chunks.push(a);
-                rest = b;
-            }
+            let (input, expected) = random_stream(&mut rng, 5, 80);
             let over = rng.below(200);
-            let out = run_streaming(chunks, &server(), Streaming::over(over));
+            let out = run_streaming(
+                random_reads(&mut rng, &input),
+                &server(),
+                Streaming::over(over),
+            );
             assert_eq!(out.error, None);
             assert_eq!(out.events, expected, "over {over}");
             // What stays in the buffer between reads is at most a frame header or a small
