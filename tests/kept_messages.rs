@@ -47,3 +47,31 @@ fn kept_messages_stay_unchanged_while_buffers_are_reused() {
     c.send_text("check");
     assert_eq!(c.recv_text(), format!("kept {n} bad 0"));
 }
+
+/// Runs of large messages of one size (which a connection reads ahead for, straight into a
+/// buffer of the last one's size), then other sizes, larger and smaller, one at a time and
+/// pipelined: every message arrives whole and unchanged.
+#[test]
+fn large_message_runs_and_their_ends_arrive_intact() {
+    let s = TestServer::start(config().workers(1), |_r: &Request<'_>| {
+        Upgrade::accept(Keeper(Vec::new()))
+    });
+    let sizes = [
+        300_000, 300_000, 300_000, 200_000, 300_000, 1_500_000, 70_000, 70_000, 20, 70_000, 65_536,
+        900_000, 3, 300_000,
+    ];
+    let mut c = Client::connect(s.addr);
+    // One at a time: each message sent after the previous one was kept.
+    for (i, &len) in sizes.iter().enumerate() {
+        c.send_binary(&expected(i, len));
+        c.send_text("check");
+        assert_eq!(c.recv_text(), format!("kept {} bad 0", i + 1));
+    }
+    // Pipelined.
+    let n = sizes.len();
+    for (i, &len) in sizes.iter().enumerate() {
+        c.send_binary(&expected(n + i, len));
+    }
+    c.send_text("check");
+    assert_eq!(c.recv_text(), format!("kept {} bad 0", 2 * n));
+}

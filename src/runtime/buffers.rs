@@ -93,7 +93,7 @@ fn reclaim(buf: &mut BytesMut, size: usize) -> bool {
 
 /// Frame buffers the pool handles: from 16 KiB to 1 MiB; at most 64 kept, 16 MiB in all.
 const FRAME_POOL_MIN: usize = 16 << 10;
-const FRAME_POOL_MAX: usize = 1 << 20;
+pub(crate) const FRAME_POOL_MAX: usize = 1 << 20;
 const FRAME_POOL_COUNT: usize = 64;
 const FRAME_POOL_BYTES: usize = 16 << 20;
 

@@ -132,6 +132,10 @@ pub(crate) struct ConnCore {
     pub last_msg_ms: u32,
     pub phase: Phase,
     pub flags: u8,
+    /// The length of the last frame if it was large (64 KiB to 1 MiB) and this connection had
+    /// no partial frame when it began, else 0: the next read then goes straight into a frame
+    /// buffer of that size (`worker/inbound.rs`). In what was padding: `ConnCore` does not grow.
+    pub bulk: u32,
     /// The TLS state of a connection from a TLS listener.
     #[cfg(feature = "tls")]
     pub tls: Option<Box<crate::runtime::tls::TlsConn>>,
@@ -165,6 +169,7 @@ impl ConnCore {
             last_msg_ms: now_ms,
             phase: Phase::Handshake,
             flags: 0,
+            bulk: 0,
             #[cfg(feature = "tls")]
             tls: None,
         }

@@ -14,6 +14,7 @@ use crate::protocol::error::ProtocolError;
 use crate::protocol::frame::{OpCode, MAX_HEADER_LEN};
 use crate::protocol::proxy::{self, Proxy};
 use crate::protocol::reader::{Event, Reader};
+use crate::runtime::buffers::FRAME_POOL_MAX;
 use crate::runtime::connection::{flags, Phase};
 use crate::runtime::stats::bump;
 
@@ -42,6 +43,21 @@ impl<F: Factory> Worker<F> {
                 }
                 _ => 0,
             };
+            // A connection whose last frame was large reads the next one straight into a frame
+            // buffer of that size: a message like the last arrives whole in one read, with no
+            // copy (and if it is something else, the buffer serves like the read block).
+            let bulk = match conn.core.bulk as usize {
+                n if n > 0
+                    && direct == 0
+                    && conn.core.rbuf.is_none()
+                    && conn.core.phase == Phase::Open
+                    && !conn.core.is_tls() =>
+                {
+                    n + FRAME_SLACK
+                }
+                _ => 0,
+            };
+            let mut bulk_buf = None;
             let read = if direct > 0 {
                 let tail = conn
                     .core
@@ -49,6 +65,9 @@ impl<F: Factory> Worker<F> {
                     .as_deref_mut()
                     .unwrap_or_else(|| unreachable!());
                 read_into_spare(&conn.core.stream, tail, direct)
+            } else if bulk > 0 {
+                let buf = bulk_buf.insert(self.frame_pool.get(bulk));
+                read_into_spare(&conn.core.stream, buf, bulk)
             } else {
                 let space = self.block.space();
                 let want = space.len();
@@ -70,10 +89,12 @@ impl<F: Factory> Worker<F> {
                         conn.core.clear(flags::PING_OUTSTANDING);
                         self.state.arm_liveness(&mut conn.core);
                     }
-                    let whole = conn.core.rbuf.as_deref().is_some_and(|t| {
-                        Reader::pending_frame_len(t).is_some_and(|len| t.len() >= len)
-                    });
-                    if whole {
+                    let whole =
+                        conn.core.rbuf.as_deref().and_then(|t| {
+                            Reader::pending_frame_len(t).filter(|&len| t.len() >= len)
+                        });
+                    if let Some(len) = whole {
+                        conn.core.bulk = bulk_hint(len);
                         // The frame is whole: process it (and the start of any next one).
                         if let Some(tail) = conn.core.rbuf.take() {
                             self.process(slot, *tail, true);
@@ -85,7 +106,15 @@ impl<F: Factory> Worker<F> {
                     continue;
                 }
                 Ok((n, want, false)) => {
-                    let chunk = self.block.take(n);
+                    let owned = bulk_buf.is_some();
+                    let chunk = match bulk_buf.take() {
+                        Some(buf) => {
+                            // Large frames go on only while they come first in such reads.
+                            conn.core.bulk = Reader::pending_frame_len(&buf).map_or(0, bulk_hint);
+                            buf
+                        }
+                        None => self.block.take(n),
+                    };
                     conn.core.last_rx_ms = self.state.now_ms;
                     if conn.core.has(flags::PING_OUTSTANDING) {
                         // The peer is alive: the next check is a ping interval from now, not the
@@ -99,7 +128,7 @@ impl<F: Factory> Worker<F> {
                         continue; // discard until EOF
                     }
                     match conn.core.rbuf.take() {
-                        None => self.process(slot, chunk, false),
+                        None => self.process(slot, chunk, owned),
                         Some(mut tail) => {
                             // The rest of a frame: appended to the connection's own buffer,
                             // reserved for the whole frame when its header came (one copy).
@@ -113,6 +142,12 @@ impl<F: Factory> Worker<F> {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Some(buf) = bulk_buf {
+                        self.frame_pool.put(buf, bulk);
+                    }
+                    let Some(conn) = self.conns.get_mut(slot) else {
+                        return;
+                    };
                     // TLS answers handshake records (and alerts) with records of its own.
                     if conn.core.is_tls() && conn.core.has_output() {
                         self.state.mark_dirty(&mut conn.core);
@@ -444,6 +479,16 @@ impl<F: Factory> Worker<F> {
         } else {
             self.remove(slot, CloseCode::ABNORMAL, "i/o error");
         }
+    }
+}
+
+/// The read-ahead for a connection that just received a frame of `len` bytes: that length
+/// for large frames that the frame pool can hold, else 0.
+fn bulk_hint(len: usize) -> u32 {
+    if (64 << 10..=FRAME_POOL_MAX).contains(&len) {
+        len as u32
+    } else {
+        0
     }
 }
 
