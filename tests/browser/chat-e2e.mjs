@@ -8,185 +8,56 @@
 // page reconnects, re-joins its room and sends what was typed while offline), and the live
 // /stats page (its plot moves while messages are sent; /metrics is served). Exits
 // non-zero on any failure; the server is always killed on the way out.
-import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { chromium } from 'playwright-core';
+import {
+  check, cleanUp, kill, launchBrowser, parseArgs, problems, reportCrash, reportFailure, startServer,
+} from './common.mjs';
+import {
+  joinRoom, openUser, say, TIMEOUT, waitForMembers, waitForMessage, waitForText,
+} from './chat-page.mjs';
 
-const [binary, screenshot] = process.argv.slice(2);
-if (!binary || !screenshot) {
-  console.error('usage: node chat-e2e.mjs CHAT_BINARY SCREENSHOT.png');
-  process.exit(2);
-}
-const TIMEOUT = 5000; // for any single thing to appear
+const [binary, screenshot] = parseArgs('chat-e2e.mjs', 'CHAT_BINARY');
 const XSS = '<img src=x onerror=alert(1)>';
 
-const problems = []; // dialogs, page errors, console errors: each one fails the test
 let expectOutage = false; // while the server is down, failed WebSocket connects are expected
+
+/** Console errors that are no problem: failed WebSocket connects while the server is down. */
+function outageError(text) {
+  return expectOutage && /WebSocket|ERR_CONNECTION_REFUSED/.test(text);
+}
 
 // ---- the server ------------------------------------------------------------------------------
 
 let server = null;
 
 /** Start the chat on `port` (0: any free port); resolves to its URL once it prints it. */
-function startServer(port) {
+async function startChat(port) {
   const args = ['--host', '127.0.0.1', '--port', String(port)];
   // CHAT_TLS_DIR (cert.pem, key.pem from scripts/tls-certs.sh): the chat over https and wss.
   if (process.env.CHAT_TLS_DIR) {
     const dir = process.env.CHAT_TLS_DIR;
     args.push('--tls-cert', `${dir}/cert.pem`, '--tls-key', `${dir}/key.pem`);
   }
-  const child = spawn(binary, args, {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
-  });
+  const { child, url } = await startServer(binary, args);
   server = child;
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error('the server printed no address')), 10000);
-    child.stdout.on('data', (chunk) => {
-      out += chunk;
-      const m = out.match(/open (https?:\/\/\S+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve(new URL(m[1]));
-      }
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`the server exited (${code ?? signal})`));
-    });
-  });
-}
-
-function stopServer() {
-  if (server && server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
-}
-
-process.on('exit', stopServer);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => {
-    stopServer();
-    process.exit(1);
-  });
-}
-
-// ---- the pages ---------------------------------------------------------------------------------
-
-/** A new user in a fresh browser context (own storage), with a nickname, in the lobby. */
-async function openUser(browser, url, nick) {
-  const context = await browser.newContext({ viewport: { width: 1180, height: 720 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(TIMEOUT);
-  page.on('dialog', (d) => {
-    problems.push(`${nick}: a ${d.type()} dialog fired: ${d.message()}`);
-    d.dismiss().catch(() => {});
-  });
-  page.on('pageerror', (e) => problems.push(`${nick}: page error: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() !== 'error') return;
-    if (expectOutage && /WebSocket|ERR_CONNECTION_REFUSED/.test(m.text())) return;
-    problems.push(`${nick}: console error: ${m.text()}`);
-  });
-  await page.goto(url.href);
-  await page.locator('#conn[data-state="online"]').waitFor();
-  await page.fill('#nick', nick);
-  await page.press('#nick', 'Enter');
-  await waitForText(page, '#members li.me .from', nick);
-  return page;
-}
-
-/** Wait until some element matching `selector` has exactly `text` as its text. */
-async function waitForText(page, selector, text) {
-  try {
-    await page.waitForFunction(
-      ([sel, want]) => [...document.querySelectorAll(sel)].some((n) => n.textContent === want),
-      [selector, text],
-      { timeout: TIMEOUT },
-    );
-  } catch {
-    const seen = await page.$$eval(selector, (ns) => ns.map((n) => n.textContent)).catch(() => []);
-    const want = JSON.stringify(text);
-    throw new Error(`no ${selector} with text ${want}; saw ${JSON.stringify(seen)}`);
-  }
-}
-
-async function members(page) {
-  return page.$$eval('#members li .from', (ns) => ns.map((n) => n.textContent));
-}
-
-async function waitForMembers(page, want) {
-  const expected = JSON.stringify([...want].sort());
-  try {
-    await page.waitForFunction(
-      (exp) => JSON.stringify([...document.querySelectorAll('#members li .from')]
-        .map((n) => n.textContent).sort()) === exp,
-      expected,
-      { timeout: TIMEOUT },
-    );
-  } catch {
-    throw new Error(`members: wanted ${expected}, saw ${JSON.stringify(await members(page))}`);
-  }
-}
-
-async function joinRoom(page, room) {
-  await page.fill('#join-room', room);
-  await page.press('#join-room', 'Enter');
-  await waitForText(page, '#room-title', '# ' + room);
-}
-
-async function say(page, text) {
-  await page.fill('#text', text);
-  await page.press('#text', 'Enter');
-}
-
-/** Wait for a chat line with this author and text. */
-async function waitForMessage(page, from, text) {
-  try {
-    await page.waitForFunction(
-      ([f, t]) => [...document.querySelectorAll('#messages li.msg')].some((li) =>
-        li.dataset.from === f && li.querySelector('.text')?.textContent === t),
-      [from, text],
-      { timeout: TIMEOUT },
-    );
-  } catch {
-    const seen = await page.$$eval('#messages li', (ns) => ns.map((n) => n.textContent));
-    throw new Error(`no message ${JSON.stringify(text)} from ${from}; saw ${JSON.stringify(seen)}`);
-  }
+  return url;
 }
 
 // ---- the test ----------------------------------------------------------------------------------
 
-let step = 0;
-async function check(name, fn) {
-  step += 1;
-  const t = Date.now();
-  await fn();
-  console.log(`ok ${step} - ${name} (${Date.now() - t} ms)`);
-}
-
 async function main() {
-  const url = await startServer(0);
+  const url = await startChat(0);
   console.log(`# chat server at ${url.href}`);
-  // Playwright gives each launch a fresh temporary --user-data-dir and removes it on close.
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    // CHROMIUM_HOME: a home whose NSS database (.pki/nssdb) trusts the test CA, so https and
-    // wss are verified like any site's (no certificate error is ignored).
-    env: process.env.CHROMIUM_HOME ? { ...process.env, HOME: process.env.CHROMIUM_HOME } : undefined,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
-  });
+  // CHROMIUM_HOME (set by scripts/browser.sh for the TLS run): its NSS store trusts the test CA.
+  const browser = await launchBrowser();
   let alice;
   let bob;
   try {
     let carol;
     await check('three users open the page and pick nicknames', async () => {
       [alice, bob, carol] = await Promise.all(
-        ['alice', 'bob', 'carol'].map((n) => openUser(browser, url, n)),
+        ['alice', 'bob', 'carol'].map((n) => openUser(browser, url, n, outageError)),
       );
     });
 
@@ -199,11 +70,11 @@ async function main() {
 
     await check('the page reconnects after a restart and sends what was queued', async () => {
       expectOutage = true;
-      stopServer();
+      kill(server);
       await alice.locator('#conn[data-state="offline"]').waitFor();
       await say(alice, 'typed while the server was down');
       await waitForText(alice, '#messages li.pending .text', 'typed while the server was down');
-      await startServer(url.port);
+      await startChat(url.port);
       for (const p of [alice, bob, carol]) {
         await p.locator('#conn[data-state="online"]').waitFor({ timeout: 10000 });
       }
@@ -302,20 +173,11 @@ async function main() {
     await stats.screenshot({ path: statsShot });
     console.log(`# screenshot of the /stats page: ${statsShot}`);
   } catch (e) {
-    const failed = screenshot.replace(/\.png$/, '') + '-failure.png';
-    await (bob || alice)?.screenshot({ path: failed }).catch(() => {});
-    console.error(`not ok ${step} - ${e.message}`);
-    if (problems.length) console.error(problems.join('\n'));
-    console.error(`# page at the failure: ${failed}`);
-    process.exitCode = 1;
+    await reportFailure(e, bob || alice, screenshot);
   } finally {
     await browser.close().catch(() => {});
-    stopServer();
+    cleanUp();
   }
 }
 
-main().catch((e) => {
-  console.error(`not ok - ${e.stack || e}`);
-  process.exitCode = 1;
-  stopServer();
-});
+main().catch(reportCrash);

@@ -9,77 +9,32 @@
 // samples the server's resident memory (VmRSS in /proc/PID/status) throughout and fails if
 // an upload or the download grows it by more than 64 MiB. Exits non-zero on any failure; the
 // server is always killed and the temporary files removed on the way out.
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
-  createReadStream, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync,
-  statSync, writeFileSync,
+  createReadStream, linkSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { chromium } from 'playwright-core';
+import {
+  check, cleanUp, launchBrowser, parseArgs, problems, reportCrash, reportFailure, startServer,
+  tempDir,
+} from './common.mjs';
 
-const [binary, screenshot] = process.argv.slice(2);
-if (!binary || !screenshot) {
-  console.error('usage: node files-e2e.mjs FILES_BINARY SCREENSHOT.png');
-  process.exit(2);
-}
+const [binary, screenshot] = parseArgs('files-e2e.mjs', 'FILES_BINARY');
 const MiB = 1 << 20;
 const SIZE = Number(process.env.FILES_E2E_MIB || 100) * MiB;
 const MAX_RSS_GROWTH = 64 * MiB;
 const TIMEOUT = 5000; // for any single small thing to appear
 const TRANSFER_TIMEOUT = 60000; // for a whole upload or download
 
-const problems = []; // page errors, console errors: each one fails the test
-
 // ---- files and the server --------------------------------------------------------------------
 
-const root = mkdtempSync(join(tmpdir(), 'volley-files-e2e-'));
+const root = tempDir('volley-files-e2e-');
 const serverDir = join(root, 'server');
 const localDir = join(root, 'local');
 mkdirSync(serverDir);
 mkdirSync(localDir);
 
-let server = null;
-
-function cleanUp() {
-  if (server && server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
-  rmSync(root, { recursive: true, force: true });
-}
-
-process.on('exit', cleanUp);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => {
-    cleanUp();
-    process.exit(1);
-  });
-}
-
-/** Start the server on a free port; resolves to its URL once it prints it. */
-function startServer() {
-  const args = ['--host', '127.0.0.1', '--port', '0', '--dir', serverDir];
-  const child = spawn(binary, args, {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
-  });
-  server = child;
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error('the server printed no address')), 10000);
-    child.stdout.on('data', (chunk) => {
-      out += chunk;
-      const m = out.match(/open (http:\/\/\S+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve(new URL(m[1]));
-      }
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`the server exited (${code ?? signal})`));
-    });
-  });
-}
+let server = null; // the files server's child process, for its /proc figures
 
 /** The server's resident set size in bytes. */
 function rss() {
@@ -125,14 +80,6 @@ async function sha256File(path) {
 
 // ---- the test ----------------------------------------------------------------------------------
 
-let step = 0;
-async function check(name, fn) {
-  step += 1;
-  const t = Date.now();
-  const note = await fn();
-  console.log(`ok ${step} - ${name} (${Date.now() - t} ms)${note ? `: ${note}` : ''}`);
-}
-
 async function statusOf(page, selector) {
   return page.$eval(selector, (n) => ({ ...n.dataset, text: n.textContent }));
 }
@@ -170,16 +117,11 @@ async function main() {
     return `SHA-256 ${want}`;
   });
 
-  const url = await startServer();
+  const args = ['--host', '127.0.0.1', '--port', '0', '--dir', serverDir];
+  const { child, url } = await startServer(binary, args);
+  server = child;
   console.log(`# files server at ${url.href}, pid ${server.pid}, dir ${serverDir}`);
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
-  });
+  const browser = await launchBrowser();
   let page;
   try {
     await check('the page opens and connects', async () => {
@@ -337,20 +279,11 @@ async function main() {
       `(${mib(upload.mem.base)} → ${mib(upload.mem.peak)}); download in ${download.secs.toFixed(1)} s, ` +
       `server RSS +${mib(download.mem.growth)}`);
   } catch (e) {
-    const failed = screenshot.replace(/\.png$/, '') + '-failure.png';
-    await page?.screenshot({ path: failed }).catch(() => {});
-    console.error(`not ok ${step} - ${e.message}`);
-    if (problems.length) console.error(problems.join('\n'));
-    console.error(`# page at the failure: ${failed}`);
-    process.exitCode = 1;
+    await reportFailure(e, page, screenshot);
   } finally {
     await browser.close().catch(() => {});
     cleanUp();
   }
 }
 
-main().catch((e) => {
-  console.error(`not ok - ${e.stack || e}`);
-  process.exitCode = 1;
-  cleanUp();
-});
+main().catch(reportCrash);
