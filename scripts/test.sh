@@ -19,6 +19,8 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quiet
+# And with default features: no link may lead to an item behind a feature.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 
 step "cargo check (default features: plain users build without the optional parts)"
 cargo check --workspace --all-targets --quiet

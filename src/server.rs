@@ -46,8 +46,8 @@ impl ServerBuilder {
     }
 
     /// Listen on `addr` (port 0 picks a free port). May be called again for more addresses,
-    /// and mixed with [`ServerBuilder::bind_tls`]; with neither, the server listens on
-    /// `127.0.0.1:8080`.
+    /// and mixed with `ServerBuilder::bind_tls` (feature `tls`); with neither, the server
+    /// listens on `127.0.0.1:8080`.
     pub fn bind(mut self, addr: impl Into<String>) -> Self {
         self.listeners.push(ListenSpec {
             addr: addr.into(),
