@@ -37,6 +37,8 @@ impl Handler for Echo {
     fn on_open(&mut self, ctx: &mut Context<'_>) {
         if let Echo::Room = self {
             ctx.subscribe("room");
+            // Room messages are published whole (a chunk cannot be published on its own).
+            ctx.set_streaming(None);
         }
     }
     fn on_message(&mut self, ctx: &mut Context<'_>, msg: Message) {

@@ -68,6 +68,9 @@ STREAM=0 scripts/conformance.sh '1.*' '2.*' '3.*' '4.*' '5.*' '6.*' '7.*' '9.1.*
 step "chaos soak (30 s) and leak check (200,000 connect/upgrade/close cycles)"
 scripts/chaos.sh "${CHAOS_SECONDS:-30}" "${LEAK_CYCLES:-200000}"
 
+step "chaos soak (15 s) with streaming receive: every echoed message in chunks, abusers beside"
+VOLLEY_STREAM_OVER=0 scripts/chaos.sh 15 0
+
 step "fuzzing: every target in fuzz/ for 20 s (nightly + cargo-fuzz, installed if missing)"
 scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 
