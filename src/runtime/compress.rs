@@ -20,7 +20,7 @@ use bytes::Bytes;
 use crate::config::{Compress, Config, DeflateMode};
 use crate::protocol::deflate::{
     negotiate, Compressor, CompressorConfig, DeflateEngine, DeflateOptions, InflateState, Inflater,
-    Negotiated,
+    Negotiated, TAIL,
 };
 use crate::protocol::frame::Frame;
 use crate::protocol::message::Message;
@@ -142,21 +142,7 @@ impl WorkerDeflate {
                 return Some(cell.get_or_init(|| self.compress_shared(msg)).clone());
             }
         }
-        self.buf.clear();
-        if conn.neg.server_no_context_takeover {
-            let bits = conn.neg.server_max_window_bits;
-            let mut buf = std::mem::take(&mut self.buf);
-            self.shared_compressor(bits)
-                .compress(msg.as_bytes(), &mut buf);
-            self.buf = buf;
-        } else {
-            let options = &self.options;
-            let c = conn
-                .compressor
-                .get_or_insert_with(|| Box::new(conn.neg.compressor(options)));
-            c.compress(msg.as_bytes(), &mut self.buf);
-            conn.used_ms = now_ms;
-        }
+        self.compress_into_buf(conn, msg.as_bytes(), now_ms);
         Some(self.frame(msg))
     }
 
@@ -182,6 +168,16 @@ impl WorkerDeflate {
         fin: bool,
         now_ms: u32,
     ) -> Bytes {
+        self.compress_into_buf(conn, data, now_ms);
+        if !fin {
+            self.buf.extend_from_slice(&TAIL);
+        }
+        Bytes::copy_from_slice(&self.buf)
+    }
+
+    /// Compress `data` into `self.buf` (cleared first) with this connection's context: the
+    /// worker's reset-per-message compressor of the connection's window, or its own.
+    fn compress_into_buf(&mut self, conn: &mut ConnDeflate, data: &[u8], now_ms: u32) {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         if conn.neg.server_no_context_takeover {
@@ -194,12 +190,7 @@ impl WorkerDeflate {
                 .compress(data, &mut buf);
             conn.used_ms = now_ms;
         }
-        if !fin {
-            buf.extend_from_slice(&SYNC_TAIL);
-        }
-        let payload = Bytes::copy_from_slice(&buf);
         self.buf = buf;
-        payload
     }
 
     /// Compress with the worker's window-15 reset-per-message compressor.
@@ -232,9 +223,6 @@ fn options(cfg: &Config) -> DeflateOptions {
     }
     options
 }
-
-/// The empty stored block a sync flush ends with (RFC 7692 §7.2.1).
-const SYNC_TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
 /// A publish's compressed frame, computed by the first worker that needs it and shared by all.
 pub(crate) type LazyDeflated = Arc<OnceLock<Bytes>>;

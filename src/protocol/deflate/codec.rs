@@ -13,7 +13,7 @@ use crate::protocol::message::{Message, Utf8Bytes};
 
 /// The empty stored block that ends every sync-flushed message: removed by the sender, appended
 /// by the receiver (RFC 7692 §7.2.1, §7.2.2).
-pub(super) const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+pub const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
 /// Settings of a [`Compressor`]. Out-of-range values are clamped by [`Compressor::new`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -29,7 +29,7 @@ mod stream;
 mod zlib;
 
 pub use codec::{
-    Compressor, CompressorConfig, Decompressor, DeflateEngine, InflateState, Inflater,
+    Compressor, CompressorConfig, Decompressor, DeflateEngine, InflateState, Inflater, TAIL,
 };
 pub use negotiate::{negotiate, parse_response, DeflateOptions, Negotiated};
 pub use stream::{InflateStream, PIECE};
