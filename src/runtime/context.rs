@@ -232,15 +232,7 @@ impl Context<'_> {
 
     /// [`Context::publish`] to this node's subscribers only, never through the bridge.
     pub fn publish_local(&mut self, topic: &str, msg: impl Into<Message>) {
-        let (topic, frame) = (
-            topic.into(),
-            SharedFrame::encode(&msg.into(), Compress::Auto),
-        );
-        self.state.actions.push(Action::Deliver(Delivery::Publish {
-            topic,
-            frame,
-            skip: None,
-        }));
+        self.deliver_here(topic.into(), &msg.into(), None, Compress::Auto);
     }
 
     /// [`Context::publish`], compressed or not for the subscribers that negotiated
@@ -271,7 +263,18 @@ impl Context<'_> {
     fn publish_skipping(&mut self, topic: &str, msg: Message, skip: Option<ConnId>, how: Compress) {
         let topic: Arc<str> = topic.into();
         self.state.shared.bridge_publish(&topic, &msg);
-        let frame = SharedFrame::encode(&msg, how);
+        self.deliver_here(topic, &msg, skip, how);
+    }
+
+    /// Deliver to this node's subscribers of `topic` (all workers), skipping `skip`.
+    fn deliver_here(
+        &mut self,
+        topic: Arc<str>,
+        msg: &Message,
+        skip: Option<ConnId>,
+        how: Compress,
+    ) {
+        let frame = SharedFrame::encode(msg, how);
         self.state
             .actions
             .push(Action::Deliver(Delivery::Publish { topic, frame, skip }));

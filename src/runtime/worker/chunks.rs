@@ -73,17 +73,12 @@ impl<F: Factory> Worker<F> {
             if conn.core.phase != Phase::Open {
                 return;
             }
-            let max = conn
-                .core
-                .extra
-                .as_ref()
-                .and_then(|x| x.streaming)
-                .map_or(u64::MAX, |s| s.max_size);
             let extra = conn.core.extra();
             let Some(cd) = extra.deflate.as_deref_mut() else {
                 return self.fail(slot, ProtocolError::ReservedBits);
             };
             if first && pos == 0 {
+                let max = extra.streaming.map_or(u64::MAX, |s| s.max_size);
                 match InflateStream::start(&mut cd.inflate, text, max) {
                     Ok(stream) => extra.inflating = Some(Box::new(stream)),
                     Err(e) => return self.fail(slot, e),

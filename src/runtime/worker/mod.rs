@@ -397,6 +397,9 @@ impl<F: Factory> Worker<F> {
                         self.queue_for_others(|| Command::Deliver(d.clone()));
                     }
                     Action::TopicEvent(name, active) => {
+                        // The two who follow a topic's first and last subscriber: the bridge
+                        // to other nodes, then the application.
+                        self.state.shared.bridge_topic_changed(&name);
                         let f = self.factory.clone();
                         let _ = catch_unwind(AssertUnwindSafe(|| f.on_topic(&name, active)));
                     }

@@ -481,7 +481,6 @@ impl WorkerState {
             *c == 1
         };
         if first {
-            self.shared.bridge_topic_changed(&name);
             self.actions.push(Action::TopicEvent(name, true));
         }
         true
@@ -514,7 +513,6 @@ impl WorkerState {
             }
         };
         if last {
-            self.shared.bridge_topic_changed(&name);
             self.actions.push(Action::TopicEvent(name, false));
         }
     }
