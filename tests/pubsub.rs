@@ -6,53 +6,15 @@ mod util;
 use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
+use util::topic_commands::TopicCommands;
 use util::*;
-use volley::{BackpressurePolicy, Context, Handler, Message, Request, Upgrade};
-
-/// Text commands: `sub T`, `unsub T`, `pub T M`, `others T M`, `all M`, `allothers M`,
-/// `count T`, `topics`.
-struct Cmd;
-impl Handler for Cmd {
-    fn on_message(&mut self, ctx: &mut Context<'_>, msg: Message) {
-        let text = msg.as_text().unwrap_or("").to_string();
-        let mut parts = text.splitn(3, ' ');
-        let (verb, a, b) = (
-            parts.next().unwrap_or(""),
-            parts.next().unwrap_or(""),
-            parts.next().unwrap_or(""),
-        );
-        match verb {
-            "sub" => {
-                let r = ctx.subscribe(a);
-                let _ = ctx.send(format!("sub {a} {r}"));
-            }
-            "unsub" => {
-                let r = ctx.unsubscribe(a);
-                let _ = ctx.send(format!("unsub {a} {r}"));
-            }
-            "pub" => ctx.publish(a, b),
-            "others" => ctx.publish_others(a, b),
-            "all" => ctx.broadcast(a.to_string()),
-            "allothers" => ctx.broadcast_others(a.to_string()),
-            "count" => {
-                let n = ctx.subscriber_count(a);
-                let _ = ctx.send(format!("count {a} {n}"));
-            }
-            "topics" => {
-                let mut t = ctx.topics();
-                t.sort();
-                let _ = ctx.send(format!("topics {}", t.join(",")));
-            }
-            _ => {}
-        }
-    }
-}
+use volley::{BackpressurePolicy, Message, Request, Upgrade};
 
 struct App(Mutex<mpsc::Sender<(String, bool)>>);
 impl volley::Factory for App {
-    type Handler = Cmd;
-    fn upgrade(&self, _req: &Request<'_>) -> Upgrade<Cmd> {
-        Upgrade::accept(Cmd)
+    type Handler = TopicCommands;
+    fn upgrade(&self, _req: &Request<'_>) -> Upgrade<TopicCommands> {
+        Upgrade::accept(TopicCommands)
     }
     fn on_topic(&self, topic: &str, active: bool) {
         let _ = self.0.lock().unwrap().send((topic.to_string(), active));

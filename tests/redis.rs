@@ -15,42 +15,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use util::redis_server::Redis;
+use util::topic_commands::TopicCommands;
 use util::*;
-use volley::{Context, Handler, Message, RedisBridge, Request, Server, ServerHandle, Upgrade};
+use volley::{Message, RedisBridge, Request, Server, ServerHandle, Upgrade};
 
 // ---- nodes ----------------------------------------------------------------------------------
-
-/// Text commands: `sub T`, `unsub T`, `pub T M`, `others T M`, `local T M`; a binary message is
-/// published as it is on `bin`.
-struct Cmd;
-impl Handler for Cmd {
-    fn on_message(&mut self, ctx: &mut Context<'_>, msg: Message) {
-        let Some(text) = msg.as_text().map(str::to_owned) else {
-            ctx.publish("bin", msg);
-            return;
-        };
-        let mut parts = text.splitn(3, ' ');
-        let (verb, a, b) = (
-            parts.next().unwrap_or(""),
-            parts.next().unwrap_or(""),
-            parts.next().unwrap_or(""),
-        );
-        match verb {
-            "sub" => {
-                let r = ctx.subscribe(a);
-                let _ = ctx.send(format!("sub {a} {r}"));
-            }
-            "unsub" => {
-                let r = ctx.unsubscribe(a);
-                let _ = ctx.send(format!("unsub {a} {r}"));
-            }
-            "pub" => ctx.publish(a, b),
-            "others" => ctx.publish_others(a, b),
-            "local" => ctx.publish_local(a, b),
-            _ => {}
-        }
-    }
-}
 
 /// A volley server with a Redis bridge (`prefix`, `queue`), on its own thread.
 struct Node {
@@ -69,7 +38,7 @@ impl Node {
             .config(config())
             .bind("127.0.0.1:0")
             .bridge(bridge)
-            .start(|_req: &Request<'_>| Upgrade::accept(Cmd))
+            .start(|_req: &Request<'_>| Upgrade::accept(TopicCommands))
             .expect("start");
         let addr = server.local_addr();
         let handle = server.handle();

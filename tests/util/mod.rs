@@ -4,6 +4,7 @@
 
 #[cfg(feature = "redis")]
 pub mod redis_server;
+pub mod topic_commands;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
