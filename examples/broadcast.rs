@@ -8,6 +8,8 @@
 
 #[path = "common/log.rs"]
 mod logger;
+#[path = "common/serve.rs"]
+mod serve;
 
 use volley::{Config, Context, Handler, Message, Request, Server, Upgrade};
 
@@ -62,12 +64,5 @@ fn main() {
         server.local_addr()
     );
     // Ctrl-C or SIGTERM: close every connection with 1001 after what is queued, then exit.
-    #[cfg(unix)]
-    let result = server.run_until_signal();
-    #[cfg(not(unix))]
-    let result = server.run();
-    if let Err(e) = result {
-        eprintln!("broadcast: {e}");
-        std::process::exit(1);
-    }
+    serve::until_signal(server, "broadcast");
 }

@@ -17,6 +17,8 @@
 
 #[path = "../common/log.rs"]
 mod logger;
+#[path = "../common/serve.rs"]
+mod serve;
 #[cfg(feature = "tls")]
 #[path = "../common/tls.rs"]
 mod tls;
@@ -207,12 +209,5 @@ fn main() {
         server.local_addr()
     );
     // Ctrl-C or SIGTERM: close every connection with 1001 after what is queued, then exit.
-    #[cfg(unix)]
-    let result = server.run_until_signal();
-    #[cfg(not(unix))]
-    let result = server.run();
-    if let Err(e) = result {
-        eprintln!("chat: {e}");
-        std::process::exit(1);
-    }
+    serve::until_signal(server, "chat");
 }

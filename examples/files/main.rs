@@ -16,6 +16,8 @@
 
 #[path = "../common/log.rs"]
 mod logger;
+#[path = "../common/serve.rs"]
+mod serve;
 
 mod app;
 
@@ -118,14 +120,7 @@ fn main() {
     );
     // Ctrl-C or SIGTERM: close every connection with 1001 after what is queued, then exit
     // (uploads cut short delete their part files).
-    #[cfg(unix)]
-    let result = server.run_until_signal();
-    #[cfg(not(unix))]
-    let result = server.run();
-    if let Err(e) = result {
-        eprintln!("files: {e}");
-        std::process::exit(1);
-    }
+    serve::until_signal(server, "files");
 }
 
 #[cfg(test)]
