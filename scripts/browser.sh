@@ -36,23 +36,37 @@ echo "== npm packages (tests/browser)"
 
 # A debug build by default: `cargo test` has already made it, so this costs nothing in
 # scripts/test.sh. RELEASE=1 tests the optimised build that the README tells users to run.
-echo "== building the chat example"
-if [ "${RELEASE:-}" = 1 ]; then
-  cargo build --release --features metrics --example chat
-  binary=target/release/examples/chat
-else
-  cargo build --features metrics --example chat
-  binary=target/debug/examples/chat
-fi
+# build EXAMPLE [FEATURES]: build an example that way; prints the binary's path.
+build() {
+  local profile=debug flags=()
+  if [ "${RELEASE:-}" = 1 ]; then
+    profile=release
+    flags+=(--release)
+  fi
+  if [ -n "${2:-}" ]; then
+    flags+=(--features "$2")
+  fi
+  cargo build "${flags[@]}" --example "$1" >&2
+  echo "target/$profile/examples/$1"
+}
+
+# run_test SECONDS COMMAND...: one browser test. The test kills the servers it starts on any
+# exit; `timeout` bounds the whole run, and the trap stops the test (and so its servers) and
+# removes the directories in `scratch` if this script is interrupted.
+scratch=()
+run_test() {
+  local secs=$1
+  shift
+  timeout -k 5 "$secs" "$@" &
+  test_pid=$!
+  trap 'kill "$test_pid" 2>/dev/null || true; rm -rf "${scratch[@]}"' EXIT
+  wait "$test_pid"
+  trap - EXIT
+}
 
 echo "== browser test"
-# The test kills the server it starts on any exit; `timeout` bounds the whole run, and the trap
-# stops the test (and so its server) if this script is interrupted.
-timeout -k 5 90 node tests/browser/chat-e2e.mjs "$binary" target/chat-e2e.png &
-test_pid=$!
-trap 'kill "$test_pid" 2>/dev/null || true' EXIT
-wait "$test_pid"
-trap - EXIT
+binary=$(build chat metrics)
+run_test 90 node tests/browser/chat-e2e.mjs "$binary" target/chat-e2e.png
 
 echo "== browser test across two chat servers sharing a Redis"
 # Two chat servers with --redis (feature redis) and their own redis-server on a free port: one
@@ -60,60 +74,32 @@ echo "== browser test across two chat servers sharing a Redis"
 if ! command -v redis-server >/dev/null; then
   install_deb "redis-server (the chat across servers)" redis-server
 fi
-if [ "${RELEASE:-}" = 1 ]; then
-  cargo build --release --features metrics,redis --example chat
-else
-  cargo build --features metrics,redis --example chat
-fi
-timeout -k 5 90 node tests/browser/chat-cluster-e2e.mjs "$binary" target/chat-cluster-e2e.png &
-test_pid=$!
-trap 'kill "$test_pid" 2>/dev/null || true' EXIT
-wait "$test_pid"
-trap - EXIT
+binary=$(build chat metrics,redis)
+run_test 90 node tests/browser/chat-cluster-e2e.mjs "$binary" target/chat-cluster-e2e.png
 
 echo "== browser test over https and wss"
 # The same test with the chat serving TLS (--tls-cert/--tls-key, feature tls) from a throwaway
 # CA that Chromium's NSS store (a temporary HOME) and Node (NODE_EXTRA_CA_CERTS, for /metrics)
 # trust: certificates are verified, no error is ignored.
-if [ "${RELEASE:-}" = 1 ]; then
-  cargo build --release --features metrics,tls --example chat
-else
-  cargo build --features metrics,tls --example chat
-fi
+binary=$(build chat metrics,tls)
 certs=$(mktemp -d)
+scratch+=("$certs")
 scripts/tls-certs.sh "$certs"
 scripts/nss-trust.sh "$certs/home" "$certs/ca.pem"
-CHAT_TLS_DIR="$certs" CHROMIUM_HOME="$certs/home" NODE_EXTRA_CA_CERTS="$certs/ca.pem" \
-  timeout -k 5 90 node tests/browser/chat-e2e.mjs "$binary" target/chat-e2e-tls.png &
-test_pid=$!
-trap 'kill "$test_pid" 2>/dev/null || true; rm -rf "$certs"' EXIT
-wait "$test_pid"
-trap - EXIT
+run_test 90 env CHAT_TLS_DIR="$certs" CHROMIUM_HOME="$certs/home" \
+  NODE_EXTRA_CA_CERTS="$certs/ca.pem" node tests/browser/chat-e2e.mjs "$binary" target/chat-e2e-tls.png
 rm -rf "$certs"
 
-echo "== building the files example"
-# Debug by default too: the 100 MiB upload, the cancelled one and the download take 15 to
-# 35 s here on two shared cores, as loaded (the release build: 7 s). RELEASE=1 tests the
-# optimised build.
-if [ "${RELEASE:-}" = 1 ]; then
-  cargo build --release --example files
-  files_binary=target/release/examples/files
-else
-  cargo build --example files
-  files_binary=target/debug/examples/files
-fi
-
 echo "== browser test of the files example"
+# Debug by default too: the 100 MiB upload, the cancelled one and the download take 15 to
+# 35 s here on two shared cores, as loaded (the release build: 7 s).
 # tests/browser/files-e2e.mjs uploads a 100 MiB file through the page (SHA-256 checked by the
 # server and on its disk), cancels a second upload midway (no partial file left), downloads the
 # first back (SHA-256 checked by the page), sends a file as one 32 MiB message, and fails if the
 # server's RSS grows by over 64 MiB meanwhile; it prints the times and the RSS figures. Leaves a
 # screenshot in target/files-e2e.png.
-timeout -k 5 120 node tests/browser/files-e2e.mjs "$files_binary" target/files-e2e.png &
-test_pid=$!
-trap 'kill "$test_pid" 2>/dev/null || true' EXIT
-wait "$test_pid"
-trap - EXIT
+files_binary=$(build files)
+run_test 120 node tests/browser/files-e2e.mjs "$files_binary" target/files-e2e.png
 if [ "${UPDATE_DOCS:-}" = 1 ]; then
   cp target/files-e2e.png docs/files.png
   echo "== copied the screenshot to docs/files.png"
