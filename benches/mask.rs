@@ -8,9 +8,10 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use volley::protocol::mask::{apply_mask, apply_mask_bytewise};
 
-const SIZES: [(usize, &str); 4] = [
+const SIZES: [(usize, &str); 5] = [
     (16, "16B"),
     (1024, "1KiB"),
+    (16 * 1024, "16KiB"),
     (64 * 1024, "64KiB"),
     (1024 * 1024, "1MiB"),
 ];

@@ -15,6 +15,8 @@
 # P-256 certificate from scripts/tls-certs.sh (CERT_KIND=rsa: an RSA 2048 one).
 # Knobs: ROUNDS=3  CELLS="100x20 500x16384 50x262144"  SERVERS="volley uws fastwebsockets"
 #        ANCHORS=../shared/anchors  OUT=target/compare-uws/<timestamp>
+#        PIN=1: every server on the last CPU and load_test on the others (taskset), the same for
+#        all servers, so on a small machine the two do not take turns on one core.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -62,7 +64,7 @@ start_server() {
             cmd=("$ANCHORS/uws_tls_echo" "$2") ;;
         *) echo "unknown server $1" >&2; exit 2 ;;
     esac
-    RUST_LOG=warn "${cmd[@]}" >/dev/null 2>&1 &
+    RUST_LOG=warn "${SERVER_CPU[@]}" "${cmd[@]}" >/dev/null 2>&1 &
     SERVER_PID=$!
 }
 
@@ -72,6 +74,14 @@ source "$ROOT/loadtest/common.sh"
 # cpu_ticks PID: utime + stime in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
+
+# With PIN=1: SERVER_CPU / CLIENT_CPUS prefix the server and load_test commands.
+SERVER_CPU=(); CLIENT_CPUS=()
+if [ "${PIN:-0}" = 1 ]; then
+    last=$(($(nproc) - 1))
+    SERVER_CPU=(taskset -c "$last")
+    [ "$last" -gt 0 ] && CLIENT_CPUS=(taskset -c "0-$((last - 1))")
+fi
 
 PORT=9700
 SERVER_PID=""
@@ -92,9 +102,9 @@ for round in $(seq "$ROUNDS"); do
             wait_port "$PORT"
             log="$OUT/$cell--$name--r$round.log"
             if [[ "$name" == *-tls ]]; then
-                "$ANCHORS/load_test_tls" "$conns" 127.0.0.1 "$PORT" 1 0 "$size" >"$log" 2>&1 &
+                "${CLIENT_CPUS[@]}" "$ANCHORS/load_test_tls" "$conns" 127.0.0.1 "$PORT" 1 0 "$size" >"$log" 2>&1 &
             else
-                "$ANCHORS/load_test" "$conns" 127.0.0.1 "$PORT" 0 0 "$size" >"$log" 2>&1 &
+                "${CLIENT_CPUS[@]}" "$ANCHORS/load_test" "$conns" 127.0.0.1 "$PORT" 0 0 "$size" >"$log" 2>&1 &
             fi
             LT_PID=$!
             # load_test connects one socket after another (over TLS, ~40 per second here), and

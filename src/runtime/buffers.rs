@@ -37,10 +37,15 @@ impl ReadBlock {
         }
     }
 
-    /// The space the next read lands in: at least a quarter of the block. Reclaims the block
-    /// when no view of it is left, else reuses a retired one, else starts a fresh one.
+    /// The space the next read lands in: at least a quarter of the block. Goes back to the
+    /// block's start whenever no view of it is left (the last reads' messages handled and their
+    /// echoes written), so a busy worker's reads keep landing in the same cache-warm memory;
+    /// when it runs low while still viewed, reuses a retired block, else starts a fresh one.
     pub fn space(&mut self) -> &mut [u8] {
-        if self.buf.len() < self.size / 4 {
+        if self.buf.len() < self.size
+            && !reclaim(&mut self.buf, self.size)
+            && self.buf.len() < self.size / 4
+        {
             self.refill();
         }
         &mut self.buf[..]
@@ -51,10 +56,8 @@ impl ReadBlock {
         self.buf.split_to(n.min(self.buf.len()))
     }
 
+    /// Moves on from the current block, which is still viewed and low on space.
     fn refill(&mut self) {
-        if reclaim(&mut self.buf, self.size) {
-            return;
-        }
         let next = match (0..self.retired.len()).find(|&i| reclaim(&mut self.retired[i], self.size))
         {
             Some(i) => self.retired.swap_remove(i),
@@ -70,25 +73,26 @@ impl ReadBlock {
 }
 
 /// Make `buf` view the whole of its block again, if it is the block's only view; true if it
-/// now offers `size` initialised bytes.
+/// now offers `size` initialised bytes. Either way `buf` is left offering all the initialised
+/// bytes it views (its whole capacity).
 fn reclaim(buf: &mut BytesMut, size: usize) -> bool {
     buf.clear();
-    if !buf.try_reclaim(size) {
-        return false;
-    }
+    let reclaimed = buf.try_reclaim(size);
     let cap = buf.capacity();
     // SAFETY: `set_len(cap)` needs `cap` initialised bytes at `buf`'s pointer. Every block a
     // `ReadBlock` holds (current or retired) views an allocation made by
     // `BytesMut::zeroed(self.size)` (a `Vec` whose whole capacity, `self.size` bytes, is
-    // zero-initialised), or is the empty `BytesMut::new()` of a fresh `ReadBlock`, for which
-    // `try_reclaim` is false as it would have to allocate. `try_reclaim` never allocates:
-    // returning true, it leaves `buf` viewing `[ptr, ptr + cap)` inside that same allocation
-    // (from its start, or from its current offset if enough room is left there), and bytes that
-    // were initialised stay initialised (reads and unmasking only overwrite them). So all `cap`
-    // bytes are initialised. No other handle can observe them: reclaiming succeeds only when
-    // `buf` is the allocation's sole remaining view.
+    // zero-initialised), or is the empty `BytesMut::new()` of a fresh `ReadBlock` (capacity 0,
+    // for which `try_reclaim` is false as it would have to allocate). Neither `clear` nor
+    // `try_reclaim` allocates: `clear` keeps the view's pointer and capacity, and
+    // `try_reclaim`, returning true, leaves `buf` viewing `[ptr, ptr + cap)` inside that same
+    // allocation (from its start, or from its current offset if enough room is left there),
+    // and returning false changes nothing. Bytes that were initialised stay initialised (reads
+    // and unmasking only overwrite them), so all `cap` bytes are initialised. No other handle
+    // can observe them: views split off a `BytesMut` never overlap, and reclaiming succeeds
+    // only when `buf` is the allocation's sole remaining view.
     unsafe { buf.set_len(cap) };
-    true
+    reclaimed
 }
 
 /// Frame buffers the pool handles: from 16 KiB to 1 MiB; at most 64 kept, 16 MiB in all.
@@ -209,6 +213,25 @@ mod tests {
         assert!(block.space().len() >= 4096 / 4);
         assert_eq!(block.space().as_ptr(), first);
         assert_eq!(block.space().len(), 4096);
+    }
+
+    #[test]
+    fn reads_start_over_at_the_block_start_once_every_view_is_gone() {
+        let mut block = ReadBlock::new(4096);
+        let first = block.space().as_ptr();
+        for _ in 0..10 {
+            // Far more than a quarter is left, yet with the view dropped the next read lands
+            // where the last one did.
+            drop(block.take(1000));
+            assert_eq!(block.space().as_ptr(), first);
+            assert_eq!(block.space().len(), 4096);
+        }
+        // While a view is held, the next read goes after it.
+        let held = block.take(1000);
+        assert_eq!(block.space().as_ptr(), first.wrapping_add(1000));
+        assert_eq!(block.space().len(), 3096);
+        drop(held);
+        assert_eq!(block.space().as_ptr(), first);
     }
 
     #[test]
