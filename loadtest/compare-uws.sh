@@ -3,11 +3,13 @@
 # ../shared/anchors (uws_echo, load_test; see their README), with fastwebsockets' echo beside them.
 #
 # For every round, every cell (connections × payload, one message in flight per connection) and
-# every server in turn (alternating within the round), it starts the server with one thread, runs
-# `load_test CONNS 127.0.0.1 PORT 0 0 SIZE`, and over the same window (from load_test's first
-# report at 4 s to its third at 12 s) reads the messages per second load_test reports and the
-# server's CPU time from /proc/PID/stat (utime + stime). Prints a markdown table of medians over
-# the rounds: msg/s and server CPU per message, each with its ratio to uWebSockets.
+# every server in turn (alternating within the round, in reverse order every other round), it
+# starts the server with one thread, runs `load_test CONNS 127.0.0.1 PORT 0 0 SIZE`, and over the
+# same window (from load_test's first report at 4 s to its third at 12 s) reads the messages per
+# second load_test reports and the server's CPU time from /proc/PID/stat (utime + stime). Prints
+# a markdown table of medians over the rounds: msg/s and server CPU per message, each with its
+# ratio to uWebSockets, and each round's msg/s ratio (the servers of one round ran minutes apart
+# at most, so these pairs share the machine's state).
 #
 # Usage: loadtest/compare-uws.sh            (about 3 × 3 cells × 3 servers × 14 s ≈ 6.5 minutes)
 # Over TLS: SERVERS="volley-tls uws-tls" runs examples/echo's wss listener (built with
@@ -96,7 +98,11 @@ echo "== servers: $SERVERS; cells: $CELLS; $ROUNDS rounds; output in $OUT" >&2
 for round in $(seq "$ROUNDS"); do
     for cell in $CELLS; do
         conns=${cell%x*}; size=${cell#*x}
-        for name in $SERVERS; do
+        # Odd rounds run the servers in the given order, even rounds in reverse (A B C, C B A,
+        # ...), so no server always runs first after a cell change or right after the same peer.
+        order=$SERVERS
+        [ $((round % 2)) = 0 ] && order=$(echo "$SERVERS" | tr ' ' '\n' | tac | tr '\n' ' ')
+        for name in $order; do
             PORT=$((PORT + 1))
             start_server "$name" "$PORT"
             wait_port "$PORT"
@@ -132,6 +138,7 @@ done
 python3 - "$OUT/raw.txt" <<'PY' | tee "$OUT/table.md"
 import collections, statistics, sys
 rows = collections.defaultdict(list)
+by_round = collections.defaultdict(dict)
 for line in open(sys.argv[1]):
     f = line.split()
     cell, name, rates, ticks, hz = f[0], f[1], [float(x) for x in f[3:-2]], int(f[-2]), int(f[-1])
@@ -140,11 +147,12 @@ for line in open(sys.argv[1]):
     rate = sum(rates) / len(rates)          # msg/s over 4..12 s
     msgs = rate * 8.0
     rows[(cell, name)].append((rate, ticks / hz / msgs * 1e6))
+    by_round[(cell, f[2])][name] = rate
 cells = sorted({c for c, _ in rows}, key=lambda c: (int(c.split('x')[1]), int(c.split('x')[0])))
 ORDER = ["volley", "uws", "fastwebsockets", "volley-base", "volley-tls", "uws-tls"]
 names = sorted({n for _, n in rows}, key=lambda n: ORDER.index(n) if n in ORDER else 9)
-print("| cell (conns × bytes, 1 in flight) | server | msg/s (median) | × uWS | server CPU/msg (median) | × uWS | rounds |")
-print("|---|---|---:|---:|---:|---:|---:|")
+print("| cell (conns × bytes, 1 in flight) | server | msg/s (median) | × uWS | server CPU/msg (median) | × uWS | rounds | per-round msg/s × uWS |")
+print("|---|---|---:|---:|---:|---:|---:|---|")
 for c in cells:
     ref = rows.get((c, "uws")) or rows.get((c, "uws-tls"))
     ref_rate = statistics.median(r for r, _ in ref) if ref else None
@@ -156,5 +164,11 @@ for c in cells:
         rate = statistics.median(r for r, _ in v); cpu = statistics.median(u for _, u in v)
         rr = f"{rate / ref_rate:.2f}×" if ref_rate else "–"
         rc = f"{cpu / ref_cpu:.2f}×" if ref_cpu else "–"
-        print(f"| {c.replace('x', ' × ')} B | {n} | {rate / 1000:.1f}k | {rr} | {cpu:.2f} µs | {rc} | {len(v)} |")
+        ref_name = "uws" if (c, "uws") in rows else "uws-tls"
+        per_round = " ".join(
+            f"{d[n] / d[ref_name]:.2f}"
+            for (cc, _), d in sorted(by_round.items(), key=lambda kv: int(kv[0][1]))
+            if cc == c and n in d and ref_name in d and n != ref_name
+        )
+        print(f"| {c.replace('x', ' × ')} B | {n} | {rate / 1000:.1f}k | {rr} | {cpu:.2f} µs | {rc} | {len(v)} | {per_round} |")
 PY
