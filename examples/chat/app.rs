@@ -20,6 +20,9 @@
 pub mod protocol;
 #[path = "state.rs"]
 pub mod state;
+// Serving the page's files, shared with the files example.
+#[path = "../common/page.rs"]
+mod page;
 // Several chat servers sharing rooms, nicknames and history through Redis (`--redis`).
 #[cfg(feature = "redis")]
 #[path = "cluster.rs"]
@@ -87,10 +90,6 @@ const FAVICON_SVG: &str = concat!(
     r##"d="M6 4h20a4 4 0 0 1 4 4v12a4 4 0 0 1-4 4H14l-7 6v-6H6a4 4 0 0 1-4-4V8a4 4 0 0 1 4-4z"/>"##,
     "</svg>"
 );
-/// The page loads nothing but its own files and talks only to its own server.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
-                   connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-
 /// Which web pages may open a chat connection, judged by the upgrade's `Origin` header. Clients
 /// that are not browsers send no Origin and are always let in: the check exists because a
 /// browser would otherwise let any site open a socket as its visitor (with their cookies).
@@ -266,29 +265,25 @@ impl Factory for ChatApp {
     }
 
     fn http(&self, req: &Request<'_>) -> Response {
-        let (content_type, body) = match (req.method(), req.path()) {
-            ("GET", "/" | "/index.html") => ("text/html; charset=utf-8", INDEX_HTML),
-            ("GET", "/app.js") => ("text/javascript; charset=utf-8", APP_JS),
-            ("GET", "/stats" | "/stats.html") => ("text/html; charset=utf-8", STATS_HTML),
-            ("GET", "/stats.js") => ("text/javascript; charset=utf-8", STATS_JS),
-            ("GET", "/style.css") => ("text/css; charset=utf-8", STYLE_CSS),
-            ("GET", "/favicon.svg" | "/favicon.ico") => ("image/svg+xml", FAVICON_SVG),
-            ("GET", "/ws") => {
-                return Response::new(426)
-                    .header("Upgrade", "websocket")
-                    .body("use WebSocket\n")
-            }
-            ("GET", _) => return Response::not_found(),
-            _ => {
-                return Response::new(405)
-                    .header("Allow", "GET")
-                    .body("method not allowed\n")
-            }
-        };
-        Response::ok(content_type, body)
-            .header("Cache-Control", "no-cache")
-            .header("X-Content-Type-Options", "nosniff")
-            .header("Content-Security-Policy", CSP)
+        if (req.method(), req.path()) == ("GET", "/ws") {
+            return Response::new(426)
+                .header("Upgrade", "websocket")
+                .body("use WebSocket\n");
+        }
+        page::serve(
+            req,
+            &[
+                ("/", "text/html; charset=utf-8", INDEX_HTML),
+                ("/index.html", "text/html; charset=utf-8", INDEX_HTML),
+                ("/app.js", "text/javascript; charset=utf-8", APP_JS),
+                ("/stats", "text/html; charset=utf-8", STATS_HTML),
+                ("/stats.html", "text/html; charset=utf-8", STATS_HTML),
+                ("/stats.js", "text/javascript; charset=utf-8", STATS_JS),
+                ("/style.css", "text/css; charset=utf-8", STYLE_CSS),
+                ("/favicon.svg", "image/svg+xml", FAVICON_SVG),
+                ("/favicon.ico", "image/svg+xml", FAVICON_SVG),
+            ],
+        )
     }
 }
 

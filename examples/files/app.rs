@@ -21,6 +21,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+// Serving the page's files, shared with the chat example.
+#[path = "../common/page.rs"]
+mod page;
+
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -38,11 +42,6 @@ const FAVICON_SVG: &str = concat!(
     r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><path fill="#0f766e" "##,
     r##"d="M7 2h12l8 8v18a2 2 0 0 1-2 2H7a2 2 0 0 1-2-2V4a2 2 0 0 1 2-2zm11 1v8h8z"/></svg>"##,
 );
-/// The page loads nothing but its own files and talks only to its own server (`blob:` for the
-/// downloaded file's link).
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
-                   connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-
 /// Messages larger than this reach `on_chunk` in pieces; smaller ones come whole.
 pub const STREAM_OVER: usize = 64 << 10;
 /// The page sends uploads in binary messages of this size, and downloads come in messages of
@@ -113,22 +112,17 @@ impl Factory for FilesApp {
     }
 
     fn http(&self, req: &Request<'_>) -> Response {
-        let (content_type, body) = match (req.method(), req.path()) {
-            ("GET", "/" | "/index.html") => ("text/html; charset=utf-8", INDEX_HTML),
-            ("GET", "/app.js") => ("text/javascript; charset=utf-8", APP_JS),
-            ("GET", "/style.css") => ("text/css; charset=utf-8", STYLE_CSS),
-            ("GET", "/favicon.svg" | "/favicon.ico") => ("image/svg+xml", FAVICON_SVG),
-            ("GET", _) => return Response::not_found(),
-            _ => {
-                return Response::new(405)
-                    .header("Allow", "GET")
-                    .body("method not allowed\n")
-            }
-        };
-        Response::ok(content_type, body)
-            .header("Cache-Control", "no-cache")
-            .header("X-Content-Type-Options", "nosniff")
-            .header("Content-Security-Policy", CSP)
+        page::serve(
+            req,
+            &[
+                ("/", "text/html; charset=utf-8", INDEX_HTML),
+                ("/index.html", "text/html; charset=utf-8", INDEX_HTML),
+                ("/app.js", "text/javascript; charset=utf-8", APP_JS),
+                ("/style.css", "text/css; charset=utf-8", STYLE_CSS),
+                ("/favicon.svg", "image/svg+xml", FAVICON_SVG),
+                ("/favicon.ico", "image/svg+xml", FAVICON_SVG),
+            ],
+        )
     }
 }
 
