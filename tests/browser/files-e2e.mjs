@@ -68,6 +68,22 @@ function sampleRss() {
   return s;
 }
 
+/**
+ * Runs `action` and returns what it returned (`result`) with the wall time (`secs`), the
+ * server's CPU seconds (`cpuSecs`) and its RSS samples (`mem`) over it.
+ */
+async function measured(action) {
+  const mem = sampleRss();
+  const t = Date.now();
+  const cpu0 = cpu();
+  try {
+    const result = await action();
+    return { result, secs: (Date.now() - t) / 1000, cpuSecs: cpu() - cpu0, mem };
+  } finally {
+    mem.stop();
+  }
+}
+
 function mib(n) {
   return `${(n / MiB).toFixed(1)} MiB`;
 }
@@ -140,14 +156,10 @@ async function main() {
     const figures = {};
     await check(`upload ${mib(SIZE)}: stored, SHA-256 checked by the server`, async () => {
       await page.setInputFiles('#file', big);
-      const mem = sampleRss();
-      const t = Date.now();
-      const cpu0 = cpu();
-      await page.click('#upload');
-      const st = await waitForState(page, '#up-status', 'stored', TRANSFER_TIMEOUT);
-      const secs = (Date.now() - t) / 1000;
-      const cpuSecs = cpu() - cpu0;
-      mem.stop();
+      const { result: st, secs, cpuSecs, mem } = await measured(async () => {
+        await page.click('#upload');
+        return waitForState(page, '#up-status', 'stored', TRANSFER_TIMEOUT);
+      });
       figures.upload = { secs, mem, cpuSecs };
       if (st.sha256 !== want) throw new Error(`page shows SHA-256 ${st.sha256}, want ${want}`);
       if (!st.text.includes(`SHA-256 ${want} matches`)) throw new Error(`status: ${st.text}`);
@@ -190,14 +202,10 @@ async function main() {
     });
 
     await check(`download ${mib(SIZE)} back: the page checks its SHA-256`, async () => {
-      const mem = sampleRss();
-      const t = Date.now();
-      const cpu0 = cpu();
-      await page.click('#files button[data-name="big.bin"]');
-      const st = await waitForState(page, '#down-status', 'done', TRANSFER_TIMEOUT);
-      const secs = (Date.now() - t) / 1000;
-      const cpuSecs = cpu() - cpu0;
-      mem.stop();
+      const { result: st, secs, cpuSecs, mem } = await measured(async () => {
+        await page.click('#files button[data-name="big.bin"]');
+        return waitForState(page, '#down-status', 'done', TRANSFER_TIMEOUT);
+      });
       figures.download = { secs, mem, cpuSecs };
       if (st.sha256 !== want) throw new Error(`page shows SHA-256 ${st.sha256}, want ${want}`);
       if (!st.text.includes("matches the server's and the upload's")) {
