@@ -16,7 +16,7 @@ const ALIGN: usize = 16;
 
 /// XOR `buf` in place with `mask`, starting at position `offset` (0..4) of the mask cycle — so a
 /// payload processed in several chunks continues where the previous chunk ended
-/// (`offset = bytes_done % 4`). Word-at-a-time over the bulk, any alignment/length/offset.
+/// (`offset = bytes_done % 4`). 64-byte blocks over the bulk, any alignment/length/offset.
 ///
 /// Offsets of 4 or more are taken modulo 4. On x86-64 CPUs with AVX2 (checked once at run time,
 /// then cached by `std`), payloads of [`AVX2_MIN`] bytes and more take 32-byte vectors instead
@@ -36,8 +36,8 @@ pub fn apply_mask(buf: &mut [u8], mask: [u8; 4], offset: usize) {
     apply_mask_wide(buf, mask, offset);
 }
 
-/// Payloads from this size on take the AVX2 path where the CPU has it (below it the check and
-/// the call cost more than the wider vectors save).
+/// Payloads from this size on take the AVX2 path where the CPU has it (below it the bulk is a
+/// few blocks, and the wider vectors save next to nothing).
 pub const AVX2_MIN: usize = 256;
 
 /// [`apply_mask_wide`] compiled with AVX2 enabled, so LLVM uses 32-byte vectors for it.
