@@ -191,3 +191,75 @@ fn data_and_fin_in_one_event_end_the_connection_at_once() {
         );
     }
 }
+
+/// Closes the connection from a handler timer, `after` its open.
+struct CloseLater {
+    after: Duration,
+    closes: mpsc::Sender<(CloseFrame, Instant)>,
+}
+impl Handler for CloseLater {
+    fn on_open(&mut self, ctx: &mut Context<'_>) {
+        ctx.set_timer(self.after, 1);
+    }
+    fn on_timer(&mut self, ctx: &mut Context<'_>, _: u64) {
+        ctx.close(CloseCode::NORMAL, "bye");
+    }
+    fn on_close(&mut self, _: &mut Context<'_>, f: CloseFrame) {
+        let _ = self.closes.send((f, Instant::now()));
+    }
+}
+
+/// The close deadline outlives the heartbeat: a peer pinged before our close frame, that then
+/// keeps streaming a large frame (read straight into its frame buffer) and never answers the
+/// close, is dropped `close_timeout` after the close frame, not a ping interval later.
+#[test]
+fn close_timeout_holds_while_the_peer_streams_a_large_frame() {
+    let iv = Duration::from_millis(1500);
+    let close_timeout = Duration::from_millis(300);
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let cfg = config()
+        .ping_interval(Some(iv))
+        .pong_timeout(Duration::from_secs(30))
+        .close_timeout(close_timeout);
+    let s = TestServer::start(cfg, move |_r: &Request<'_>| {
+        Upgrade::accept(CloseLater {
+            after: iv + Duration::from_millis(300),
+            closes: tx.lock().unwrap().clone(),
+        })
+    });
+    let mut c = Client::connect(s.addr);
+    // The start of a 4 MiB binary frame: its header and 64 KiB, then silence until the ping.
+    let len = 4 << 20;
+    let frame = volley::protocol::frame::Frame::binary(&vec![7u8; len])
+        .masked([1, 2, 3, 4])
+        .encode();
+    c.send_raw(&frame[..64 << 10]);
+    assert!(matches!(c.next(), Got::Ping(_)), "the heartbeat pings first");
+    // Our timer closes; the peer does not answer the close but sends on, 16 KiB every 20 ms.
+    let Got::Close(Some(f)) = c.next() else {
+        panic!("expected the server's close frame")
+    };
+    assert_eq!(f.code, CloseCode::NORMAL);
+    let closed_at = Instant::now();
+    let mut writer = c.stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        use std::io::Write;
+        for chunk in frame[64 << 10..].chunks(16 << 10) {
+            if writer.write_all(chunk).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let (f, dropped_at) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(f.code, CloseCode::ABNORMAL);
+    assert_eq!(f.reason, "close timeout");
+    let took = dropped_at - closed_at;
+    assert!(
+        took < close_timeout + Duration::from_millis(700),
+        "dropped {took:?} after the close frame; the close timeout is {close_timeout:?}"
+    );
+    assert_eq!(c.next(), Got::Eof);
+    sender.join().unwrap();
+}
