@@ -37,7 +37,6 @@
 mod bridge;
 mod config;
 mod error;
-mod handler;
 pub mod protocol;
 mod runtime;
 mod server;
@@ -52,7 +51,6 @@ pub use config::{
     RateLimitPolicy,
 };
 pub use error::Error;
-pub use handler::{Factory, Handler, RateLimited, Request, Response, Upgrade};
 pub use protocol::close::{CloseCode, CloseFrame};
 pub use protocol::error::{HandshakeError, ProtocolError};
 pub use protocol::message::{Chunk, Message, Utf8Bytes};
@@ -60,6 +58,7 @@ pub use protocol::reader::Streaming;
 pub use runtime::context::Context;
 pub use runtime::deferred::{Deferred, PendingUpgrade};
 pub use runtime::handle::{ConnHandle, ConnId, ServerHandle};
+pub use runtime::handler::{Factory, Handler, RateLimited, Request, Response, Upgrade};
 pub use runtime::stats::Stats;
 pub use runtime::stream::ReadStreamer;
 #[cfg(feature = "tls")]
@@ -74,7 +73,7 @@ pub use bytes::Bytes;
 /// stable API.
 #[cfg(feature = "bench-internals")]
 pub mod bench_internals {
-    pub use crate::runtime::connection::OutQueue;
+    pub use crate::runtime::outqueue::OutQueue;
 }
 
 /// The guide to volley's internals, for contributors and the curious: docs/ARCHITECTURE.md,

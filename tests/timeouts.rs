@@ -235,7 +235,10 @@ fn close_timeout_holds_while_the_peer_streams_a_large_frame() {
         .masked([1, 2, 3, 4])
         .encode();
     c.send_raw(&frame[..64 << 10]);
-    assert!(matches!(c.next(), Got::Ping(_)), "the heartbeat pings first");
+    assert!(
+        matches!(c.next(), Got::Ping(_)),
+        "the heartbeat pings first"
+    );
     // Our timer closes; the peer does not answer the close but sends on, 16 KiB every 20 ms.
     let Got::Close(Some(f)) = c.next() else {
         panic!("expected the server's close frame")

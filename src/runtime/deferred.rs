@@ -12,8 +12,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use crate::error::Error;
-use crate::handler::{Response, Upgrade};
+use crate::runtime::connection::Parked;
 use crate::runtime::handle::ConnId;
+use crate::runtime::handler::{Response, Upgrade};
 use crate::runtime::{Command, Shared};
 
 /// Where a deferred decision is.
@@ -60,14 +61,6 @@ impl<H> Cell<H> {
     }
 }
 
-/// The worker side of a parked connection, stored type-erased in the connection's `Extra`.
-pub(crate) trait Parked: Any {
-    /// The connection ended before a decision was taken.
-    fn abandon(&self);
-    /// For the worker, which knows the handler type, to take the decision back out.
-    fn into_any(self: Box<Self>) -> Box<dyn Any>;
-}
-
 /// What the worker keeps for a parked connection: the cell and whatever the handshake already
 /// worked out (`P`, the upgrade's prepared response parts).
 pub(crate) struct ParkedUpgrade<H, P> {
@@ -81,12 +74,6 @@ impl<H: 'static, P: 'static> Parked for ParkedUpgrade<H, P> {
     }
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
-    }
-}
-
-impl fmt::Debug for dyn Parked {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Parked")
     }
 }
 

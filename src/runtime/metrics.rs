@@ -11,7 +11,6 @@
 use std::fmt::{self, Write};
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::handler::Request;
 use crate::protocol::handshake::write_response;
 use crate::runtime::histogram::{Snapshot, BOUNDS_NS};
 use crate::runtime::stats::Stats;
@@ -20,17 +19,18 @@ use crate::runtime::Shared;
 /// The content type of the exposition.
 pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// The answer to a plain HTTP request for the metrics path, if `req` is one: `GET` (or `HEAD`)
-/// of exactly that path, any query ignored. Counted as an HTTP request like any other.
-pub(crate) fn answer(shared: &Shared, req: &Request<'_>) -> Option<Vec<u8>> {
-    let path = shared.metrics_path.as_deref()?;
-    if req.path() != path || !matches!(req.method(), "GET" | "HEAD") {
+/// The answer to a plain HTTP request for the metrics path, if `method` and `path` (without
+/// its query) name it: `GET` (or `HEAD`) of exactly that path. Counted as an HTTP request like
+/// any other.
+pub(crate) fn answer(shared: &Shared, method: &str, path: &str) -> Option<Vec<u8>> {
+    let ours = shared.metrics_path.as_deref()?;
+    if path != ours || !matches!(method, "GET" | "HEAD") {
         return None;
     }
     let mut text = String::with_capacity(8 << 10);
     // Writing to a String cannot fail.
     let _ = write(shared, &mut text);
-    let body = if req.method() == "HEAD" {
+    let body = if method == "HEAD" {
         Vec::new()
     } else {
         text.into_bytes()

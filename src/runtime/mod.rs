@@ -8,11 +8,13 @@ pub(crate) mod connection;
 pub(crate) mod context;
 pub(crate) mod deferred;
 pub(crate) mod handle;
+pub(crate) mod handler;
 #[cfg(feature = "metrics")]
 pub(crate) mod histogram;
 pub(crate) mod limits;
 #[cfg(feature = "metrics")]
 pub(crate) mod metrics;
+pub(crate) mod outqueue;
 pub(crate) mod pubsub;
 pub(crate) mod stats;
 pub(crate) mod stream;

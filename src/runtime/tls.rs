@@ -25,7 +25,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::error::Error;
-use crate::runtime::connection::OutQueue;
+use crate::runtime::outqueue::OutQueue;
 
 /// The certificates a TLS listener presents, and its rustls settings.
 ///

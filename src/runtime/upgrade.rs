@@ -8,7 +8,6 @@ use std::sync::Arc;
 use bytes::BytesMut;
 
 use crate::config::Config;
-use crate::handler::{Factory, Request, Response, Upgrade};
 use crate::protocol::deflate::Negotiated;
 use crate::protocol::error::HandshakeError;
 use crate::protocol::handshake::{self, write_response, RequestHead};
@@ -16,6 +15,7 @@ use crate::protocol::proxy;
 use crate::runtime::compress::WorkerDeflate;
 use crate::runtime::deferred::Cell;
 use crate::runtime::handle::{ConnLabel, ServerHandle};
+use crate::runtime::handler::{Factory, Request, Response, Upgrade};
 
 /// What to do with a connection in the handshake phase.
 pub(crate) enum Outcome<H> {
@@ -155,7 +155,9 @@ pub(crate) fn handle<F: Factory>(
             id: label.id,
         };
         #[cfg(feature = "metrics")]
-        if let Some(bytes) = crate::runtime::metrics::answer(server.shared(), &req) {
+        if let Some(bytes) =
+            crate::runtime::metrics::answer(server.shared(), req.method(), req.path())
+        {
             return Outcome::Http { bytes };
         }
         return match isolate(label, "http", || factory.http(&req)) {

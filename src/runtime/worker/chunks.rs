@@ -4,11 +4,11 @@
 
 use bytes::Bytes;
 
-use crate::handler::{Factory, Handler, RateLimited};
 use crate::protocol::deflate::InflateStream;
 use crate::protocol::error::ProtocolError;
 use crate::protocol::message::Chunk;
 use crate::runtime::connection::Phase;
+use crate::runtime::handler::{Factory, Handler, RateLimited};
 use crate::runtime::stats::bump;
 
 use super::Worker;

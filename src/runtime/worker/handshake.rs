@@ -4,10 +4,10 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::handler::{Factory, Handler};
 use crate::runtime::compress::ConnDeflate;
 use crate::runtime::connection::{flags, Phase};
 use crate::runtime::deferred::ParkedUpgrade;
+use crate::runtime::handler::{Factory, Handler};
 use crate::runtime::stats::bump;
 use crate::runtime::upgrade::{self, Outcome, Prepared, Rejection};
 

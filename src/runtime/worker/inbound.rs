@@ -7,7 +7,6 @@ use bytes::{Bytes, BytesMut};
 
 use crate::config::RateLimitPolicy;
 use crate::error::Error;
-use crate::handler::{Factory, Handler, RateLimited};
 use crate::protocol::close;
 use crate::protocol::close::{CloseCode, CloseFrame};
 use crate::protocol::error::ProtocolError;
@@ -16,6 +15,7 @@ use crate::protocol::proxy::{self, Proxy};
 use crate::protocol::reader::{Event, Reader};
 use crate::runtime::buffers::FRAME_POOL_MAX;
 use crate::runtime::connection::{flags, Phase};
+use crate::runtime::handler::{Factory, Handler, RateLimited};
 use crate::runtime::stats::bump;
 
 use super::Worker;

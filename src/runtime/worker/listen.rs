@@ -7,9 +7,9 @@ use std::sync::atomic::Ordering;
 
 use mio::{Interest, Token};
 
-use crate::handler::Factory;
 use crate::runtime::accept;
 use crate::runtime::connection::{flags, ConnCore};
+use crate::runtime::handler::Factory;
 use crate::runtime::stats::bump;
 
 use super::{Conn, Worker};

@@ -17,7 +17,6 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use crate::handler::{Factory, Handler};
 use crate::protocol::close::{CloseCode, CloseFrame};
 use crate::protocol::reader::{ReaderConfig, Role};
 use crate::runtime::accept::MAX_LISTENERS;
@@ -26,6 +25,7 @@ use crate::runtime::compress::WorkerDeflate;
 use crate::runtime::connection::{flags, ConnCore, Phase};
 use crate::runtime::context::Context;
 use crate::runtime::handle::{ConnId, ServerHandle};
+use crate::runtime::handler::{Factory, Handler};
 use crate::runtime::pubsub::{SharedFrame, Topics};
 use crate::runtime::stats::{bump, close_counter, drop_one};
 use crate::runtime::timer::TimerWheel;

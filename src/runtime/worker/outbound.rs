@@ -3,9 +3,9 @@
 
 use mio::{Interest, Token};
 
-use crate::handler::{Factory, Handler};
 use crate::protocol::close::CloseCode;
 use crate::runtime::connection::{flags, Phase};
+use crate::runtime::handler::{Factory, Handler};
 use crate::runtime::stats::bump;
 
 use super::Worker;

@@ -2,9 +2,9 @@
 //! deadline, the close deadline) and the liveness check (heartbeat ping, pong timeout, idle
 //! timeout), and handler timers.
 
-use crate::handler::{Factory, Handler};
 use crate::protocol::close::CloseCode;
 use crate::runtime::connection::{flags, Phase};
+use crate::runtime::handler::{Factory, Handler};
 use crate::runtime::stats::bump;
 
 use super::Worker;
