@@ -17,7 +17,14 @@ use crate::runtime::outqueue::OutQueue;
 use crate::runtime::pubsub::Membership;
 use crate::runtime::timer::TimerKey;
 
-/// Where a connection is in its life.
+/// Where a connection is in its life. Only [`ConnCore::enter`] changes it, and only along
+/// the arrows [`Phase::may_become`] allows:
+///
+/// ```text
+/// Handshake -> Deciding -> Handshake (decided: the answer is applied as if just read)
+/// Handshake -> Open -> Closing -> Draining
+/// Handshake | Deciding | Open -> Draining (refused, failed, or the peer closed first)
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
     /// Reading the HTTP upgrade request.
@@ -31,6 +38,20 @@ pub(crate) enum Phase {
     Closing,
     /// Done: flush what is queued, shut down our side, wait for EOF (bounded), then drop.
     Draining,
+}
+
+impl Phase {
+    /// Whether a connection in this phase may move to `next`.
+    pub fn may_become(self, next: Phase) -> bool {
+        use Phase::*;
+        matches!(
+            (self, next),
+            (Handshake, Deciding | Open | Draining)
+                | (Deciding, Handshake | Draining)
+                | (Open, Closing | Draining)
+                | (Closing, Draining)
+        )
+    }
 }
 
 /// Flag bits in [`ConnCore::flags`].
@@ -147,7 +168,9 @@ pub(crate) struct ConnCore {
     pub last_rx_ms: u32,
     /// Last time a data message arrived (idle timeout).
     pub last_msg_ms: u32,
-    pub phase: Phase,
+    /// Private: read through [`ConnCore::phase`] and the predicates, changed by
+    /// [`ConnCore::enter`] only.
+    phase: Phase,
     pub flags: u8,
     /// The length of the last frame if it was large (64 KiB to 1 MiB) and this connection had
     /// no partial frame when it began, else 0: the next read then goes straight into a frame
@@ -258,9 +281,48 @@ impl ConnCore {
         self.flags &= !f;
     }
 
-    /// Whether data frames may still be queued.
-    pub fn can_send(&self) -> bool {
+    /// Where the connection is in its life.
+    #[inline]
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Move to `next`. Every change of phase goes through here; a move that
+    /// [`Phase::may_become`] does not allow is a bug in the worker (asserted in debug builds).
+    #[inline]
+    pub fn enter(&mut self, next: Phase) {
+        debug_assert!(
+            self.phase.may_become(next),
+            "connection {}: {:?} -> {next:?} is not a transition",
+            self.slot,
+            self.phase
+        );
+        self.phase = next;
+    }
+
+    /// WebSocket open: data frames may be sent and received, the heartbeat runs.
+    #[inline]
+    pub fn is_open(&self) -> bool {
         self.phase == Phase::Open
+    }
+
+    /// Whether the bytes that arrive are WebSocket frames (open, or waiting for the peer's
+    /// close frame).
+    #[inline]
+    pub fn reads_frames(&self) -> bool {
+        matches!(self.phase, Phase::Open | Phase::Closing)
+    }
+
+    /// Parked until the application decides a deferred upgrade.
+    #[inline]
+    pub fn is_deciding(&self) -> bool {
+        self.phase == Phase::Deciding
+    }
+
+    /// The closing handshake is over: flushing, then waiting for EOF.
+    #[inline]
+    pub fn is_draining(&self) -> bool {
+        self.phase == Phase::Draining
     }
 
     pub fn extra(&mut self) -> &mut Extra {

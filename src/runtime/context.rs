@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::protocol::close::CloseCode;
 use crate::protocol::message::Message;
 use crate::protocol::reader::Streaming;
-use crate::runtime::connection::{ConnCore, Phase};
+use crate::runtime::connection::ConnCore;
 use crate::runtime::handle::{ConnHandle, ConnId, ServerHandle};
 use crate::runtime::pubsub::SharedFrame;
 use crate::runtime::worker::{Action, WorkerState};
@@ -65,7 +65,7 @@ impl Context<'_> {
 
     /// Whether messages can still be sent (the connection is open and no close was sent).
     pub fn is_open(&self) -> bool {
-        self.core.phase == Phase::Open
+        self.core.is_open()
     }
 
     /// Queue a message. Fails with [`Error::Closed`] once closing, or [`Error::OutboundFull`]

@@ -7,7 +7,6 @@ use bytes::Bytes;
 use crate::protocol::deflate::InflateStream;
 use crate::protocol::error::ProtocolError;
 use crate::protocol::message::Chunk;
-use crate::runtime::connection::Phase;
 use crate::runtime::handler::{Factory, Handler, RateLimited};
 use crate::runtime::stats::bump;
 
@@ -21,7 +20,7 @@ impl<F: Factory> Worker<F> {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        if conn.core.phase != Phase::Open {
+        if !conn.core.is_open() {
             return; // we are closing: data is discarded (RFC 6455 §5.5.1)
         }
         conn.core.last_msg_ms = self.state.now_ms;
@@ -70,7 +69,7 @@ impl<F: Factory> Worker<F> {
             let Some(conn) = self.conns.get_mut(slot) else {
                 return;
             };
-            if conn.core.phase != Phase::Open {
+            if !conn.core.is_open() {
                 return;
             }
             let extra = conn.core.extra();

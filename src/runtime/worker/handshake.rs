@@ -29,7 +29,7 @@ impl<F: Factory> Worker<F> {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        if conn.core.phase != Phase::Deciding {
+        if !conn.core.is_deciding() {
             return;
         }
         let Some(parked) = conn.core.extra.as_mut().and_then(|x| x.parked.take()) else {
@@ -50,7 +50,7 @@ impl<F: Factory> Worker<F> {
         // The per-IP count and the client address were recorded when the connection parked.
         let outcome = upgrade::finish(label, parked.prepared, decision, false, None, 0);
         let mut rest = conn.core.rbuf.take().map(|b| *b).unwrap_or_default();
-        conn.core.phase = Phase::Handshake;
+        conn.core.enter(Phase::Handshake);
         if self.apply(slot, &mut rest, outcome) && !rest.is_empty() {
             self.process(slot, rest, true);
         }
@@ -73,7 +73,7 @@ impl<F: Factory> Worker<F> {
                 consumed,
             } => {
                 bytes::Buf::advance(buf, consumed);
-                conn.core.phase = Phase::Deciding;
+                conn.core.enter(Phase::Deciding);
                 if ip_counted {
                     conn.core.set(flags::IP_COUNTED);
                 }
@@ -106,7 +106,7 @@ impl<F: Factory> Worker<F> {
                 // Written straight away, so queued and written at once for the statistics.
                 bump(&self.state.stats().bytes_queued, written as u64);
                 bump(&self.state.stats().bytes_out, written as u64);
-                conn.core.phase = Phase::Open;
+                conn.core.enter(Phase::Open);
                 if up.ip_counted {
                     conn.core.set(flags::IP_COUNTED);
                 }
@@ -175,7 +175,7 @@ impl<F: Factory> Worker<F> {
         }
         buf.clear();
         self.state.enqueue(&mut conn.core, Bytes::from(bytes));
-        conn.core.phase = Phase::Draining;
+        conn.core.enter(Phase::Draining);
         self.state.mark_dirty(&mut conn.core);
         let deadline = self.state.now + self.state.shared.config.close_timeout;
         self.state.arm(&mut conn.core, deadline);

@@ -22,7 +22,7 @@ use crate::protocol::reader::{ReaderConfig, Role};
 use crate::runtime::accept::MAX_LISTENERS;
 use crate::runtime::buffers::{FrameArena, FramePool, ReadBlock};
 use crate::runtime::compress::WorkerDeflate;
-use crate::runtime::connection::{flags, ConnCore, Phase};
+use crate::runtime::connection::{flags, ConnCore};
 use crate::runtime::context::Context;
 use crate::runtime::handle::{ConnId, ServerHandle};
 use crate::runtime::handler::{Factory, Handler};
@@ -37,6 +37,7 @@ mod handshake;
 mod inbound;
 mod listen;
 mod outbound;
+mod read_plan;
 mod state;
 mod timers;
 
@@ -333,7 +334,7 @@ impl<F: Factory> Worker<F> {
         let slots: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for slot in slots {
             let conn = &mut self.conns[slot];
-            if conn.core.phase == Phase::Open {
+            if conn.core.is_open() {
                 self.state
                     .start_close(&mut conn.core, plan.code, &plan.reason);
             }
@@ -365,7 +366,7 @@ impl<F: Factory> Worker<F> {
     fn broadcast_local(&mut self, frame: &SharedFrame, skip: Option<ConnId>) {
         let id = self.state.id;
         for (slot, conn) in self.conns.iter_mut() {
-            if conn.core.phase != Phase::Open {
+            if !conn.core.is_open() {
                 continue;
             }
             if skip.is_some_and(|s| {

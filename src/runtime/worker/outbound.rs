@@ -4,7 +4,7 @@
 use mio::{Interest, Token};
 
 use crate::protocol::close::CloseCode;
-use crate::runtime::connection::{flags, Phase};
+use crate::runtime::connection::flags;
 use crate::runtime::handler::{Factory, Handler};
 use crate::runtime::stats::bump;
 
@@ -49,7 +49,7 @@ impl<F: Factory> Worker<F> {
                 Interest::READABLE,
             );
         }
-        if conn.core.phase == Phase::Draining {
+        if conn.core.is_draining() {
             if conn.core.close_notify() {
                 // TLS: the close_notify alert goes out before our side shuts down.
                 self.flush(slot);
@@ -86,7 +86,7 @@ impl<F: Factory> Worker<F> {
         }
         if conn.core.has(flags::WANT_DRAIN) {
             conn.core.clear(flags::WANT_DRAIN);
-            if conn.core.phase == Phase::Open {
+            if conn.core.is_open() {
                 self.call(slot, |h, ctx| h.on_drain(ctx));
             }
         }

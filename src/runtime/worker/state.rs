@@ -101,7 +101,7 @@ impl WorkerState {
         text: bool,
         fin: bool,
     ) -> Result<(), Error> {
-        if !core.can_send() {
+        if !core.is_open() {
             return Err(Error::Closed);
         }
         let started = core.extra.as_ref().and_then(|x| x.fragmenting.as_ref());
@@ -213,7 +213,7 @@ impl WorkerState {
         msg: &Message,
         how: Compress,
     ) -> Result<(), Error> {
-        if !core.can_send() {
+        if !core.is_open() {
             return Err(Error::Closed);
         }
         let payload = msg.as_bytes();
@@ -248,7 +248,7 @@ impl WorkerState {
 
     /// Queue a pre-encoded shared frame (publish, broadcast).
     pub fn send_shared(&mut self, core: &mut ConnCore, frame: &SharedFrame) -> Result<(), Error> {
-        if !core.can_send() {
+        if !core.is_open() {
             return Err(Error::Closed);
         }
         self.admit_outbound(core, frame.plain.len())?;
@@ -375,7 +375,7 @@ impl WorkerState {
     }
 
     pub fn send_ping(&mut self, core: &mut ConnCore, payload: &[u8]) -> Result<(), Error> {
-        if !core.can_send() {
+        if !core.is_open() {
             return Err(Error::Closed);
         }
         if payload.is_empty() {
@@ -398,12 +398,12 @@ impl WorkerState {
 
     /// Send a close frame and wait (bounded by `close_timeout`) for the peer's answer.
     pub fn start_close(&mut self, core: &mut ConnCore, code: CloseCode, reason: &str) {
-        if core.phase != Phase::Open {
+        if !core.is_open() {
             return;
         }
         let payload = close::encode_payload(code, reason);
         self.queue_control(core, OpCode::Close, &payload);
-        core.phase = Phase::Closing;
+        core.enter(Phase::Closing);
         let deadline = self.now + self.shared.config.close_timeout;
         self.arm(core, deadline);
     }
@@ -421,8 +421,25 @@ impl WorkerState {
         core.timer = Some(self.timers.schedule(deadline, e));
     }
 
+    /// Bytes arrived from the peer: it is alive. The heartbeat's silence counts from now, and
+    /// an outstanding ping is answered: the next check of an open connection is a ping
+    /// interval from now, not the pong deadline. (Other traffic never touches the wheel.) A
+    /// closing connection keeps its close deadline.
+    pub fn heard_from(&mut self, core: &mut ConnCore) {
+        core.last_rx_ms = self.now_ms;
+        if core.has(flags::PING_OUTSTANDING) {
+            core.clear(flags::PING_OUTSTANDING);
+            self.arm_liveness(core);
+        }
+    }
+
     /// Arm the heartbeat/idle check of an open connection at the earliest deadline that applies.
+    /// Does nothing once the connection is no longer open: its own timer is then the close
+    /// deadline (or the handshake's), which the heartbeat must not replace.
     pub fn arm_liveness(&mut self, core: &mut ConnCore) {
+        if !core.is_open() {
+            return;
+        }
         let cfg = &self.shared.config;
         let mut next: Option<u32> = None;
         if let Some(iv) = cfg.ping_interval {

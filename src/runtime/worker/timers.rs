@@ -42,7 +42,7 @@ impl<F: Factory> Worker<F> {
             return;
         };
         let st = &self.state.shared.stats[self.state.id as usize];
-        match conn.core.phase {
+        match conn.core.phase() {
             Phase::Handshake => {
                 log::info!("{}: handshake timeout", self.state.label(&conn.core, slot));
                 bump(&st.timeouts, 1);
