@@ -31,9 +31,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
-use super::{Bridge, BridgeNode};
 use crate::error::Error;
 use crate::protocol::message::{Message, Utf8Bytes};
+use crate::runtime::bridge::{Bridge, BridgeNode};
 
 /// How long `bridge-sub` blocks in a read before looking at subscription changes.
 const SUB_POLL: Duration = Duration::from_millis(20);
