@@ -7,6 +7,8 @@
 //! the engine shipped.
 
 #[cfg(feature = "redis")]
+mod redial;
+#[cfg(feature = "redis")]
 pub(crate) mod redis;
 
 #[cfg(feature = "redis")]
