@@ -45,7 +45,6 @@ mod signals;
 
 #[cfg(feature = "redis")]
 pub use bridge::RedisBridge;
-pub use bridge::{Bridge, BridgeNode};
 pub use config::{
     AcceptMode, BackpressurePolicy, Compress, Config, DeflateMode, DeflateWindow, IpNetwork, Rate,
     RateLimitPolicy,
@@ -55,6 +54,7 @@ pub use protocol::close::{CloseCode, CloseFrame};
 pub use protocol::error::{HandshakeError, ProtocolError};
 pub use protocol::message::{Chunk, Message, Utf8Bytes};
 pub use protocol::reader::Streaming;
+pub use runtime::bridge::{Bridge, BridgeNode};
 pub use runtime::context::Context;
 pub use runtime::deferred::{Deferred, PendingUpgrade};
 pub use runtime::handle::{ConnHandle, ConnId, ServerHandle};

@@ -10,10 +10,10 @@ use std::thread::JoinHandle;
 
 use mio::{Poll, Waker};
 
-use crate::bridge::{Bridge, BridgeNode};
 use crate::config::{AcceptMode, Config};
 use crate::error::Error;
 use crate::runtime::accept;
+use crate::runtime::bridge::{Bridge, BridgeNode, BridgeStats};
 use crate::runtime::handle::ServerHandle;
 use crate::runtime::handler::Factory;
 use crate::runtime::stats::WorkerStats;
@@ -237,7 +237,7 @@ impl Server {
             #[cfg(feature = "metrics")]
             metrics_path: extras.metrics_path,
             bridge: extras.bridge,
-            bridge_stats: WorkerStats::default(),
+            bridge_stats: BridgeStats::default(),
         });
         if let Some(b) = &shared.bridge {
             b.start(BridgeNode::new(shared.clone()))?;

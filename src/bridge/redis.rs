@@ -14,9 +14,10 @@
 //!
 //! A message's Redis payload is binary-safe: the publishing node's id (a random u64, big-endian),
 //! the opcode (1 text, 2 binary), then the payload. A node drops its own messages (it delivered
-//! them locally already). A lost connection is retried with backoff (50 ms doubling to 2 s);
-//! on reconnecting, `bridge-sub` subscribes to every live topic again, and `bridge-pub` sends
-//! the batch it was holding, then what waited in the queue.
+//! them locally already). A lost connection is retried with backoff (50 ms doubling to 2 s;
+//! both connections through one `Redial`, in redial.rs); on reconnecting, `bridge-sub`
+//! subscribes to every live topic again, and `bridge-pub` sends the batch it was holding, then
+//! what waited in the queue.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashSet;
@@ -31,19 +32,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
-use super::{Bridge, BridgeNode};
+use super::redial::{Link, Redial, Side, IO_TIMEOUT};
 use crate::error::Error;
 use crate::protocol::message::{Message, Utf8Bytes};
+use crate::runtime::bridge::{Bridge, BridgeNode};
 
 /// How long `bridge-sub` blocks in a read before looking at subscription changes.
 const SUB_POLL: Duration = Duration::from_millis(20);
-/// Connecting gives up after this long (then the backoff applies).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// A command (a pipeline, a SUBSCRIBE) that has no answer after this long fails its connection.
-const IO_TIMEOUT: Duration = Duration::from_secs(5);
-/// The first and the longest wait between connection attempts.
-const BACKOFF_MIN: Duration = Duration::from_millis(50);
-const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// At most this many publishes per pipeline (fewer if the queue is shorter), and this many
 /// messages per delivery batch.
 const MAX_BATCH: usize = 1024;
@@ -101,46 +96,6 @@ impl fmt::Debug for RedisBridge {
             .field("queue", &self.queue)
             .field("node_id", &format_args!("{:016x}", self.node_id))
             .finish()
-    }
-}
-
-/// What the threads share.
-struct Link {
-    client: redis::Client,
-    prefix: String,
-    node_id: u64,
-    node: BridgeNode,
-    stop: Arc<AtomicBool>,
-    /// Whether each connection (publishing, subscribing) is up: `bridge_connected` is both.
-    pub_up: AtomicBool,
-    sub_up: AtomicBool,
-}
-
-impl Link {
-    fn update_connected(&self) {
-        let up = self.pub_up.load(Ordering::Relaxed) && self.sub_up.load(Ordering::Relaxed);
-        self.node.set_connected(up);
-    }
-
-    fn stopping(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-
-    fn connect(&self) -> redis::RedisResult<redis::Connection> {
-        self.client.get_connection_with_timeout(CONNECT_TIMEOUT)
-    }
-
-    /// Sleep for the backoff, waking early when the bridge stops.
-    fn pause(&self, backoff: &mut Duration) {
-        let until = Instant::now() + *backoff;
-        while !self.stopping() {
-            let now = Instant::now();
-            if now >= until {
-                break;
-            }
-            std::thread::sleep((until - now).min(Duration::from_millis(50)));
-        }
-        *backoff = (*backoff * 2).min(BACKOFF_MAX);
     }
 }
 
@@ -299,80 +254,22 @@ fn decode(payload: Bytes) -> Option<(u64, Message)> {
 // ---- bridge-pub ---------------------------------------------------------------------------
 
 fn publish_loop(link: &Link, rx: &Receiver<(Arc<str>, Message)>, max_batch: usize) {
-    let mut con: Option<redis::Connection> = None;
+    let mut redial = Redial::new(link, Side::Publish);
     let mut batch: Vec<(Arc<str>, Message)> = Vec::new();
-    let mut backoff = BACKOFF_MIN;
-    let mut lost = false;
-    let mut channel = String::new();
-    loop {
-        // Connect first: while Redis is away, publishes wait in the bounded channel (and the
-        // one batch that failed), and what does not fit there is dropped by `publish`.
-        let Some(c) = con.as_mut() else {
-            match link.connect().and_then(|c| {
-                c.set_write_timeout(Some(IO_TIMEOUT))?;
-                c.set_read_timeout(Some(IO_TIMEOUT))?;
-                Ok(c)
-            }) {
-                Ok(c) => {
-                    con = Some(c);
-                    link.pub_up.store(true, Ordering::Relaxed);
-                    link.update_connected();
-                    if lost {
-                        lost = false;
-                        link.node.count_reconnect();
-                        log::info!("redis bridge: publishing connection to Redis is back");
-                    }
-                }
-                Err(e) => {
-                    if !lost {
-                        log::warn!("redis bridge: cannot reach Redis to publish: {e}");
-                    }
-                    lost = true;
-                    link.pub_up.store(false, Ordering::Relaxed);
-                    link.update_connected();
-                    if link.stopping() {
-                        return;
-                    }
-                    link.pause(&mut backoff);
-                }
-            }
-            continue;
-        };
-        if batch.is_empty() {
-            match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(m) => batch.push(m),
-                Err(RecvTimeoutError::Timeout) if link.stopping() => return,
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return,
-            }
-            batch.extend(rx.try_iter().take(max_batch - 1));
+    // Connect first: while Redis is away, publishes wait in the bounded channel (and the one
+    // batch that failed), and what does not fit there is dropped by `publish`.
+    while let Some(mut con) = redial.connect(|| {}) {
+        if redial.up() {
+            log::info!("redis bridge: publishing connection to Redis is back");
         }
-        let mut pipe = redis::pipe();
-        for (topic, msg) in &batch {
-            channel.clear();
-            channel.push_str(&link.prefix);
-            channel.push_str(topic);
-            pipe.cmd("PUBLISH")
-                .arg(channel.as_str())
-                .arg(encode(link.node_id, msg))
-                .ignore();
-        }
-        match pipe.exec(c) {
-            Ok(()) => {
-                link.node.count_published(batch.len() as u64);
-                batch.clear();
-                backoff = BACKOFF_MIN;
-            }
+        match publish_on(link, &mut con, rx, max_batch, &mut batch, &mut redial) {
+            Ok(()) => return,
             Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() => {
                 log::warn!(
                     "redis bridge: lost the publishing connection ({e}); {} publishes held",
                     batch.len()
                 );
-                con = None;
-                lost = true;
-                link.pub_up.store(false, Ordering::Relaxed);
-                link.update_connected();
-                link.pause(&mut backoff);
+                redial.failed();
             }
             Err(e) => {
                 // Redis refused a command (an ACL, out of memory): sending the same batch again
@@ -384,9 +281,62 @@ fn publish_loop(link: &Link, rx: &Receiver<(Arc<str>, Message)>, max_batch: usiz
                 );
                 link.node.count_dropped(batch.len() as u64);
                 batch.clear();
-                con = None;
-                link.pause(&mut backoff);
+                redial.pause();
             }
+        }
+    }
+}
+
+/// Send what is queued on `con`, one pipeline per round trip, until the bridge stops with
+/// nothing queued or the workers are gone (`Ok`), or a pipeline fails (`Err`: `batch` keeps it).
+fn publish_on(
+    link: &Link,
+    con: &mut redis::Connection,
+    rx: &Receiver<(Arc<str>, Message)>,
+    max_batch: usize,
+    batch: &mut Vec<(Arc<str>, Message)>,
+    redial: &mut Redial<'_>,
+) -> redis::RedisResult<()> {
+    let mut channel = String::new();
+    loop {
+        if batch.is_empty() && !next_batch(link, rx, max_batch, batch) {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (topic, msg) in batch.iter() {
+            channel.clear();
+            channel.push_str(&link.prefix);
+            channel.push_str(topic);
+            pipe.cmd("PUBLISH")
+                .arg(channel.as_str())
+                .arg(encode(link.node_id, msg))
+                .ignore();
+        }
+        pipe.exec(con)?;
+        link.node.count_published(batch.len() as u64);
+        batch.clear();
+        redial.reset();
+    }
+}
+
+/// Wait for publishes and take what is queued (up to `max_batch`) into `batch`. False once the
+/// bridge stops with nothing queued, or the workers are gone.
+fn next_batch(
+    link: &Link,
+    rx: &Receiver<(Arc<str>, Message)>,
+    max_batch: usize,
+    batch: &mut Vec<(Arc<str>, Message)>,
+) -> bool {
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(m) => {
+                batch.push(m);
+                batch.extend(rx.try_iter().take(max_batch - 1));
+                return true;
+            }
+            Err(RecvTimeoutError::Timeout) if link.stopping() => return false,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return false,
         }
     }
 }
@@ -397,43 +347,27 @@ fn publish_loop(link: &Link, rx: &Receiver<(Arc<str>, Message)>, max_batch: usiz
 type Incoming = (String, Bytes);
 
 fn subscribe_loop(link: &Link, interest: &Receiver<Arc<str>>, in_tx: &Sender<Incoming>) {
-    let mut backoff = BACKOFF_MIN;
-    let mut lost = false;
+    let mut redial = Redial::new(link, Side::Subscribe);
     while !link.stopping() {
-        let mut con = match link.connect() {
-            Ok(c) => c,
-            Err(e) => {
-                if !lost {
-                    log::warn!("redis bridge: cannot reach Redis to subscribe: {e}");
-                }
-                lost = true;
-                link.sub_up.store(false, Ordering::Relaxed);
-                link.update_connected();
-                // Changes while down need no replay: reconnecting subscribes to what is live.
-                interest.try_iter().for_each(drop);
-                link.pause(&mut backoff);
-                continue;
-            }
+        // Changes while down need no replay: reconnecting subscribes to what is live.
+        let Some(mut con) = redial.connect(|| interest.try_iter().for_each(drop)) else {
+            break;
         };
         let began = Instant::now();
-        match subscribed(link, &mut con, interest, in_tx, &mut lost) {
+        match subscribed(link, &mut con, interest, in_tx, &mut redial) {
             Ok(()) => break,
             Err(e) => {
                 log::warn!("redis bridge: lost the subscribing connection: {e}");
-                lost = true;
-                link.sub_up.store(false, Ordering::Relaxed);
-                link.update_connected();
                 // A connection that served a while starts the backoff over; one that failed
                 // at once (Redis refusing SUBSCRIBE, say) keeps doubling it: no busy loop.
                 if began.elapsed() > Duration::from_secs(1) {
-                    backoff = BACKOFF_MIN;
+                    redial.reset();
                 }
-                link.pause(&mut backoff);
+                redial.failed();
             }
         }
     }
-    link.sub_up.store(false, Ordering::Relaxed);
-    link.update_connected();
+    redial.down();
 }
 
 /// Serve one subscribing connection until it fails (an error) or the bridge stops (`Ok`).
@@ -442,7 +376,7 @@ fn subscribed(
     con: &mut redis::Connection,
     interest: &Receiver<Arc<str>>,
     in_tx: &Sender<Incoming>,
-    lost: &mut bool,
+    redial: &mut Redial<'_>,
 ) -> redis::RedisResult<()> {
     let mut ps = con.as_pubsub();
     // (Un)subscribing waits for Redis's confirmation with the long timeout (a timeout there
@@ -455,11 +389,7 @@ fn subscribed(
         ps.subscribe(live.iter().map(|t| channel_of(link, t)).collect::<Vec<_>>())?;
     }
     ps.set_read_timeout(Some(SUB_POLL))?;
-    link.sub_up.store(true, Ordering::Relaxed);
-    link.update_connected();
-    if *lost {
-        *lost = false;
-        link.node.count_reconnect();
+    if redial.up() {
         log::info!(
             "redis bridge: subscribing connection to Redis is back ({} topics)",
             live.len()
@@ -472,26 +402,7 @@ fn subscribed(
         }
         changed.extend(interest.try_iter());
         if !changed.is_empty() {
-            let (mut add, mut remove) = (Vec::new(), Vec::new());
-            for t in changed.drain() {
-                let want = link.node.is_active(&t);
-                if want && !live.contains(&t) {
-                    add.push(channel_of(link, &t));
-                    live.insert(t);
-                } else if !want && live.remove(&t) {
-                    remove.push(channel_of(link, &t));
-                }
-            }
-            if !add.is_empty() || !remove.is_empty() {
-                ps.set_read_timeout(Some(IO_TIMEOUT))?;
-                if !add.is_empty() {
-                    ps.subscribe(add)?;
-                }
-                if !remove.is_empty() {
-                    ps.unsubscribe(remove)?;
-                }
-                ps.set_read_timeout(Some(SUB_POLL))?;
-            }
+            follow_changes(link, &mut ps, &mut changed, &mut live)?;
         }
         match ps.get_message() {
             Ok(msg) => {
@@ -505,6 +416,37 @@ fn subscribed(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Bring the subscriptions in line with the node for the topics in `changed` (drained):
+/// subscribe to those that became active, unsubscribe from those that are gone.
+fn follow_changes(
+    link: &Link,
+    ps: &mut redis::PubSub<'_>,
+    changed: &mut HashSet<Arc<str>>,
+    live: &mut HashSet<Arc<str>>,
+) -> redis::RedisResult<()> {
+    let (mut add, mut remove) = (Vec::new(), Vec::new());
+    for t in changed.drain() {
+        let want = link.node.is_active(&t);
+        if want && !live.contains(&t) {
+            add.push(channel_of(link, &t));
+            live.insert(t);
+        } else if !want && live.remove(&t) {
+            remove.push(channel_of(link, &t));
+        }
+    }
+    if add.is_empty() && remove.is_empty() {
+        return Ok(());
+    }
+    ps.set_read_timeout(Some(IO_TIMEOUT))?;
+    if !add.is_empty() {
+        ps.subscribe(add)?;
+    }
+    if !remove.is_empty() {
+        ps.unsubscribe(remove)?;
+    }
+    ps.set_read_timeout(Some(SUB_POLL))
 }
 
 fn channel_of(link: &Link, topic: &str) -> String {

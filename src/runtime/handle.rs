@@ -258,7 +258,7 @@ impl ServerHandle {
         for w in self.shared.stats.iter() {
             s.add(w);
         }
-        s.add(&self.shared.bridge_stats);
+        self.shared.bridge_stats.add_to(&mut s);
         s
     }
 

@@ -235,7 +235,7 @@ pub(crate) fn write(shared: &Shared, out: &mut impl Write) -> fmt::Result {
     )?;
     if shared.bridge.is_some() {
         let mut b = Stats::default();
-        b.add(&shared.bridge_stats);
+        shared.bridge_stats.add_to(&mut b);
         gauge(
             out,
             "volley_bridge_connected",

@@ -2,6 +2,7 @@
 //! topics. Nothing here parses protocol bytes itself; it drives [`crate::protocol`].
 
 pub(crate) mod accept;
+pub(crate) mod bridge;
 pub(crate) mod buffers;
 pub(crate) mod compress;
 pub(crate) mod connection;
@@ -32,11 +33,11 @@ use std::sync::{Arc, Mutex};
 use crossbeam_channel::Sender;
 use mio::Waker;
 
-use crate::bridge::Bridge;
 use crate::config::{Compress, Config};
 use crate::protocol::close::CloseCode;
 use crate::protocol::message::Message;
 use crate::runtime::handle::ConnId;
+use bridge::{Bridge, BridgeStats};
 use pubsub::SharedFrame;
 use stats::WorkerStats;
 
@@ -138,8 +139,8 @@ pub(crate) struct Shared {
     /// The bridge to other nodes, if any: publishes leave through it, topic changes reach it.
     pub bridge: Option<Arc<dyn Bridge>>,
     /// The bridge's counters (`bridge_*`; written by the bridge's threads and, for drops, by
-    /// workers: read-modify-writes, unlike the workers' own blocks).
-    pub bridge_stats: WorkerStats,
+    /// workers).
+    pub bridge_stats: BridgeStats,
 }
 
 impl Shared {
@@ -147,9 +148,7 @@ impl Shared {
     pub fn bridge_publish(&self, topic: &Arc<str>, msg: &Message) {
         if let Some(b) = &self.bridge {
             if !b.publish(topic, msg) {
-                self.bridge_stats
-                    .bridge_dropped
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.bridge_stats.count_dropped(1);
             }
         }
     }
