@@ -1,26 +1,32 @@
-//! Echo server: every text or binary message comes back unchanged. The conformance target of the
-//! Autobahn TestSuite run. On `/room` a message goes to every connection on `/room` instead (the
-//! chaos soak's broadcast clients).
+//! The test-and-benchmark echo server (cargo example `echo-harness`): every text or binary
+//! message comes back unchanged, with the limits, deflate modes, listeners and switches that the
+//! scripts need. It is the server of the Autobahn conformance run (scripts/conformance.sh), the
+//! interop clients (scripts/interop.sh), the chaos soak and leak check (scripts/chaos.sh) and the
+//! comparisons and memory measurements in loadtest/ (compare.sh, compare-uws.sh,
+//! compare-uws-mt.sh, deflate-memory.sh). On `/room` a message goes to every connection on
+//! `/room` instead (the chaos soak's broadcast clients). A first example to read is
+//! examples/echo.rs; this one is what the scripts drive.
 //!
-//! Run: `cargo run --release --example echo -- [ADDR] [WORKERS] [off|shared|dedicated|dedicated:C/D]`
+//! Run: `cargo run --release --example echo-harness -- [ADDR] [WORKERS] [off|shared|dedicated|dedicated:C/D]`
 //! (default `127.0.0.1:9001`, workers = available parallelism, deflate `shared`; `dedicated:512/4k`
 //! is `Config::dedicated_deflate` with those compressor/decompressor windows), then point any
 //! WebSocket client at `ws://ADDR/`. `VOLLEY_ACCEPT=acceptor` uses one acceptor thread instead of
 //! a `SO_REUSEPORT` listener per worker (for comparing the two); `VOLLEY_PING_MS=1000` sets the
-//! heartbeat interval (default 30 s). `VOLLEY_STREAM_OVER=N` receives messages over N bytes in
-//! chunks (`Streaming::over(N)`) and echoes each chunk at once as a fragment, so a message of
-//! any size passes through in bounded memory (the conformance run with streaming on). Set
-//! `RUST_LOG=debug` to watch connections come and go.
+//! heartbeat interval (default 30 s). `VOLLEY_PER_IP=1` turns the per-IP limits on, set too high
+//! to refuse anything (what their bookkeeping costs). `VOLLEY_STREAM_OVER=N` receives messages
+//! over N bytes in chunks (`Streaming::over(N)`) and echoes each chunk at once as a fragment, so a
+//! message of any size passes through in bounded memory (the conformance run with streaming on).
+//! Set `RUST_LOG=debug` to watch connections come and go.
 //! With the `tls` feature, `VOLLEY_TLS_ADDR=127.0.0.1:9443 VOLLEY_TLS_CERT=cert.pem
 //! VOLLEY_TLS_KEY=key.pem` adds a wss:// listener beside the plain one (SIGHUP reloads the
 //! files).
 
-#[path = "common/log.rs"]
+#[path = "../../examples/common/log.rs"]
 mod logger;
-#[path = "common/serve.rs"]
+#[path = "../../examples/common/serve.rs"]
 mod serve;
 #[cfg(feature = "tls")]
-#[path = "common/tls.rs"]
+#[path = "../../examples/common/tls.rs"]
 mod tls;
 
 use volley::{
