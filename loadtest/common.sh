@@ -9,3 +9,10 @@ wait_port() {
     echo "server did not come up on port $1" >&2
     return 1
 }
+
+# harness_in DIR: the echo harness binary in DIR, a folder of prebuilt servers (VOLLEY_BASE,
+# BIN): `echo-harness`, or `echo` in a build from before the harness left examples/echo.rs
+# (older commits named the harness `echo`).
+harness_in() {
+    if [ -e "$1/echo-harness" ]; then echo "$1/echo-harness"; else echo "$1/echo"; fi
+}

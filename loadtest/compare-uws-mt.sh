@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The multi-thread cells of loadtest/compare-uws.sh, for a machine with many cores (a 16-core
-# one here): volley's examples/echo and uWebSockets' uws_echo with THREADS server threads each,
+# one here): volley's echo harness and uWebSockets' uws_echo with THREADS server threads each,
 # pinned to cores 0..THREADS-1, under several uWebSockets `load_test` processes pinned to the
 # other cores (the connections split among them). For every round, cell and server in turn
 # (alternating within the round), it reads the summed msg/s over load_test's window 4..8 s and
 # the server's CPU time over the same window, and prints a table of medians with ratios to
 # uWebSockets.
 #
-# Takes prebuilt binaries, so that it can run on a bare machine: BIN holds `echo` (volley's
-# examples/echo, built static: RUSTFLAGS="-C target-feature=+crt-static"), `uws_echo` and
-# `load_test` (from ../shared/anchors).
+# Takes prebuilt binaries, so that it can run on a bare machine: BIN holds `echo-harness`
+# (volley's echo harness, scripts/harness/echo.rs, built static: RUSTFLAGS="-C
+# target-feature=+crt-static" cargo build --release --example echo-harness; a folder prepared
+# before the harness moved holds it as `echo`, which is used when `echo-harness` is absent),
+# `uws_echo` and `load_test` (from ../shared/anchors).
 #
 # Usage: BIN=DIR loadtest/compare-uws-mt.sh
 # Knobs: THREADS_LIST="4 8"  CELLS="512x20 384x16384 96x262144"  ROUNDS=3  SERVERS="volley uws"
@@ -18,7 +20,7 @@
 #        folder, so that OUT holds two files, as the device tool brings back at most eight)
 # Time: about 9.5 s per run: 2 × 3 × 2 × 3 runs ≈ 6 minutes with the defaults.
 set -euo pipefail
-BIN="$(cd "${BIN:?set BIN to the folder of echo, uws_echo and load_test}" && pwd)"
+BIN="$(cd "${BIN:?set BIN to the folder of echo-harness, uws_echo and load_test}" && pwd)"
 THREADS_LIST="${THREADS_LIST:-4 8}"
 CELLS="${CELLS:-512x20 384x16384 96x262144}"
 CELLS_1="${CELLS_1:-100x20 500x16384 50x262144}"
@@ -58,7 +60,7 @@ for round in $(seq "$ROUNDS"); do
             for name in $SERVERS; do
                 PORT=$((PORT + 1))
                 case "$name" in
-                    volley) cmd=("$BIN/echo" "127.0.0.1:$PORT" "$threads" off) ;;
+                    volley) cmd=("$(harness_in "$BIN")" "127.0.0.1:$PORT" "$threads" off) ;;
                     uws) cmd=("$BIN/uws_echo" "$threads" "$PORT") ;;
                     *) echo "unknown server $name" >&2; exit 2 ;;
                 esac

@@ -12,11 +12,13 @@
 # at most, so these pairs share the machine's state).
 #
 # Usage: loadtest/compare-uws.sh            (about 3 × 3 cells × 3 servers × 14 s ≈ 6.5 minutes)
-# Over TLS: SERVERS="volley-tls uws-tls" runs examples/echo's wss listener (built with
+# Over TLS: SERVERS="volley-tls uws-tls" runs the echo harness's wss listener (built with
 # `--features tls`) and the anchors' uws_tls_echo (OpenSSL) under load_test_tls, with an ECDSA
 # P-256 certificate from scripts/tls-certs.sh (CERT_KIND=rsa: an RSA 2048 one).
 # Knobs: ROUNDS=3  CELLS="100x20 500x16384 50x262144"  SERVERS="volley uws fastwebsockets"
 #        ANCHORS=../shared/anchors  OUT=target/compare-uws/<timestamp>
+#        VOLLEY_BASE=DIR: for server volley-base, an earlier build's echo harness in DIR
+#        (`echo-harness`, or `echo` from before the harness moved to scripts/harness/echo.rs)
 #        PIN=1: every server on the last CPU and load_test on the others (taskset), the same for
 #        all servers, so on a small machine the two do not take turns on one core.
 set -euo pipefail
@@ -32,7 +34,7 @@ mkdir -p "$OUT"
 
 echo "== building (release)" >&2
 if [[ " $SERVERS " == *"-tls "* ]]; then
-    cargo build --release -q -p volley --features tls --example echo
+    cargo build --release -q -p volley --features tls --example echo-harness
     CERTS="$OUT/certs"
     if [ "${CERT_KIND:-ecdsa}" = rsa ]; then
         mkdir -p "$CERTS"
@@ -42,7 +44,7 @@ if [[ " $SERVERS " == *"-tls "* ]]; then
         scripts/tls-certs.sh "$CERTS"
     fi
 else
-    cargo build --release -q -p volley --example echo
+    cargo build --release -q -p volley --example echo-harness
 fi
 if [[ " $SERVERS " == *" fastwebsockets "* ]]; then
     CARGO_TARGET_DIR="$PEER_TARGET" cargo build --release -q \
@@ -53,14 +55,14 @@ fi
 start_server() {
     local cmd
     case "$1" in
-        volley) cmd=("$ROOT/target/release/examples/echo" "127.0.0.1:$2" 1 off) ;;
+        volley) cmd=("$ROOT/target/release/examples/echo-harness" "127.0.0.1:$2" 1 off) ;;
         uws) cmd=("$ANCHORS/uws_echo" 1 "$2") ;;
         fastwebsockets) cmd=("$PEER_TARGET/release/fws-echo" "127.0.0.1:$2" 1) ;;
-        volley-base) cmd=("${VOLLEY_BASE:?}/echo" "127.0.0.1:$2" 1 off) ;;
+        volley-base) cmd=("$(harness_in "${VOLLEY_BASE:?}")" "127.0.0.1:$2" 1 off) ;;
         volley-tls)
             export VOLLEY_TLS_ADDR="127.0.0.1:$2" VOLLEY_TLS_CERT="$CERTS/cert.pem" \
                 VOLLEY_TLS_KEY="$CERTS/key.pem"
-            cmd=("$ROOT/target/release/examples/echo" "127.0.0.1:0" 1 off) ;;
+            cmd=("$ROOT/target/release/examples/echo-harness" "127.0.0.1:0" 1 off) ;;
         uws-tls)
             export KEY="$CERTS/key.pem" CERT="$CERTS/cert.pem"
             cmd=("$ANCHORS/uws_tls_echo" "$2") ;;

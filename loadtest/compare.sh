@@ -18,8 +18,10 @@
 #                     (rate 0 = closed loop: each publisher keeps BCAST_WINDOW of its own messages
 #                     in flight, so the figure is the server's fan-out capacity)
 #   SERVERS="volley tokio-tungstenite fastwebsockets"
-#                     (also volley-base: the echo and broadcast binaries in $VOLLEY_BASE, an
-#                     earlier build, to compare a change before and after in one run)
+#                     (also volley-base: the echo harness and broadcast binaries in
+#                     $VOLLEY_BASE, an earlier build, to compare a change before and after in
+#                     one run: `echo-harness` there, or `echo` from a build before the harness
+#                     moved to scripts/harness/echo.rs, and `broadcast`)
 #   ONLY="echo broadcast idle"   which scenario groups to run
 #   OUT=target/compare/<timestamp>
 set -euo pipefail
@@ -45,20 +47,24 @@ LOADTEST="$ROOT/target/release/volley-loadtest"
 
 echo "== building (release)" >&2
 cargo build --release -q -p volley-loadtest
-cargo build --release -q -p volley --example echo --example broadcast
+cargo build --release -q -p volley --example echo-harness --example broadcast
 for peer in tokio-tungstenite fastwebsockets; do
     CARGO_TARGET_DIR="$PEER_TARGET" cargo build --release -q \
         --manifest-path "loadtest/peers/$peer/Cargo.toml"
 done
 mkdir -p "$OUT"
 
-# server_bin NAME MODE -> path of the binary serving MODE (echo|broadcast) for server NAME.
+# server_bin NAME MODE -> path of the binary serving MODE (echo|broadcast) for server NAME;
+# volley's echo is the echo harness (scripts/harness/echo.rs).
 server_bin() {
-    case "$1" in
-        volley) echo "$ROOT/target/release/examples/$2" ;;
-        tokio-tungstenite) echo "$PEER_TARGET/release/tt-$2" ;;
-        fastwebsockets) echo "$PEER_TARGET/release/fws-$2" ;;
-        volley-base) echo "${VOLLEY_BASE:?set VOLLEY_BASE to a folder holding an earlier build of echo and broadcast}/$2" ;;
+    case "$1:$2" in
+        volley:echo) echo "$ROOT/target/release/examples/echo-harness" ;;
+        volley:*) echo "$ROOT/target/release/examples/$2" ;;
+        tokio-tungstenite:*) echo "$PEER_TARGET/release/tt-$2" ;;
+        fastwebsockets:*) echo "$PEER_TARGET/release/fws-$2" ;;
+        volley-base:*)
+            local base="${VOLLEY_BASE:?set VOLLEY_BASE to a folder holding an earlier build of the echo harness and broadcast}"
+            if [ "$2" = echo ]; then harness_in "$base"; else echo "$base/$2"; fi ;;
         *) echo "unknown server $1" >&2; exit 2 ;;
     esac
 }

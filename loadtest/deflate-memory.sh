@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Server memory per connection in each permessage-deflate mode: N connections (default 5,000)
-# negotiate deflate, each exchanges compressed messages with examples/echo (threshold 0, so
+# negotiate deflate, each exchanges compressed messages with the echo harness
+# (scripts/harness/echo.rs; threshold 0, so
 # every message is compressed and both directions' contexts exist), and the server's peak RSS
 # above its RSS before connecting is divided by N.
 # Modes: off, shared, dedicated (32 KiB windows both ways) and the dedicated presets
@@ -9,14 +10,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-5000}"
-cargo build --release -q --example echo -p volley-loadtest 2>/dev/null || cargo build --release -q --example echo
+cargo build --release -q -p volley --example echo-harness
 cargo build --release -q -p volley-loadtest
 LT=target/release/volley-loadtest
 printf '| mode | connections | server RSS before | peak RSS during | per connection |\n|---|---|---|---|---|\n'
 port=9310
 for mode in ${MODES:-off shared dedicated dedicated:512/4k dedicated:4k/4k dedicated:32k/32k}; do
   port=$((port + 1))
-  RUST_LOG=warn target/release/examples/echo "127.0.0.1:$port" 1 "$mode" >/dev/null 2>&1 &
+  RUST_LOG=warn target/release/examples/echo-harness "127.0.0.1:$port" 1 "$mode" >/dev/null 2>&1 &
   pid=$!
   sleep 0.5
   before=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")

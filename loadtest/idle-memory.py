@@ -6,7 +6,8 @@ prints the difference per connection.
 
 Usage: python3 loadtest/idle-memory.py PID ws://127.0.0.1:PORT/ N
        python3 loadtest/idle-memory.py PID wss://localhost:PORT/ N CA.pem
-(loadtest/tls-idle-memory.sh runs it against examples/echo; the standard library only)
+(run against the echo harness, scripts/harness/echo.rs, as in docs/BENCHMARKS.md; the
+standard library only)
 """
 import asyncio
 import base64

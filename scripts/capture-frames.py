@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Capture what real clients send, as seeds for the `reader` fuzz target: a TCP proxy in front of
-a running examples/echo that records, per connection, the bytes the client sent after its
+a running echo harness (scripts/harness/echo.rs) that records, per connection, the bytes the client sent after its
 handshake (its frames, masked, as it put them on the wire). Each capture is written as a reader
 seed: one control byte (1: permessage-deflate was negotiated, so RSV1 frames are valid; 0: not)
 and then the client's frames, cut to at most LIMIT bytes.

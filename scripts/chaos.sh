@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The chaos soak and the leak check against examples/echo (2 workers, deflate shared), each on
-# a fresh server on a free loopback port:
+# The chaos soak and the leak check against the echo harness (scripts/harness/echo.rs, 2
+# workers, deflate shared), each on a fresh server on a free loopback port:
 #   - soak: SECONDS of healthy echo and broadcast clients beside abusive ones
 #     (`volley-loadtest chaos`; see loadtest/src/chaos/mod.rs). Fails if a healthy client lost,
 #     reordered or saw a corrupted message, the server went down, or its descriptors did not come
@@ -17,7 +17,7 @@ SECS="${1:-30}"
 CYCLES="${2:-0}"
 OUT="${OUT:-target/chaos}"
 mkdir -p "$OUT"
-cargo build --release -q --example echo
+cargo build --release -q --example echo-harness
 cargo build --release -q -p volley-loadtest
 # shellcheck source=../loadtest/common.sh
 . loadtest/common.sh
@@ -29,7 +29,7 @@ run_against_echo() { # run_against_echo LOGNAME ARGS...: a fresh echo server, th
     shift
     local port
     port="$(free_port)"
-    RUST_LOG="${RUST_LOG:-warn}" target/release/examples/echo "127.0.0.1:$port" 2 shared >"$log" 2>&1 &
+    RUST_LOG="${RUST_LOG:-warn}" target/release/examples/echo-harness "127.0.0.1:$port" 2 shared >"$log" 2>&1 &
     local pid=$!
     wait_port "$port"
     local status=0

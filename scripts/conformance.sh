@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Runs the Autobahn TestSuite case files (the `kosoku` runner from PyPI) against examples/echo.
+# Runs the Autobahn TestSuite case files (the `kosoku` runner from PyPI) against the echo
+# harness (scripts/harness/echo.rs, cargo example `echo-harness`).
 # Installs kosoku into .venv if needed. Fails if any case ends FAILED or UNIMPLEMENTED.
 # Usage: [DEFLATE=shared|dedicated|dedicated:C/D|off] scripts/conformance.sh [CASE_GLOB ...]
 #        (default: every case, 1.* to 13.*, deflate mode shared; `dedicated:512/4k` runs
 #        `Config::dedicated_deflate` with those compressor/decompressor windows)
-#        TLS=1: through echo's wss:// listener (feature tls, a throwaway CA from
+#        TLS=1: through the harness's wss:// listener (feature tls, a throwaway CA from
 #        scripts/tls-certs.sh), kosoku reaching it via scripts/tls-bridge.py (kosoku speaks
 #        ws:// only)
 #        STREAM=N: echo receives messages over N bytes in chunks (Streaming::over(N)) and
@@ -31,15 +32,15 @@ rm -rf "$out"
 mkdir -p "$out"
 log="$out/echo.log"
 if [ "${TLS:-0}" = 1 ]; then
-  cargo build --release --features tls --example echo
+  cargo build --release --features tls --example echo-harness
   scripts/tls-certs.sh "$out/certs"
   export VOLLEY_TLS_ADDR=127.0.0.1:0 VOLLEY_TLS_CERT="$out/certs/cert.pem" \
     VOLLEY_TLS_KEY="$out/certs/key.pem"
 else
-  cargo build --release --example echo
+  cargo build --release --example echo-harness
 fi
 # Port 0: the kernel picks a free port; the example prints it.
-RUST_LOG=warn target/release/examples/echo 127.0.0.1:0 2 "$mode" >"$out/echo.out" 2>"$log" &
+RUST_LOG=warn target/release/examples/echo-harness 127.0.0.1:0 2 "$mode" >"$out/echo.out" 2>"$log" &
 pid=$!
 bridge=""
 trap 'kill $pid $bridge 2>/dev/null || true' EXIT

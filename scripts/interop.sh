@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Interop: third-party clients against examples/echo in each deflate mode — Python's
+# Interop: third-party clients against the echo harness (scripts/harness/echo.rs) in each
+# deflate mode — Python's
 # `websockets` (PyPI, installed into .venv) always; headless Chromium when tests/browser has its
 # harness installed (scripts/browser.sh installs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
-cargo build --release --example echo --quiet
+cargo build --release --example echo-harness --quiet
 # dedicated:512/4k: the small preset; the client must honour client_max_window_bits=12.
 for mode in shared dedicated dedicated:512/4k; do
   out=$(mktemp)
-  RUST_LOG=warn target/release/examples/echo 127.0.0.1:0 2 "$mode" >"$out" 2>&1 &
+  RUST_LOG=warn target/release/examples/echo-harness 127.0.0.1:0 2 "$mode" >"$out" 2>&1 &
   pid=$!
   trap 'kill $pid 2>/dev/null || true' EXIT
   url=""
@@ -34,10 +35,10 @@ done
 command -v openssl >/dev/null || { source scripts/deb.sh; install_deb "openssl (test certificates)" openssl; }
 certs=$(mktemp -d)
 scripts/tls-certs.sh "$certs"
-cargo build --release --features tls --example echo --quiet
+cargo build --release --features tls --example echo-harness --quiet
 out=$(mktemp)
 VOLLEY_TLS_ADDR=127.0.0.1:0 VOLLEY_TLS_CERT="$certs/cert.pem" VOLLEY_TLS_KEY="$certs/key.pem" \
-  RUST_LOG=warn target/release/examples/echo 127.0.0.1:0 2 dedicated:512/4k >"$out" 2>&1 &
+  RUST_LOG=warn target/release/examples/echo-harness 127.0.0.1:0 2 dedicated:512/4k >"$out" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -rf "$certs"' EXIT
 port=""

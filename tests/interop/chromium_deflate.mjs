@@ -1,5 +1,5 @@
-// Interop: headless Chromium's own WebSocket client against examples/echo. Chromium always
-// offers permessage-deflate; check the negotiated extension (ws.extensions) and that compressible
+// Interop: headless Chromium's own WebSocket client against the echo harness
+// (scripts/harness/echo.rs). Chromium always offers permessage-deflate; check the negotiated extension (ws.extensions) and that compressible
 // text of 64 KiB and more, small messages and binary come back unchanged.
 // Usage: node tests/interop/chromium_deflate.mjs ws://127.0.0.1:PORT/ [EXPECTED]
 // (EXPECTED: `;`-separated parameters the negotiated extension must contain)

@@ -1,4 +1,5 @@
-"""Interop: Python's `websockets` client (PyPI) against examples/echo.
+"""Interop: Python's `websockets` client (PyPI) against the echo harness
+(scripts/harness/echo.rs).
 
 Negotiates permessage-deflate, round-trips compressible text of 64 KiB and more plus small
 messages, checks the negotiated extension and the echoed bytes; then the same without deflate.
