@@ -1,4 +1,5 @@
-//! The permessage-deflate codec (RFC 7692 §7.2) on zlib-rs: [`Compressor`], [`Decompressor`]
+//! The permessage-deflate codec (RFC 7692 §7.2): [`Compressor`] on either engine
+//! ([`DeflateEngine`]: zlib-rs, or classic zlib through `zlib.rs`), [`Decompressor`] (zlib-rs)
 //! with its size cap, and [`Inflater`], which turns a compressed message into a finished one.
 
 use std::fmt;
@@ -6,7 +7,7 @@ use std::fmt;
 use bytes::Bytes;
 use zlib_rs::{Deflate, DeflateConfig, DeflateFlush, Inflate, InflateFlush, Status};
 
-use super::negotiate::DeflateOptions;
+use super::params::{DEFAULT_LEVEL, DEFAULT_MEM_LEVEL, MAX_WINDOW_BITS, MIN_WINDOW_BITS};
 use super::zlib::ZDeflate;
 use crate::protocol::error::ProtocolError;
 use crate::protocol::message::{Message, Utf8Bytes};
@@ -19,12 +20,13 @@ pub const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CompressorConfig {
-    /// Compression level, `0..=9`. Default: 1 (see [`DeflateOptions::level`]).
+    /// Compression level, `0..=9`. Default: 1 ([`DEFAULT_LEVEL`]).
     pub level: u8,
-    /// LZ77 window, `8..=15`; 8 compresses with 9 (see
-    /// [`DeflateOptions::server_max_window_bits`]). Default: 15.
+    /// LZ77 window, `8..=15`; 8 compresses with 9 (zlib cannot produce 8-bit raw streams, and
+    /// a 9-bit window never emits a distance over 250, which an 8-bit inflater accepts).
+    /// Default: 15 ([`MAX_WINDOW_BITS`]).
     pub window_bits: u8,
-    /// zlib's `memLevel`, `1..=9`. Default: 4 (see [`DeflateOptions::mem_level`]).
+    /// zlib's `memLevel`, `1..=9`. Default: 4 ([`DEFAULT_MEM_LEVEL`]).
     pub mem_level: u8,
     /// Reset after every message, so no message refers to an earlier one. Default: false.
     pub no_context_takeover: bool,
@@ -34,13 +36,12 @@ pub struct CompressorConfig {
 
 impl Default for CompressorConfig {
     fn default() -> Self {
-        let options = DeflateOptions::default();
         CompressorConfig {
-            level: options.level,
-            window_bits: 15,
-            mem_level: options.mem_level,
+            level: DEFAULT_LEVEL,
+            window_bits: MAX_WINDOW_BITS,
+            mem_level: DEFAULT_MEM_LEVEL,
             no_context_takeover: false,
-            engine: DeflateEngine::ZlibRs,
+            engine: DeflateEngine::default(),
         }
     }
 }
@@ -94,7 +95,7 @@ impl Compressor {
     pub fn new(config: CompressorConfig) -> Self {
         let config = CompressorConfig {
             level: config.level.min(9),
-            window_bits: config.window_bits.clamp(8, 15),
+            window_bits: config.window_bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS),
             mem_level: config.mem_level.clamp(1, 9),
             ..config
         };
@@ -292,7 +293,7 @@ impl Decompressor {
     /// `8..=15`), resetting after every message if `no_context_takeover`. zlib-rs allocates a
     /// 32 KiB window whatever `window_bits` says, so this bounds correctness, not memory.
     pub fn new(window_bits: u8, no_context_takeover: bool) -> Self {
-        let window_bits = window_bits.clamp(8, 15);
+        let window_bits = window_bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS);
         Decompressor {
             inner: Inflate::new(false, window_bits),
             window_bits,
@@ -434,7 +435,7 @@ impl InflateState {
     pub fn new(peer_no_context_takeover: bool, peer_window_bits: u8) -> Self {
         InflateState {
             peer_no_context_takeover,
-            peer_window_bits: peer_window_bits.clamp(8, 15),
+            peer_window_bits: peer_window_bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS),
             window: Vec::new(),
             own: None,
         }
@@ -493,7 +494,7 @@ impl Inflater {
 
     fn shared(&mut self) -> &mut Decompressor {
         self.shared
-            .get_or_insert_with(|| Box::new(Decompressor::new(15, true)))
+            .get_or_insert_with(|| Box::new(Decompressor::new(MAX_WINDOW_BITS, true)))
     }
 
     /// Inflate one compressed message of `conn` (its payload as received, the tail stripped),
@@ -508,9 +509,11 @@ impl Inflater {
         payload: &[u8],
         max: usize,
     ) -> Result<Message, ProtocolError> {
-        let inflated = if conn.peer_window_bits == 15 && !conn.peer_no_context_takeover {
+        // A full-size peer window with context takeover keeps a live decompressor of its own.
+        let own = conn.peer_window_bits == MAX_WINDOW_BITS && !conn.peer_no_context_takeover;
+        let inflated = if own {
             conn.own
-                .get_or_insert_with(|| Box::new(Decompressor::new(15, false)))
+                .get_or_insert_with(|| Box::new(Decompressor::new(MAX_WINDOW_BITS, false)))
                 .decompress(payload, max)?
         } else if conn.peer_no_context_takeover {
             // Window 15 inflates any smaller window too.
