@@ -6,13 +6,14 @@
 //!
 //! # Layout
 //!
-//! Time is counted in whole *ticks* of a granularity chosen at construction (the runtime uses
-//! 10–100 ms), as a `u64` number of ticks since the wheel was created. The wheel has
-//! [`LEVELS`] = 11 levels of 64 slots each; a slot of level `L` spans `64^L` ticks, so level 0 holds
-//! single ticks and the 11 levels together cover the *whole* `u64` tick range (`6 × 11 ≥ 64` bits).
-//! There is therefore no overflow list and no "rounds" counter: every deadline has a home. With a
-//! 10 ms tick, levels 0–3 already reach 46 hours; the upper levels are just a 64-bit bitmap each
-//! while empty.
+//! Time is counted in whole *ticks* of a granularity chosen at construction (the runtime's
+//! workers use a fixed 10 ms), as a `u64` number of ticks since the wheel was created. The
+//! wheel has [`LEVELS`] = 11 levels of 64 slots each; a slot of level `L` spans `64^L` ticks, so
+//! level 0 holds single ticks and the 11 levels together cover the *whole* `u64` tick range
+//! (`6 × 11 ≥ 64` bits). There is therefore no list of far deadlines and no "rounds" counter:
+//! every deadline has a home. With a 10 ms tick, levels 0–3 already reach 46 hours; the upper
+//! levels are just a 64-bit bitmap each while empty. (The wheel's `overflow` field is not about
+//! time: it holds the timers scheduled beyond the wheel's capacity, see *Capacity*.)
 //!
 //! An entry with deadline tick `d` lives at the level of the highest bit in which `d` differs from
 //! the current tick `elapsed` (divided by 6), in the slot given by `d`'s 6-bit digit at that level.
@@ -38,8 +39,8 @@
 //! An entry is the deadline tick (`u64`), `prev`/`next` links (`u32` each), a sequence number
 //! (`NonZeroU32`) and the payload; slab's `Vacant(usize) | Occupied(entry)` enum hides its tag in
 //! the niche of the `NonZeroU32` sequence number, so a slot is no larger than the entry. For a
-//! 12-byte payload such as `(u32, u32, u8)` that is 32 bytes (asserted below, against a mirror of
-//! slab 0.4's enum). The runtime's payload (`worker::state::TimerEntry`, 24 bytes) makes 48-byte
+//! 12-byte payload such as `(u32, u32, u8)` that is 32 bytes (asserted in `timer_tests.rs`,
+//! against a mirror of slab 0.4's enum). The runtime's payload (`worker::state::TimerEntry`, 24 bytes) makes 48-byte
 //! slots, asserted by the `timer_slot_size` test in `runtime/worker/state.rs` through
 //! [`TimerWheel::SLOT_BYTES`].
 //! The fixed part of a wheel is 11 × (8 + 64 × 8) bytes ≈ 5.6 KiB (heap-allocated, so moving a
@@ -70,9 +71,10 @@
 //!
 //! # Capacity
 //!
-//! Links are `u32`, so a wheel holds at most `u32::MAX - 1` pending entries (≈160 GiB of
-//! entries, so allocation fails first). A timer scheduled beyond that is not lost and does not
-//! panic: it fires at the next `poll` (early), and its key cancels nothing.
+//! Links are `u32`, so a wheel holds at most `u32::MAX - 1` pending entries (128 GiB at 32 bytes
+//! each, 192 GiB at the runtime's 48, so allocation fails first). A timer scheduled beyond that is not lost and does not
+//! panic: it waits in the `overflow` list, fires at the next `poll` (early), and its key cancels
+//! nothing.
 
 use std::fmt;
 use std::num::NonZeroU32;
@@ -327,8 +329,9 @@ impl<T> TimerWheel<T> {
 
     /// When the next [`poll`](Self::poll) has work: `None` if no timer is pending; an instant at
     /// or before the last poll's `now` if some timer is overdue; otherwise the start of the
-    /// earliest occupied tick (exact when that timer is within 64 ticks, otherwise the earlier
-    /// instant at which its slot cascades). Never later than the earliest deadline's tick. O(11).
+    /// earliest occupied tick (exact when that timer sits in level 0, i.e. in the current run of
+    /// 64 ticks; otherwise the earlier instant at which its slot cascades). Never later than the
+    /// earliest deadline's tick. O(11).
     pub fn next_deadline(&self) -> Option<Instant> {
         let tick = if self.due.head != NIL || !self.overflow.is_empty() {
             self.elapsed
