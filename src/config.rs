@@ -40,9 +40,10 @@ pub enum RateLimitPolicy {
 pub enum DeflateMode {
     /// Decline every offer.
     Off,
-    /// No context takeover in either direction: one compressor and one decompressor per worker
-    /// thread serve every connection, so a connection costs no deflate memory, and a publish is
-    /// compressed once for all its subscribers. The default (see docs/ARCHITECTURE.md for the
+    /// No context takeover in either direction: one decompressor, and one compressor per window
+    /// size the clients ask for, per worker thread serve every connection, so a connection holds
+    /// no deflate context (just its negotiated parameters), and a publish is compressed once
+    /// for all its subscribers. The default (see docs/ARCHITECTURE.md for the
     /// measurements behind it).
     Shared,
     /// Per-connection compression contexts with context takeover (as the client allows): the

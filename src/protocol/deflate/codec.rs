@@ -475,12 +475,13 @@ impl InflateState {
 
 /// Turns compressed messages into finished [`Message`]s: inflates (capped), appends the sync
 /// tail, and checks inflated text for UTF-8. One `Inflater` per thread (the server runtime keeps
-/// one per worker, the loadtest one per thread) holds the only decompressor, shared by every
+/// one per worker, the loadtest one per thread) holds a decompressor shared by every
 /// connection: a peer that resets its compressor after every message needs nothing more; for a
-/// peer that keeps its context, the decompressor starts each message from the connection's
-/// window ([`InflateState`]) and the window is brought up to date after it, so a connection
-/// holds 2^window_bits bytes instead of a decompressor (46 KiB with zlib-rs, ~7 KiB plus the
-/// window with classic zlib).
+/// peer that keeps its context with a window under 32 KiB, the decompressor starts each message
+/// from the connection's window ([`InflateState`]) and the window is brought up to date after
+/// it, so such a connection holds 2^window_bits bytes instead of a 46 KiB decompressor. A peer
+/// with a 32 KiB window and context takeover gets a decompressor of its own, kept in its
+/// [`InflateState`].
 #[derive(Debug, Default)]
 pub struct Inflater {
     shared: Option<Box<Decompressor>>,

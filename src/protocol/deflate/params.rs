@@ -10,11 +10,13 @@ pub const MIN_WINDOW_BITS: u8 = 8;
 /// other did not limit it, and the default of every window we choose.
 pub const MAX_WINDOW_BITS: u8 = 15;
 
-/// The default compression level (`0..=9`): 1. Measured with `benches/deflate.rs`: a 1 KiB JSON
-/// message compresses in ~1.6 µs to 320 bytes at 1, ~8.6 µs to 283 at 2, ~20 µs to 252 at 6
-/// (zlib's default).
+/// The default compression level (`0..=9`): 1. Measured with `benches/deflate.rs`
+/// (docs/BENCHMARKS.md): a 1 KiB JSON message compresses in ~2.5 µs to 320 bytes at 1, ~8.6 µs
+/// at 2, ~20 µs to 252 bytes at zlib's defaults (level 6, memLevel 8): 8× faster for ~25% more
+/// bytes.
 pub const DEFAULT_LEVEL: u8 = 1;
 
-/// The default zlib `memLevel` (`1..=9`) of our compressors: 4. zlib's 8 holds 108 KiB more per
-/// compressor for no gain measured; below 4 costs ratio on large messages at level 2 and up.
+/// The default zlib `memLevel` (`1..=9`) of our compressors: 4. A zlib-rs compressor buffers
+/// `7 × 2^(mem_level + 6)` bytes of symbols, so zlib's 8 holds 105 KiB more, for no gain
+/// measured; below 4 costs ratio on large messages at level 2 and up.
 pub const DEFAULT_MEM_LEVEL: u8 = 4;
