@@ -15,7 +15,7 @@
 //!   the buffer, masked in place: for a client that generates payloads (the loadtest) without
 //!   building each one elsewhere first. [`Frame`] encodes through it too.
 //! - [`empty_control_frame`]: an empty control frame as a compile-time constant, so the
-//!   heartbeat's ping is a `static` and costs no allocation per connection.
+//!   heartbeat's ping is a `static`: no frame is encoded or allocated per ping.
 //!
 //! ```text
 //!  0                   1                   2                   3
