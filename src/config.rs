@@ -1,8 +1,11 @@
-//! Every limit and timeout, with its default and the attack it guards against.
+//! Every limit and timeout, with its default and the attack it guards against. The
+//! permessage-deflate numbers (level, memLevel, windows) are the protocol's own defaults, kept
+//! in `protocol/deflate/params.rs` and referred to here.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::protocol::deflate::{DEFAULT_LEVEL, DEFAULT_MEM_LEVEL, MAX_WINDOW_BITS};
 use crate::protocol::reader::Streaming;
 
 /// What happens when a connection's outbound queue would exceed
@@ -37,9 +40,10 @@ pub enum RateLimitPolicy {
 pub enum DeflateMode {
     /// Decline every offer.
     Off,
-    /// No context takeover in either direction: one compressor and one decompressor per worker
-    /// thread serve every connection, so a connection costs no deflate memory, and a publish is
-    /// compressed once for all its subscribers. The default (see docs/ARCHITECTURE.md for the
+    /// No context takeover in either direction: one decompressor, and one compressor per window
+    /// size the clients ask for, per worker thread serve every connection, so a connection holds
+    /// no deflate context (just its negotiated parameters), and a publish is compressed once
+    /// for all its subscribers. The default (see docs/ARCHITECTURE.md for the
     /// measurements behind it).
     Shared,
     /// Per-connection compression contexts with context takeover (as the client allows): the
@@ -291,18 +295,21 @@ pub struct Config {
     /// Messages shorter than this go out uncompressed even on a deflate connection (compressing
     /// tiny messages costs more CPU than it saves bytes). Default: 1024 (as Node's `ws`).
     pub compression_threshold: usize,
-    /// Compression level 0–9. Default: 1 (8× faster than zlib's 6 on 1 KiB JSON, ~25% larger
-    /// output; see docs/BENCHMARKS.md).
+    /// Compression level 0–9. Default: 1
+    /// ([`DEFAULT_LEVEL`](crate::protocol::deflate::DEFAULT_LEVEL): 8× faster than zlib's 6 on
+    /// 1 KiB JSON, ~25% larger output; see docs/BENCHMARKS.md).
     pub deflate_level: u8,
-    /// zlib memory level 1–9 of our compressors. Default: 4.
+    /// zlib memory level 1–9 of our compressors. Default: 4
+    /// ([`DEFAULT_MEM_LEVEL`](crate::protocol::deflate::DEFAULT_MEM_LEVEL)).
     pub deflate_mem_level: u8,
     /// Window bits 9–15 of per-connection compressors in [`DeflateMode::Dedicated`]
-    /// (announced as `server_max_window_bits`). Default: 15.
+    /// (announced as `server_max_window_bits`). Default: 15
+    /// ([`MAX_WINDOW_BITS`](crate::protocol::deflate::MAX_WINDOW_BITS)).
     pub deflate_window_bits: u8,
     /// Window bits 9–15 the client's compressor may use in [`DeflateMode::Dedicated`], announced
     /// as `client_max_window_bits` to clients that offer it (browsers do); each such connection
     /// holds a window of this size for inflating. Clients that do not offer it may use 15.
-    /// Default: 15.
+    /// Default: 15 ([`MAX_WINDOW_BITS`](crate::protocol::deflate::MAX_WINDOW_BITS)).
     pub deflate_client_window_bits: u8,
     /// In [`DeflateMode::Dedicated`], release the compressor of a connection that has not
     /// compressed a message for this long, down to its window (at most 2^window_bits bytes):
@@ -347,10 +354,10 @@ impl Default for Config {
             idle_timeout: None,
             deflate: DeflateMode::Shared,
             compression_threshold: 1024,
-            deflate_level: 1,
-            deflate_mem_level: 4,
-            deflate_window_bits: 15,
-            deflate_client_window_bits: 15,
+            deflate_level: DEFAULT_LEVEL,
+            deflate_mem_level: DEFAULT_MEM_LEVEL,
+            deflate_window_bits: MAX_WINDOW_BITS,
+            deflate_client_window_bits: MAX_WINDOW_BITS,
             deflate_idle_release: Some(Duration::from_secs(30)),
             tcp_nodelay: true,
         }

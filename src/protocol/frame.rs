@@ -1,6 +1,22 @@
 //! Frame headers (RFC 6455 §5.2): decoding from a read buffer without copying, and encoding with
 //! the shortest length form.
 //!
+//! Every frame header volley writes comes from one encoder, [`FrameHeader::encode`]. Around it
+//! are four shapes, each for a reason:
+//!
+//! - [`Frame`]: a header and a borrowed payload, encoded whole into one buffer
+//!   ([`Frame::encode`], [`Frame::encode_into`], [`Frame::encode_to`]). The common case: small
+//!   sends, publishes (encoded once and shared), control frames (close, pong, a ping with a
+//!   payload), the tests.
+//! - A header alone ([`FrameHeader::encode`], e.g. of [`Frame::header`]), queued in front of a
+//!   payload that is queued by reference: large sends and fragments, whose payload is already a
+//!   `Bytes` that should not be copied.
+//! - [`FrameHeader::write_frame`]: the header, then a payload that a closure writes straight into
+//!   the buffer, masked in place: for a client that generates payloads (the loadtest) without
+//!   building each one elsewhere first. [`Frame`] encodes through it too.
+//! - [`empty_control_frame`]: an empty control frame as a compile-time constant, so the
+//!   heartbeat's ping is a `static`: no frame is encoded or allocated per ping.
+//!
 //! ```text
 //!  0                   1                   2                   3
 //!  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
@@ -272,7 +288,8 @@ pub const fn empty_control_frame(opcode: OpCode) -> [u8; 2] {
 
 /// One outgoing frame: a header and the payload it describes, built with named constructors
 /// (`Frame::text(b"hi")`, `Frame::ping(b"")`, `Frame::binary(p).not_final().masked(key)`) and
-/// encoded into one buffer. The only way volley (and its loadtest) encodes frames.
+/// encoded into one buffer. The usual way to encode a frame; the [module docs](self) list the
+/// others and why they exist.
 #[derive(Debug, Clone, Copy)]
 pub struct Frame<'a> {
     header: FrameHeader,
