@@ -456,13 +456,3 @@ fn the_circle_check_trips_on_a_new_circle() {
     assert!(inside.is_empty(), "{inside:?}");
     fs::remove_dir_all(&dir).unwrap();
 }
-#[test]
-#[ignore]
-fn print_edges() {
-    let root =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(std::env::var("DIR").unwrap_or("src".into()));
-    let c = Crate::read(&root);
-    for (a, b) in import_edges(&c) {
-        println!("{} -> {}", c.files[a].1, c.files[b].1);
-    }
-}
