@@ -1,6 +1,6 @@
 //! The front door: [`ServerBuilder`] and [`Server`] (binding, starting the worker threads,
-//! waiting for them). Thin on purpose: what a running server does lives in `runtime/`, and the
-//! handles that reach it from other threads in `runtime/handle.rs`.
+//! waiting for them). It only assembles: what a running server does lives in `runtime/`, and
+//! the handles that reach it from other threads in `runtime/handle.rs`.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -158,6 +158,7 @@ impl Server {
         }
     }
 
+    /// Bind, build the shared state, start the bridge, then the workers and the acceptor.
     fn start<F: Factory>(
         config: Config,
         specs: Vec<ListenSpec>,
@@ -172,35 +173,8 @@ impl Server {
                 format!("at most {} addresses per server", accept::MAX_LISTENERS),
             )));
         }
-
-        // Listeners first, so bind errors surface here; later ones reuse the chosen port.
-        // `bound[l][w]`: listener l's socket for worker w (only w = 0 without reuse-port).
-        let mut bound: Vec<Vec<Option<mio::net::TcpListener>>> = Vec::with_capacity(specs.len());
-        let mut local_addrs = Vec::with_capacity(specs.len());
-        #[cfg(feature = "tls")]
-        let mut tls = Vec::with_capacity(specs.len());
-        for spec in specs {
-            let addr = spec.addr.to_socket_addrs()?.next().ok_or_else(|| {
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address")
-            })?;
-            let first = accept::bind(addr, reuse)?;
-            let local_addr = first.local_addr()?;
-            let mut per_worker = vec![Some(first)];
-            if reuse {
-                for _ in 1..n {
-                    per_worker.push(Some(accept::bind(local_addr, true)?));
-                }
-            }
-            bound.push(per_worker);
-            local_addrs.push(local_addr);
-            #[cfg(feature = "tls")]
-            tls.push(
-                spec.tls
-                    .map(|t| Arc::new(crate::runtime::tls::TlsListener::new(t))),
-            );
-        }
-        let local_addr = local_addrs[0];
-
+        // Listeners first, so bind errors surface here.
+        let mut bound = Bound::bind(specs, n, reuse)?;
         let mut polls = Vec::with_capacity(n);
         let mut remotes = Vec::with_capacity(n);
         let mut receivers = Vec::with_capacity(n);
@@ -217,9 +191,48 @@ impl Server {
         } else {
             Some(accept::acceptor_poll()?)
         };
-        let ip_limits = crate::runtime::limits::IpLimits::new(&config);
-        let shared = Arc::new(Shared {
-            ip_limits,
+        let acceptor_waker = acceptor.as_ref().map(|(_, w)| w.clone());
+        let shared = Arc::new(Self::shared(
+            config,
+            remotes,
+            &mut bound,
+            acceptor_waker,
+            extras,
+        ));
+        if let Some(b) = &shared.bridge {
+            b.start(BridgeNode::new(shared.clone()))?;
+        }
+        let mut threads = spawn_workers(polls, receivers, &mut bound, reuse, factory, &shared)?;
+        if let Some((poll, _)) = acceptor {
+            let listeners: Vec<_> = bound
+                .sockets
+                .iter_mut()
+                .filter_map(|p| p[0].take())
+                .collect();
+            let sh = shared.clone();
+            let t = std::thread::Builder::new()
+                .name("volley-acceptor".into())
+                .spawn(move || accept::run_acceptor(poll, listeners, sh))?;
+            threads.push(t);
+        }
+        log_listening(&shared, n);
+        Ok(Server {
+            handle: ServerHandle::from_shared(shared),
+            threads,
+        })
+    }
+
+    /// The state every thread of the server shares.
+    fn shared(
+        config: Config,
+        remotes: Vec<Remote>,
+        bound: &mut Bound,
+        acceptor_waker: Option<Arc<Waker>>,
+        extras: Extras,
+    ) -> Shared {
+        let n = remotes.len();
+        Shared {
+            ip_limits: crate::runtime::limits::IpLimits::new(&config),
             config,
             remotes,
             stats: (0..n).map(|_| WorkerStats::default()).collect(),
@@ -227,64 +240,18 @@ impl Server {
             stopping: AtomicBool::new(false),
             stop_accepting: AtomicBool::new(false),
             topics: Mutex::new(HashMap::new()),
-            local_addr,
-            local_addrs: local_addrs.clone(),
+            local_addr: bound.addrs[0],
+            local_addrs: bound.addrs.clone(),
             #[cfg(feature = "tls")]
-            tls,
-            acceptor_waker: acceptor.as_ref().map(|(_, w)| w.clone()),
+            tls: std::mem::take(&mut bound.tls),
+            acceptor_waker,
             #[cfg(feature = "metrics")]
             histograms: (0..n).map(|_| Default::default()).collect(),
             #[cfg(feature = "metrics")]
             metrics_path: extras.metrics_path,
             bridge: extras.bridge,
             bridge_stats: BridgeStats::default(),
-        });
-        if let Some(b) = &shared.bridge {
-            b.start(BridgeNode::new(shared.clone()))?;
         }
-        let factory = Arc::new(factory);
-        let mut threads = Vec::with_capacity(n + 1);
-        for (i, (poll, rx)) in polls.into_iter().zip(receivers).enumerate() {
-            let listeners: Vec<_> = if reuse {
-                bound.iter_mut().map(|per| per[i].take()).collect()
-            } else {
-                Vec::new()
-            };
-            let (factory, sh) = (factory.clone(), shared.clone());
-            // The worker is built on its own thread: handlers never cross threads, so they need
-            // not be `Send`.
-            let t = std::thread::Builder::new()
-                .name(format!("volley-worker-{i}"))
-                .spawn(
-                    move || match Worker::new(i as u16, poll, listeners, rx, factory, sh) {
-                        Ok(w) => w.run(),
-                        Err(e) => log::error!("worker {i} failed to start: {e}"),
-                    },
-                )?;
-            threads.push(t);
-        }
-        if let Some((poll, _)) = acceptor {
-            let listeners: Vec<_> = bound.iter_mut().filter_map(|per| per[0].take()).collect();
-            let sh = shared.clone();
-            let t = std::thread::Builder::new()
-                .name("volley-acceptor".into())
-                .spawn(move || accept::run_acceptor(poll, listeners, sh))?;
-            threads.push(t);
-        }
-        for (l, addr) in local_addrs.iter().enumerate() {
-            #[cfg(feature = "tls")]
-            let scheme = if shared.tls[l].is_some() { "wss" } else { "ws" };
-            #[cfg(not(feature = "tls"))]
-            let scheme = {
-                let _ = l;
-                "ws"
-            };
-            log::info!("volley listening on {scheme}://{addr} with {n} worker(s)");
-        }
-        Ok(Server {
-            handle: ServerHandle::from_shared(shared),
-            threads,
-        })
     }
 
     /// The address the server listens on (the first, where it has several).
@@ -327,5 +294,97 @@ impl Server {
     pub fn shutdown(self) -> Result<(), Error> {
         self.handle.shutdown();
         self.run()
+    }
+}
+
+/// The listening sockets of a server being started.
+struct Bound {
+    /// `sockets[l][w]`: listener l's socket for worker w (only w = 0 without reuse-port).
+    sockets: Vec<Vec<Option<mio::net::TcpListener>>>,
+    /// Each listener's address, in the order they were bound.
+    addrs: Vec<SocketAddr>,
+    /// Each listener's TLS settings, for those that speak TLS.
+    #[cfg(feature = "tls")]
+    tls: Vec<Option<Arc<crate::runtime::tls::TlsListener>>>,
+}
+
+impl Bound {
+    /// Bind every listener, `n` sockets each under reuse-port (the later ones on the port the
+    /// first chose).
+    fn bind(specs: Vec<ListenSpec>, n: usize, reuse: bool) -> std::io::Result<Bound> {
+        let mut bound = Bound {
+            sockets: Vec::with_capacity(specs.len()),
+            addrs: Vec::with_capacity(specs.len()),
+            #[cfg(feature = "tls")]
+            tls: Vec::with_capacity(specs.len()),
+        };
+        for spec in specs {
+            let addr = spec.addr.to_socket_addrs()?.next().ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address")
+            })?;
+            let first = accept::bind(addr, reuse)?;
+            let local_addr = first.local_addr()?;
+            let mut per_worker = vec![Some(first)];
+            if reuse {
+                for _ in 1..n {
+                    per_worker.push(Some(accept::bind(local_addr, true)?));
+                }
+            }
+            bound.sockets.push(per_worker);
+            bound.addrs.push(local_addr);
+            #[cfg(feature = "tls")]
+            bound.tls.push(
+                spec.tls
+                    .map(|t| Arc::new(crate::runtime::tls::TlsListener::new(t))),
+            );
+        }
+        Ok(bound)
+    }
+}
+
+/// Start one worker thread per poll, each with its own listeners under reuse-port.
+fn spawn_workers<F: Factory>(
+    polls: Vec<Poll>,
+    receivers: Vec<crossbeam_channel::Receiver<crate::runtime::Command>>,
+    bound: &mut Bound,
+    reuse: bool,
+    factory: F,
+    shared: &Arc<Shared>,
+) -> std::io::Result<Vec<JoinHandle<()>>> {
+    let factory = Arc::new(factory);
+    let mut threads = Vec::with_capacity(polls.len() + 1);
+    for (i, (poll, rx)) in polls.into_iter().zip(receivers).enumerate() {
+        let listeners: Vec<_> = if reuse {
+            bound.sockets.iter_mut().map(|per| per[i].take()).collect()
+        } else {
+            Vec::new()
+        };
+        let (factory, sh) = (factory.clone(), shared.clone());
+        // The worker is built on its own thread: handlers never cross threads, so they need
+        // not be `Send`.
+        let t = std::thread::Builder::new()
+            .name(format!("volley-worker-{i}"))
+            .spawn(
+                move || match Worker::new(i as u16, poll, listeners, rx, factory, sh) {
+                    Ok(w) => w.run(),
+                    Err(e) => log::error!("worker {i} failed to start: {e}"),
+                },
+            )?;
+        threads.push(t);
+    }
+    Ok(threads)
+}
+
+/// One line per listener: where the server listens, with how many workers.
+fn log_listening(shared: &Shared, n: usize) {
+    for (l, addr) in shared.local_addrs.iter().enumerate() {
+        #[cfg(feature = "tls")]
+        let scheme = if shared.tls[l].is_some() { "wss" } else { "ws" };
+        #[cfg(not(feature = "tls"))]
+        let scheme = {
+            let _ = l;
+            "ws"
+        };
+        log::info!("volley listening on {scheme}://{addr} with {n} worker(s)");
     }
 }

@@ -399,100 +399,153 @@ fn randomized_against_model() {
     }
 }
 
-fn run_model(seed: u64, ops: usize) {
-    let tick_nanos = 1_000u64;
-    let origin = Instant::now();
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let mut wheel = TimerWheel::new(Duration::from_nanos(tick_nanos), origin);
-    // Model: (fire tick, order) -> id; id -> (key, model key).
-    let mut model: BTreeMap<(u64, u64), u32> = BTreeMap::new();
-    let mut live: HashMap<u32, (TimerKey, (u64, u64))> = HashMap::new();
-    let mut live_ids: Vec<u32> = Vec::new();
-    let mut stale: Vec<TimerKey> = Vec::new();
-    let mut now_nanos = 0u64;
-    let mut elapsed = 0u64; // model's current tick
-    let mut order = 0u64;
-    let mut next_id = 0u32;
-    for _ in 0..ops {
-        match rng.below_u64(100) {
-            0..=49 => {
-                // Schedule: near, mid, far, very far, or overdue.
-                let delta = match rng.below_u64(10) {
-                    0..=4 => rng.below_u64(64 * tick_nanos),
-                    5..=6 => rng.below_u64(5_000 * tick_nanos),
-                    7 => rng.below_u64(1 << 40),
-                    8 => rng.below_u64(1 << 50),
-                    _ => 0,
-                };
-                let deadline_nanos = if rng.below_u64(10) == 0 {
-                    now_nanos.saturating_sub(rng.below_u64(10_000))
-                } else {
-                    now_nanos + delta
-                };
-                let fire = deadline_nanos.div_ceil(tick_nanos).max(elapsed);
-                let id = next_id;
-                next_id += 1;
-                let key = wheel.schedule(at(origin, deadline_nanos), id);
-                model.insert((fire, order), id);
-                live.insert(id, (key, (fire, order)));
-                live_ids.push(id);
-                order += 1;
-            }
-            50..=69 => {
-                // Cancel a live timer (picked at random), or a stale key.
-                if !live_ids.is_empty() && rng.below_u64(4) != 0 {
-                    let i = rng.below_u64(live_ids.len() as u64) as usize;
-                    let id = live_ids.swap_remove(i);
-                    let (key, mkey) = live.remove(&id).unwrap_or_else(|| unreachable!());
-                    assert_eq!(wheel.cancel(key), Some(id));
-                    model.remove(&mkey);
-                    stale.push(key);
-                } else if !stale.is_empty() {
-                    let i = rng.below_u64(stale.len() as u64) as usize;
-                    assert_eq!(wheel.cancel(stale[i]), None);
-                }
-            }
-            _ => {
-                // Poll: mostly small steps, sometimes big jumps, sometimes no move at all.
-                now_nanos += match rng.below_u64(20) {
-                    0 => 0,
-                    1 => rng.below_u64(1 << 45),
-                    2..=4 => rng.below_u64(100_000 * tick_nanos),
-                    _ => rng.below_u64(100 * tick_nanos),
-                };
-                elapsed = elapsed.max(now_nanos / tick_nanos);
-                let fired = poll(&mut wheel, at(origin, now_nanos));
-                let expected: Vec<u32> =
-                    model.range(..(elapsed + 1, 0)).map(|(_, &id)| id).collect();
-                assert_eq!(fired, expected, "seed {seed}");
-                for id in &fired {
-                    let (key, mkey) = live.remove(id).unwrap_or_else(|| unreachable!());
-                    model.remove(&mkey);
-                    stale.push(key);
-                }
-                live_ids.retain(|id| live.contains_key(id));
-            }
+/// A wheel beside a model of it (a sorted map), driven by the same random operations.
+struct Model {
+    tick_nanos: u64,
+    origin: Instant,
+    rng: Rng,
+    wheel: TimerWheel<u32>,
+    /// (fire tick, order) -> id.
+    model: BTreeMap<(u64, u64), u32>,
+    /// id -> (key, model key).
+    live: HashMap<u32, (TimerKey, (u64, u64))>,
+    live_ids: Vec<u32>,
+    stale: Vec<TimerKey>,
+    now_nanos: u64,
+    /// The model's current tick.
+    elapsed: u64,
+    order: u64,
+    next_id: u32,
+    seed: u64,
+}
+
+impl Model {
+    fn new(seed: u64) -> Model {
+        let tick_nanos = 1_000u64;
+        let origin = Instant::now();
+        Model {
+            tick_nanos,
+            origin,
+            rng: Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
+            wheel: TimerWheel::new(Duration::from_nanos(tick_nanos), origin),
+            model: BTreeMap::new(),
+            live: HashMap::new(),
+            live_ids: Vec::new(),
+            stale: Vec::new(),
+            now_nanos: 0,
+            elapsed: 0,
+            order: 0,
+            next_id: 0,
+            seed,
         }
-        assert_eq!(wheel.len(), model.len());
-        // next_deadline: present iff non-empty, never after the earliest fire tick, and
-        // after the current tick (nothing is overdue right after a poll).
-        match (wheel.next_deadline(), model.keys().next()) {
+    }
+
+    /// Schedule: near, mid, far, very far, or overdue.
+    fn schedule(&mut self) {
+        let (rng, tick) = (&mut self.rng, self.tick_nanos);
+        let delta = match rng.below_u64(10) {
+            0..=4 => rng.below_u64(64 * tick),
+            5..=6 => rng.below_u64(5_000 * tick),
+            7 => rng.below_u64(1 << 40),
+            8 => rng.below_u64(1 << 50),
+            _ => 0,
+        };
+        let deadline_nanos = if rng.below_u64(10) == 0 {
+            self.now_nanos.saturating_sub(rng.below_u64(10_000))
+        } else {
+            self.now_nanos + delta
+        };
+        let fire = deadline_nanos.div_ceil(tick).max(self.elapsed);
+        let id = self.next_id;
+        self.next_id += 1;
+        let key = self.wheel.schedule(at(self.origin, deadline_nanos), id);
+        self.model.insert((fire, self.order), id);
+        self.live.insert(id, (key, (fire, self.order)));
+        self.live_ids.push(id);
+        self.order += 1;
+    }
+
+    /// Cancel a live timer (picked at random), or a stale key.
+    fn cancel(&mut self) {
+        if !self.live_ids.is_empty() && self.rng.below_u64(4) != 0 {
+            let i = self.rng.below_u64(self.live_ids.len() as u64) as usize;
+            let id = self.live_ids.swap_remove(i);
+            let (key, mkey) = self.live.remove(&id).unwrap_or_else(|| unreachable!());
+            assert_eq!(self.wheel.cancel(key), Some(id));
+            self.model.remove(&mkey);
+            self.stale.push(key);
+        } else if !self.stale.is_empty() {
+            let i = self.rng.below_u64(self.stale.len() as u64) as usize;
+            assert_eq!(self.wheel.cancel(self.stale[i]), None);
+        }
+    }
+
+    /// Poll: mostly small steps, sometimes big jumps, sometimes no move at all.
+    fn poll(&mut self) {
+        let tick = self.tick_nanos;
+        self.now_nanos += match self.rng.below_u64(20) {
+            0 => 0,
+            1 => self.rng.below_u64(1 << 45),
+            2..=4 => self.rng.below_u64(100_000 * tick),
+            _ => self.rng.below_u64(100 * tick),
+        };
+        self.elapsed = self.elapsed.max(self.now_nanos / tick);
+        let fired = poll(&mut self.wheel, at(self.origin, self.now_nanos));
+        let expected: Vec<u32> = self
+            .model
+            .range(..(self.elapsed + 1, 0))
+            .map(|(_, &id)| id)
+            .collect();
+        assert_eq!(fired, expected, "seed {}", self.seed);
+        for id in &fired {
+            let (key, mkey) = self.live.remove(id).unwrap_or_else(|| unreachable!());
+            self.model.remove(&mkey);
+            self.stale.push(key);
+        }
+        let live = &self.live;
+        self.live_ids.retain(|id| live.contains_key(id));
+    }
+
+    /// The wheel agrees with the model on its size and its next deadline: present iff
+    /// non-empty, never after the earliest fire tick, and after the current tick (nothing is
+    /// overdue right after a poll).
+    fn check(&mut self) {
+        let seed = self.seed;
+        assert_eq!(self.wheel.len(), self.model.len());
+        match (self.wheel.next_deadline(), self.model.keys().next()) {
             (None, None) => {}
             (Some(next), Some(&(fire, _))) => {
-                assert!(next <= at(origin, fire * tick_nanos), "seed {seed}");
+                let latest = at(self.origin, fire * self.tick_nanos);
+                assert!(next <= latest, "seed {seed}");
             }
             (got, want) => panic!("seed {seed}: next_deadline {got:?}, model {want:?}"),
         }
-        if stale.len() > 1_000 {
-            stale.drain(..500);
+        if self.stale.len() > 1_000 {
+            self.stale.drain(..500);
         }
     }
-    // Drain by sleeping until next_deadline: every remaining timer fires, in model order.
-    let expected: Vec<u32> = model.values().copied().collect();
-    let mut fired = Vec::new();
-    while let Some(next) = wheel.next_deadline() {
-        wheel.poll(next, &mut fired);
+
+    /// Drain by sleeping until next_deadline: every remaining timer fires, in model order.
+    fn drain(mut self) {
+        let expected: Vec<u32> = self.model.values().copied().collect();
+        let mut fired = Vec::new();
+        while let Some(next) = self.wheel.next_deadline() {
+            self.wheel.poll(next, &mut fired);
+        }
+        assert_eq!(fired, expected, "seed {}", self.seed);
+        assert!(self.wheel.is_empty());
     }
-    assert_eq!(fired, expected, "seed {seed}");
-    assert!(wheel.is_empty());
+}
+
+fn run_model(seed: u64, ops: usize) {
+    let mut m = Model::new(seed);
+    for _ in 0..ops {
+        match m.rng.below_u64(100) {
+            0..=49 => m.schedule(),
+            50..=69 => m.cancel(),
+            _ => m.poll(),
+        }
+        m.check();
+    }
+    m.drain();
 }

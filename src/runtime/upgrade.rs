@@ -16,6 +16,7 @@ use crate::runtime::compress::WorkerDeflate;
 use crate::runtime::deferred::Cell;
 use crate::runtime::handle::{ConnLabel, ServerHandle};
 use crate::runtime::handler::{Factory, Request, Response, Upgrade};
+use crate::runtime::limits::IpLimits;
 
 /// What to do with a connection in the handshake phase.
 pub(crate) enum Outcome<H> {
@@ -132,93 +133,88 @@ pub(crate) fn handle<F: Factory>(
     buf: &BytesMut,
 ) -> Outcome<F::Handler> {
     let cfg = &server.shared().config;
-    let peer = label.addr;
     let (head, len) = match handshake::parse_request(buf, cfg.max_headers) {
-        Ok(Some(parsed)) => parsed,
+        Ok(Some(parsed)) if parsed.1 <= cfg.max_handshake_bytes => parsed,
+        Ok(Some(_)) => return reject(label, &HandshakeError::HeadersTooLarge),
         Ok(None) if buf.len() > cfg.max_handshake_bytes => {
             return reject(label, &HandshakeError::HeadersTooLarge)
         }
         Ok(None) => return Outcome::Partial,
         Err(e) => return reject(label, &e),
     };
-    if len > cfg.max_handshake_bytes {
-        return reject(label, &HandshakeError::HeadersTooLarge);
-    }
-    let client = client_addr(cfg, proxied.unwrap_or(peer), &head);
+    let client = client_addr(cfg, proxied.unwrap_or(label.addr), &head);
+    let req = |protocols| Request {
+        head: &head,
+        peer: label.addr,
+        client,
+        protocols,
+        server,
+        id: label.id,
+    };
     if !handshake::wants_websocket(&head) {
-        let req = Request {
-            head: &head,
-            peer,
-            client,
-            protocols: &[],
-            server,
-            id: label.id,
-        };
-        #[cfg(feature = "metrics")]
-        if let Some(bytes) =
-            crate::runtime::metrics::answer(server.shared(), req.method(), req.path())
-        {
-            return Outcome::Http { bytes };
-        }
-        return match isolate(label, "http", || factory.http(&req)) {
-            Ok(resp) => Outcome::Http {
-                bytes: response_bytes(&resp),
-            },
-            Err(bytes) => Outcome::Http { bytes },
-        };
+        return plain_http(factory, label, &req(&[]));
     }
     let up = match handshake::validate_upgrade(&head) {
         Ok(up) => up,
         Err(e) => return reject(label, &e),
     };
-    let req = Request {
-        head: &head,
-        peer,
-        client,
-        protocols: &up.protocols,
-        server,
-        id: label.id,
-    };
-    // Per-IP limits, on the client address, before the application does any work.
-    let limits = server.shared().ip_limits.as_ref();
-    let ip_key = limits.map(|l| l.key(client.ip()));
-    if let (Some(l), Some(key)) = (limits, ip_key) {
-        if let Err(refusal) = l.admit(key, std::time::Instant::now()) {
-            log::info!(
-                "{label}: over a per-IP limit for {}; answering 429",
-                client.ip()
-            );
-            let resp = Response::new(429)
-                .header("Retry-After", refusal.retry_after.to_string())
-                .body("too many connections from your address\n");
-            return Outcome::Rejected {
-                bytes: response_bytes(&resp),
-                reason: Rejection::PerIp,
-            };
-        }
+    upgrade(factory, label, &req(&up.protocols), &up, len)
+}
+
+/// A plain HTTP request: the metrics path, else the factory's [`Factory::http`].
+fn plain_http<F: Factory>(factory: &F, label: ConnLabel, req: &Request<'_>) -> Outcome<F::Handler> {
+    #[cfg(feature = "metrics")]
+    if let Some(bytes) =
+        crate::runtime::metrics::answer(req.server.shared(), req.method(), req.path())
+    {
+        return Outcome::Http { bytes };
     }
+    let bytes = match isolate(label, "http", || factory.http(req)) {
+        Ok(resp) => response_bytes(&resp),
+        Err(bytes) => bytes,
+    };
+    Outcome::Http { bytes }
+}
+
+/// A valid upgrade request (`req`, `up`, `len` bytes): counted against the per-IP limits, then
+/// the factory's [`Factory::upgrade`] decides.
+fn upgrade<F: Factory>(
+    factory: &F,
+    label: ConnLabel,
+    req: &Request<'_>,
+    up: &handshake::UpgradeRequest<'_>,
+    len: usize,
+) -> Outcome<F::Handler> {
+    let shared = req.server.shared();
+    // Per-IP limits, on the client address, before the application does any work.
+    let limits = shared.ip_limits.as_ref();
+    let ip_key = match limits
+        .map(|l| admit_ip(l, label, req.client.ip()))
+        .transpose()
+    {
+        Ok(key) => key,
+        Err(refused) => return refused,
+    };
     let release = || {
         if let (Some(l), Some(key)) = (limits, ip_key) {
             l.release(key);
         }
     };
-    let decision = match isolate(label, "upgrade", || factory.upgrade(&req)) {
+    let decision = match isolate(label, "upgrade", || factory.upgrade(req)) {
         Ok(decision) => decision,
         Err(bytes) => {
             release();
-            return Outcome::Rejected {
-                bytes,
-                reason: Rejection::FactoryPanic,
-            };
+            let reason = Rejection::FactoryPanic;
+            return Outcome::Rejected { bytes, reason };
         }
     };
     let prepared = Prepared {
         accept: handshake::accept_key(up.key),
         offered: up.protocols.iter().map(|p| p.to_string()).collect(),
-        deflate: WorkerDeflate::negotiate(cfg, &up.extensions),
+        deflate: WorkerDeflate::negotiate(&shared.config, &up.extensions),
     };
     let ip_counted = ip_key.is_some();
-    let client = (client != peer).then_some(client);
+    let client = (req.client != req.peer).then_some(req.client);
     match decision {
         Upgrade::Defer(d) => {
             log::debug!("{label}: upgrade deferred by the application");
@@ -236,6 +232,25 @@ pub(crate) fn handle<F: Factory>(
                 release();
             }
             out
+        }
+    }
+}
+
+/// Count a connection from `ip` against the per-IP limits: its key in the table, or the 429
+/// that refuses it.
+fn admit_ip<H>(limits: &IpLimits, label: ConnLabel, ip: IpAddr) -> Result<IpAddr, Outcome<H>> {
+    let key = limits.key(ip);
+    match limits.admit(key, std::time::Instant::now()) {
+        Ok(()) => Ok(key),
+        Err(refusal) => {
+            log::info!("{label}: over a per-IP limit for {ip}; answering 429");
+            let resp = Response::new(429)
+                .header("Retry-After", refusal.retry_after.to_string())
+                .body("too many connections from your address\n");
+            Err(Outcome::Rejected {
+                bytes: response_bytes(&resp),
+                reason: Rejection::PerIp,
+            })
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::runtime::connection::{flags, Phase};
 use crate::runtime::deferred::ParkedUpgrade;
 use crate::runtime::handler::{Factory, Handler};
 use crate::runtime::stats::bump;
-use crate::runtime::upgrade::{self, Outcome, Prepared, Rejection};
+use crate::runtime::upgrade::{self, Outcome, Prepared, Rejection, Upgraded};
 
 use super::Worker;
 
@@ -58,7 +58,6 @@ impl<F: Factory> Worker<F> {
 
     /// Act on an upgrade decision. Returns true if the connection is now open.
     fn apply(&mut self, slot: usize, buf: &mut BytesMut, outcome: Outcome<F::Handler>) -> bool {
-        let conn = &mut self.conns[slot];
         match outcome {
             Outcome::Partial => false,
             Outcome::Http { bytes } => self.answer_and_close(slot, buf, bytes, None),
@@ -73,11 +72,12 @@ impl<F: Factory> Worker<F> {
                 consumed,
             } => {
                 bytes::Buf::advance(buf, consumed);
-                conn.core.enter(Phase::Deciding);
+                let core = &mut self.conns[slot].core;
+                core.enter(Phase::Deciding);
                 if ip_counted {
-                    conn.core.set(flags::IP_COUNTED);
+                    core.set(flags::IP_COUNTED);
                 }
-                let x = conn.core.extra();
+                let x = core.extra();
                 if let Some(client) = client {
                     x.client_addr = Some(client);
                 }
@@ -85,60 +85,49 @@ impl<F: Factory> Worker<F> {
                 bump(&self.state.stats().upgrades_deferred, 1);
                 false
             }
-            Outcome::Upgraded {
-                bytes,
-                upgraded: up,
-            } => {
-                bytes::Buf::advance(buf, up.consumed);
-                // Write the 101 straight away: an idle connection then never allocates its
-                // outbound ring buffer. Whatever the socket does not take is queued.
-                // On error nothing was written: it is all queued, and the flush reports it.
-                let written = if conn.core.is_tls() {
-                    0 // encrypted with the rest of the queue at the flush
-                } else {
-                    std::io::Write::write(&mut conn.core.stream, &bytes).unwrap_or_default()
-                };
-                if written < bytes.len() {
-                    let mut rest = Bytes::from(bytes);
-                    bytes::Buf::advance(&mut rest, written);
-                    self.state.enqueue(&mut conn.core, rest);
-                }
-                // Written straight away, so queued and written at once for the statistics.
-                bump(&self.state.stats().bytes_queued, written as u64);
-                bump(&self.state.stats().bytes_out, written as u64);
-                conn.core.enter(Phase::Open);
-                if up.ip_counted {
-                    conn.core.set(flags::IP_COUNTED);
-                }
-                if let Some(client) = up.client {
-                    conn.core.extra().client_addr = Some(client);
-                }
-                if let Some(p) = up.protocol {
-                    conn.core.extra().protocol = Some(p.into_boxed_str());
-                }
-                if let Some(neg) = up.deflate {
-                    conn.core.set(flags::DEFLATE);
-                    conn.core.reader.set_compression(true);
-                    conn.core.extra().deflate = Some(Box::new(ConnDeflate::new(neg)));
-                }
-                if let Some(streaming) = self.state.shared.config.streaming {
-                    conn.core.extra().streaming = Some(streaming);
-                }
-                conn.handler = Some(up.handler);
-                conn.core.last_msg_ms = self.state.now_ms;
-                self.state.mark_dirty(&mut conn.core);
-                self.state.arm_liveness(&mut conn.core);
-                let st = self.state.stats();
-                bump(&st.connections_open, 1);
-                bump(&st.connections_total, 1);
-                self.call(slot, |h, ctx| h.on_open(ctx));
-                if let Some(plan) = &self.shutdown_plan {
-                    // Upgraded while the server shuts down: open, then closed like the rest.
-                    if let Some(c) = self.conns.get_mut(slot) {
-                        self.state.start_close(&mut c.core, plan.code, &plan.reason);
-                    }
-                }
+            Outcome::Upgraded { bytes, upgraded } => {
+                bytes::Buf::advance(buf, upgraded.consumed);
+                self.open(slot, bytes, upgraded);
                 true
+            }
+        }
+    }
+
+    /// The upgrade is accepted: send the 101 in `bytes`, set the connection up as `up` says,
+    /// and give it its handler (`on_open`).
+    fn open(&mut self, slot: usize, bytes: Vec<u8>, up: Upgraded<F::Handler>) {
+        let conn = &mut self.conns[slot];
+        self.state.send_101(&mut conn.core, bytes);
+        conn.core.enter(Phase::Open);
+        if up.ip_counted {
+            conn.core.set(flags::IP_COUNTED);
+        }
+        if let Some(client) = up.client {
+            conn.core.extra().client_addr = Some(client);
+        }
+        if let Some(p) = up.protocol {
+            conn.core.extra().protocol = Some(p.into_boxed_str());
+        }
+        if let Some(neg) = up.deflate {
+            conn.core.set(flags::DEFLATE);
+            conn.core.reader.set_compression(true);
+            conn.core.extra().deflate = Some(Box::new(ConnDeflate::new(neg)));
+        }
+        if let Some(streaming) = self.state.shared.config.streaming {
+            conn.core.extra().streaming = Some(streaming);
+        }
+        conn.handler = Some(up.handler);
+        conn.core.last_msg_ms = self.state.now_ms;
+        self.state.mark_dirty(&mut conn.core);
+        self.state.arm_liveness(&mut conn.core);
+        let st = self.state.stats();
+        bump(&st.connections_open, 1);
+        bump(&st.connections_total, 1);
+        self.call(slot, |h, ctx| h.on_open(ctx));
+        if let Some(plan) = &self.shutdown_plan {
+            // Upgraded while the server shuts down: open, then closed like the rest.
+            if let Some(c) = self.conns.get_mut(slot) {
+                self.state.start_close(&mut c.core, plan.code, &plan.reason);
             }
         }
     }

@@ -78,6 +78,26 @@ impl WorkerState {
         core.push(b);
     }
 
+    /// Write the 101 response straight away: an idle connection then never allocates its
+    /// outbound ring buffer. Whatever the socket does not take is queued. (On error nothing
+    /// was written: it is all queued, and the flush reports it. Under TLS it is all queued, to
+    /// be encrypted with the rest of the queue at the flush.)
+    pub fn send_101(&self, core: &mut ConnCore, bytes: Vec<u8>) {
+        let written = if core.is_tls() {
+            0
+        } else {
+            std::io::Write::write(&mut core.stream, &bytes).unwrap_or_default()
+        };
+        if written < bytes.len() {
+            let mut rest = Bytes::from(bytes);
+            bytes::Buf::advance(&mut rest, written);
+            self.enqueue(core, rest);
+        }
+        // Written straight away, so queued and written at once for the statistics.
+        bump(&self.stats().bytes_queued, written as u64);
+        bump(&self.stats().bytes_out, written as u64);
+    }
+
     /// Queue (part of) a whole data message's frame: held back while a fragmented message is
     /// under way, so that its fragments are not interleaved with another message.
     fn enqueue_data(&self, core: &mut ConnCore, b: Bytes) {
