@@ -231,7 +231,10 @@ pub fn run(opts: Arc<Options>, argv: &[String]) -> Result<Report, String> {
     }
     report.server = server;
     report.notes.extend(notes);
-    if opts.deflate && report.counters.established > 0 && report.counters.deflate_accepted == 0 {
+    if opts.deflate
+        && report.tally.counters.established > 0
+        && report.tally.counters.deflate_accepted == 0
+    {
         report.notes.push(
             "permessage-deflate was offered; the server declined it on every connection".into(),
         );
@@ -463,8 +466,8 @@ mod tests {
             window_s: 2.0,
             ..Report::default()
         };
-        r.counters.received = 42;
-        r.rtt.record(12_345);
+        r.tally.counters.received = 42;
+        r.tally.rtt.record(12_345);
         let line = child_line(&ShardEvent::Result(0, Box::new(r.clone())));
         assert!(!line.contains('\n'));
         match parse_child_line(&line) {

@@ -69,19 +69,19 @@ fn figures(scenario: &str) -> Vec<Figure> {
             },
             Figure {
                 name: "RTT p50",
-                get: |r| Some(r.rtt.at(50.0) as f64),
+                get: |r| Some(r.tally.rtt.at(50.0) as f64),
                 fmt: ns,
                 higher_is_better: false,
             },
             Figure {
                 name: "RTT p99",
-                get: |r| Some(r.rtt.at(99.0) as f64),
+                get: |r| Some(r.tally.rtt.at(99.0) as f64),
                 fmt: ns,
                 higher_is_better: false,
             },
             Figure {
                 name: "RTT p99.9",
-                get: |r| Some(r.rtt.at(99.9) as f64),
+                get: |r| Some(r.tally.rtt.at(99.9) as f64),
                 fmt: ns,
                 higher_is_better: false,
             },
@@ -102,13 +102,13 @@ fn figures(scenario: &str) -> Vec<Figure> {
             },
             Figure {
                 name: "fan-out p50",
-                get: |r| Some(r.fanout.at(50.0) as f64),
+                get: |r| Some(r.tally.fanout.at(50.0) as f64),
                 fmt: ns,
                 higher_is_better: false,
             },
             Figure {
                 name: "fan-out p99",
-                get: |r| Some(r.fanout.at(99.0) as f64),
+                get: |r| Some(r.tally.fanout.at(99.0) as f64),
                 fmt: ns,
                 higher_is_better: false,
             },
@@ -131,7 +131,7 @@ fn figures(scenario: &str) -> Vec<Figure> {
             // the handshake latency under that load says more about the server.
             Figure {
                 name: "handshake p99",
-                get: |r| Some(r.handshake.at(99.0) as f64),
+                get: |r| Some(r.tally.handshake.at(99.0) as f64),
                 fmt: ns,
                 higher_is_better: false,
             },
@@ -146,7 +146,7 @@ fn figures(scenario: &str) -> Vec<Figure> {
             },
             Figure {
                 name: "handshake p99",
-                get: |r| Some(r.handshake.at(99.0) as f64),
+                get: |r| Some(r.tally.handshake.at(99.0) as f64),
                 fmt: ns,
                 higher_is_better: false,
             },
@@ -290,8 +290,8 @@ mod tests {
         r.params.connections = conns;
         r.params.size = 32;
         r.params.in_flight = 1;
-        r.counters.window_received = msgs as u64;
-        r.rtt.record(p99_ns);
+        r.tally.counters.window_received = msgs as u64;
+        r.tally.rtt.record(p99_ns);
         r.derive();
         r
     }
