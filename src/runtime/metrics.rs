@@ -91,16 +91,19 @@ impl Scrape {
     }
 }
 
+/// A metric's samples from counters: each a label set (`""`: none) and how to read its value.
+type Samples = &'static [(&'static str, fn(&Stats) -> u64)];
+
 /// Where a metric's samples come from.
 enum Values {
     /// The server's counters summed over workers, one sample per label set (`""`: no labels).
-    Total(&'static [(&'static str, fn(&Stats) -> u64)]),
+    Total(Samples),
     /// One sample per worker, labelled `worker="N"` (sum them for the server's figure).
     PerWorker(fn(&Stats) -> u64),
     /// One value of the scrape that is not a worker counter.
     Server(fn(&Scrape) -> u64),
     /// The bridge's counters, one sample per label set; the metric is left out without a bridge.
-    Bridge(&'static [(&'static str, fn(&Stats) -> u64)]),
+    Bridge(Samples),
     /// A latency histogram summed over workers.
     Latency(fn(&WorkerHistograms) -> &Histogram),
     /// A latency histogram per worker, labelled `worker="N"`.
@@ -248,10 +251,10 @@ pub(crate) fn write(shared: &Shared, out: &mut impl Write) -> fmt::Result {
         writeln!(out, "# HELP {name} {help}")?;
         writeln!(out, "# TYPE {name} {kind}")?;
         match values {
-            Total(samples) => labelled(out, name, samples, &scrape.total)?,
+            Total(samples) => labelled(out, name, *samples, &scrape.total)?,
             Bridge(samples) => {
                 if let Some(b) = &scrape.bridge {
-                    labelled(out, name, samples, b)?;
+                    labelled(out, name, *samples, b)?;
                 }
             }
             PerWorker(v) => {
@@ -289,12 +292,7 @@ fn sample(out: &mut impl Write, name: &str, labels: &str, value: impl fmt::Displ
 }
 
 /// One sample per label set, read from `stats`.
-fn labelled(
-    out: &mut impl Write,
-    name: &str,
-    samples: &[(&str, fn(&Stats) -> u64)],
-    stats: &Stats,
-) -> fmt::Result {
+fn labelled(out: &mut impl Write, name: &str, samples: Samples, stats: &Stats) -> fmt::Result {
     for (labels, v) in samples {
         sample(out, name, labels, v(stats))?;
     }
