@@ -251,10 +251,10 @@ pub(crate) fn write(shared: &Shared, out: &mut impl Write) -> fmt::Result {
         writeln!(out, "# HELP {name} {help}")?;
         writeln!(out, "# TYPE {name} {kind}")?;
         match values {
-            Total(samples) => labelled(out, name, *samples, &scrape.total)?,
+            Total(samples) => labelled(out, name, samples, &scrape.total)?,
             Bridge(samples) => {
                 if let Some(b) = &scrape.bridge {
-                    labelled(out, name, *samples, b)?;
+                    labelled(out, name, samples, b)?;
                 }
             }
             PerWorker(v) => {
