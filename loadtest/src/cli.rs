@@ -263,18 +263,27 @@ where
     let scenario = Scenario::from_name(first).ok_or_else(|| {
         format!("unknown scenario {first:?}: expected connect, echo, broadcast, idle or plot")
     })?;
+    parse_run(scenario, &args[1..])
+}
 
+/// Flags given as text, resolved after every flag is read (sources depend on the target's
+/// family).
+#[derive(Default)]
+struct Given {
+    urls: Vec<String>,
+    publish_url: Option<String>,
+    sources: Option<String>,
+    label: Option<String>,
+}
+
+/// The flags and targets of a scenario run.
+fn parse_run(scenario: Scenario, args: &[String]) -> Result<Command, String> {
     let mut opts = Options::defaults(scenario);
-    // Given as text, resolved after every flag is read (sources depend on the target's family).
-    let mut urls: Vec<String> = Vec::new();
-    let mut publish_url: Option<String> = None;
-    let mut sources: Option<String> = None;
-    let mut label: Option<String> = None;
-
-    let mut it = args[1..].iter();
+    let mut given = Given::default();
+    let mut it = args.iter();
     while let Some(arg) = it.next() {
         if !arg.starts_with('-') || arg == "-" {
-            urls.push(arg.clone());
+            given.urls.push(arg.clone());
             continue;
         }
         let (flag, inline) = match arg.split_once('=') {
@@ -297,7 +306,7 @@ where
             }
             _ => {}
         }
-        let mut value = || -> Result<String, String> {
+        let value = || -> Result<String, String> {
             match &inline {
                 Some(v) => Ok(v.clone()),
                 None => it
@@ -306,58 +315,75 @@ where
                     .ok_or_else(|| format!("{flag} needs a value")),
             }
         };
-        match flag {
-            "-c" | "--connections" => opts.connections = parse_num(flag, &value()?)?,
-            "-t" | "--threads" => opts.threads = parse_num(flag, &value()?)?,
-            "--processes" => opts.processes = parse_num(flag, &value()?)?,
-            "--source" => sources = Some(value()?),
-            "--connect-rate" => opts.connect_rate = parse_rate(flag, &value()?)?,
-            "--max-pending" => opts.max_pending = parse_num(flag, &value()?)?,
-            "--ramp-up" => opts.ramp_up = parse_duration(&value()?)?,
-            "--connect-timeout" => opts.connect_timeout = parse_duration(&value()?)?,
-            "-d" | "--duration" => opts.duration = parse_duration(&value()?)?,
-            "--grace" => opts.grace = parse_duration(&value()?)?,
-            "-s" | "--size" => opts.size = parse_size(&value()?)?,
-            "-w" | "--in-flight" => opts.in_flight = parse_num(flag, &value()?)?,
-            "-r" | "--rate" => opts.rate = parse_rate(flag, &value()?)?,
-            "--publishers" => opts.publishers = parse_num(flag, &value()?)?,
-            "--publish-url" => publish_url = Some(value()?),
-            "--server-pid" => opts.server_pid = Some(parse_num(flag, &value()?)?),
-            "--json" => opts.json = Some(PathBuf::from(value()?)),
-            "--ca" => opts.ca = Some(PathBuf::from(value()?)),
-            "--plot" => opts.plot = Some(PathBuf::from(value()?)),
-            "--label" => label = Some(value()?),
-            "--child" => {
-                let v = value()?;
-                let (i, n) = v.split_once('/').ok_or("--child: expected I/N")?;
-                let (i, n): (usize, usize) = (parse_num(flag, i)?, parse_num(flag, n)?);
-                if n == 0 || i >= n {
-                    return Err("--child: expected I/N with I < N".into());
-                }
-                opts.child = Some((i, n));
-            }
-            _ => return Err(format!("unknown flag {flag:?} (see --help)")),
-        }
+        set_flag(&mut opts, &mut given, flag, value)?;
     }
+    resolve(&mut opts, given)?;
+    opts.validate()?;
+    Ok(Command::Run(Box::new(opts)))
+}
 
-    if !urls.is_empty() {
-        opts.urls = urls
+/// Set what a flag with a value says; `value` takes the value (only for a known flag).
+fn set_flag(
+    opts: &mut Options,
+    given: &mut Given,
+    flag: &str,
+    mut value: impl FnMut() -> Result<String, String>,
+) -> Result<(), String> {
+    match flag {
+        "-c" | "--connections" => opts.connections = parse_num(flag, &value()?)?,
+        "-t" | "--threads" => opts.threads = parse_num(flag, &value()?)?,
+        "--processes" => opts.processes = parse_num(flag, &value()?)?,
+        "--source" => given.sources = Some(value()?),
+        "--connect-rate" => opts.connect_rate = parse_rate(flag, &value()?)?,
+        "--max-pending" => opts.max_pending = parse_num(flag, &value()?)?,
+        "--ramp-up" => opts.ramp_up = parse_duration(&value()?)?,
+        "--connect-timeout" => opts.connect_timeout = parse_duration(&value()?)?,
+        "-d" | "--duration" => opts.duration = parse_duration(&value()?)?,
+        "--grace" => opts.grace = parse_duration(&value()?)?,
+        "-s" | "--size" => opts.size = parse_size(&value()?)?,
+        "-w" | "--in-flight" => opts.in_flight = parse_num(flag, &value()?)?,
+        "-r" | "--rate" => opts.rate = parse_rate(flag, &value()?)?,
+        "--publishers" => opts.publishers = parse_num(flag, &value()?)?,
+        "--publish-url" => given.publish_url = Some(value()?),
+        "--server-pid" => opts.server_pid = Some(parse_num(flag, &value()?)?),
+        "--json" => opts.json = Some(PathBuf::from(value()?)),
+        "--ca" => opts.ca = Some(PathBuf::from(value()?)),
+        "--plot" => opts.plot = Some(PathBuf::from(value()?)),
+        "--label" => given.label = Some(value()?),
+        "--child" => {
+            let v = value()?;
+            let (i, n) = v.split_once('/').ok_or("--child: expected I/N")?;
+            let (i, n): (usize, usize) = (parse_num(flag, i)?, parse_num(flag, n)?);
+            if n == 0 || i >= n {
+                return Err("--child: expected I/N with I < N".into());
+            }
+            opts.child = Some((i, n));
+        }
+        _ => return Err(format!("unknown flag {flag:?} (see --help)")),
+    }
+    Ok(())
+}
+
+/// Resolve the flags given as text: targets, the publishers' target, sources, label.
+fn resolve(opts: &mut Options, given: Given) -> Result<(), String> {
+    if !given.urls.is_empty() {
+        opts.urls = given
+            .urls
             .iter()
             .map(|u| parse_url(u))
             .collect::<Result<_, _>>()?;
         opts.url = opts.urls[0].clone();
     }
-    if let Some(u) = publish_url {
+    if let Some(u) = given.publish_url {
         opts.publish_url = Some(parse_url(&u)?);
     }
-    if let Some(spec) = sources {
+    if let Some(spec) = given.sources {
         opts.sources = parse_sources(&spec, opts.url.addr.ip())?;
     }
-    if let Some(l) = label {
+    if let Some(l) = given.label {
         opts.label = l;
     }
-    opts.validate()?;
-    Ok(Command::Run(Box::new(opts)))
+    Ok(())
 }
 
 /// The default target.

@@ -8,7 +8,7 @@
 
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -101,37 +101,48 @@ pub fn run(opts: Arc<Options>, argv: &[String]) -> Result<Report, String> {
     if let Some(s) = server.as_mut() {
         s.before = Some(procstat::sample(s.pid)?);
     }
-
     let (tx, rx) = channel();
+    let mut shards = start_shards(&opts, argv, tx)?;
+    let mut lineup = Lineup::new(opts.processes);
+    let timed_out = lineup.drive(&opts, &mut shards, &rx, &mut server, started);
+    for s in shards {
+        s.finish(timed_out);
+    }
+    merge(&opts, lineup, server)
+}
+
+/// Start the shards: one in this process, or one child process each. `tx` goes to them.
+fn start_shards(
+    opts: &Arc<Options>,
+    argv: &[String],
+    tx: Sender<ShardEvent>,
+) -> Result<Vec<Shard>, String> {
     let n = opts.processes;
     let mut shards = Vec::with_capacity(n);
     if n == 1 {
-        shards.push(Shard::Local(engine::start(
-            opts.clone(),
-            0,
-            1,
-            0,
-            tx.clone(),
-        )?));
-    } else {
-        let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-        for i in 0..n {
-            let mut child = Command::new(&exe)
-                .args(child_args(argv, i, n))
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .map_err(|e| format!("spawning child {i}: {e}"))?;
-            let stdout = child.stdout.take().expect("piped stdout");
-            let stdin = child.stdin.take();
-            spawn_reader(i, stdout, tx.clone());
-            shards.push(Shard::Child { child, stdin });
-        }
+        shards.push(Shard::Local(engine::start(opts.clone(), 0, 1, 0, tx)?));
+        return Ok(shards);
     }
-    drop(tx);
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    for i in 0..n {
+        let mut child = Command::new(&exe)
+            .args(child_args(argv, i, n))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("spawning child {i}: {e}"))?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stdin = child.stdin.take();
+        spawn_reader(i, stdout, tx.clone());
+        shards.push(Shard::Child { child, stdin });
+    }
+    Ok(shards)
+}
 
-    let bound = (Duration::from_secs_f64(if opts.connect_rate > 0.0 {
+/// How long a whole run may take, whatever the server does: its phases, the timeouts, slack.
+fn time_bound(opts: &Options) -> Duration {
+    (Duration::from_secs_f64(if opts.connect_rate > 0.0 {
         opts.connections as f64 / opts.connect_rate
     } else {
         0.0
@@ -141,97 +152,142 @@ pub fn run(opts: Arc<Options>, argv: &[String]) -> Result<Report, String> {
         + opts.grace
         + CLOSE_TIMEOUT
         + Duration::from_secs(30))
-    .min(HARD_CAP);
-    let deadline = started + bound;
+    .min(HARD_CAP)
+}
 
-    let mut stage = vec![Stage::Connecting; n];
-    let mut progress = vec![Progress::default(); n];
-    let mut results: Vec<Option<Box<Report>>> = (0..n).map(|_| None).collect();
-    let mut notes = Vec::new();
-    let (mut went_run, mut went_close) = (false, false);
-    let mut line = ProgressLine::new(opts.quiet, opts.scenario);
-    let mut timed_out = false;
+/// Where each shard stands, what it reported, and what went wrong on the way.
+struct Lineup {
+    stage: Vec<Stage>,
+    progress: Vec<Progress>,
+    results: Vec<Option<Box<Report>>>,
+    notes: Vec<String>,
+}
 
-    loop {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(ShardEvent::Progress(i, p)) => progress[i] = p,
+impl Lineup {
+    fn new(n: usize) -> Self {
+        Lineup {
+            stage: vec![Stage::Connecting; n],
+            progress: vec![Progress::default(); n],
+            results: (0..n).map(|_| None).collect(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// Every shard has reached `stage` (or a later one).
+    fn all_at(&self, stage: Stage) -> bool {
+        self.stage.iter().all(|&s| s >= stage)
+    }
+
+    /// Take in what the shards said (or that they all went quiet).
+    fn on(&mut self, got: Result<ShardEvent, RecvTimeoutError>) {
+        let stage = &mut self.stage;
+        match got {
+            Ok(ShardEvent::Progress(i, p)) => self.progress[i] = p,
             Ok(ShardEvent::Ready(i)) => stage[i] = stage[i].max(Stage::Ready),
             Ok(ShardEvent::Held(i)) => stage[i] = stage[i].max(Stage::Held),
             Ok(ShardEvent::Result(i, r)) => {
-                results[i] = Some(r);
+                self.results[i] = Some(r);
                 stage[i] = Stage::Done;
             }
             Ok(ShardEvent::Failed(i, msg)) => {
-                notes.push(format!("client process {i} failed: {msg}"));
+                self.notes.push(format!("client process {i} failed: {msg}"));
                 stage[i] = Stage::Done;
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 for (i, s) in stage.iter_mut().enumerate() {
                     if *s != Stage::Done {
-                        notes.push(format!("client process {i} ended without a report"));
+                        self.notes
+                            .push(format!("client process {i} ended without a report"));
                         *s = Stage::Done;
                     }
                 }
             }
         }
-        if !went_run && stage.iter().all(|&s| s >= Stage::Ready) {
-            went_run = true;
-            if let Some(s) = server.as_mut() {
-                s.connected = procstat::sample(s.pid).ok();
-            }
-            shards.iter_mut().for_each(Shard::go);
-        }
-        if went_run && !went_close && stage.iter().all(|&s| s >= Stage::Held) {
-            went_close = true;
-            if let Some(s) = server.as_mut() {
-                s.end = procstat::sample(s.pid).ok();
-            }
-            shards.iter_mut().for_each(Shard::go);
-        }
-        let total = progress.iter().fold(
+    }
+
+    /// The shards' progress, summed.
+    fn total(&self) -> Progress {
+        self.progress.iter().fold(
             Progress {
                 phase: u8::MAX,
                 ..Progress::default()
             },
             |a, p| a.add(p),
-        );
-        line.maybe_print(started, &total, opts.connections as u64);
-        if stage.iter().all(|&s| s == Stage::Done) {
-            break;
-        }
-        if Instant::now() >= deadline && !timed_out {
-            timed_out = true;
-            notes.push(format!(
-                "run exceeded its time bound of {}s and was aborted",
-                bound.as_secs()
-            ));
-            shards.iter_mut().for_each(Shard::abort);
-        }
-        if timed_out && Instant::now() >= deadline + CLOSE_TIMEOUT + Duration::from_secs(5) {
-            break;
-        }
-    }
-    line.finish();
-    for s in shards {
-        s.finish(timed_out);
+        )
     }
 
-    let mut report = Report::new(&opts);
+    /// Move the shards through the stages together until every one is done, or until the time
+    /// bound is over (then abort them, and give up a little later): sample the server at the
+    /// two boundaries and print progress. Whether the run timed out.
+    fn drive(
+        &mut self,
+        opts: &Options,
+        shards: &mut [Shard],
+        rx: &Receiver<ShardEvent>,
+        server: &mut Option<ServerStats>,
+        started: Instant,
+    ) -> bool {
+        let bound = time_bound(opts);
+        let deadline = started + bound;
+        let (mut went_run, mut went_close) = (false, false);
+        let mut line = ProgressLine::new(opts.quiet, opts.scenario);
+        let mut timed_out = false;
+        loop {
+            self.on(rx.recv_timeout(Duration::from_millis(200)));
+            if !went_run && self.all_at(Stage::Ready) {
+                went_run = true;
+                if let Some(s) = server.as_mut() {
+                    s.connected = procstat::sample(s.pid).ok();
+                }
+                shards.iter_mut().for_each(Shard::go);
+            }
+            if went_run && !went_close && self.all_at(Stage::Held) {
+                went_close = true;
+                if let Some(s) = server.as_mut() {
+                    s.end = procstat::sample(s.pid).ok();
+                }
+                shards.iter_mut().for_each(Shard::go);
+            }
+            line.maybe_print(started, &self.total(), opts.connections as u64);
+            if self.all_at(Stage::Done) {
+                break;
+            }
+            if Instant::now() >= deadline && !timed_out {
+                timed_out = true;
+                self.notes.push(format!(
+                    "run exceeded its time bound of {}s and was aborted",
+                    bound.as_secs()
+                ));
+                shards.iter_mut().for_each(Shard::abort);
+            }
+            if timed_out && Instant::now() >= deadline + CLOSE_TIMEOUT + Duration::from_secs(5) {
+                break;
+            }
+        }
+        line.finish();
+        timed_out
+    }
+}
+
+/// The run's report: the shards' reports merged, the server's samples, the notes.
+fn merge(opts: &Options, lineup: Lineup, server: Option<ServerStats>) -> Result<Report, String> {
+    let mut report = Report::new(opts);
     let mut got = 0;
-    for r in results.iter().flatten() {
+    for r in lineup.results.iter().flatten() {
         report.merge(r);
         got += 1;
     }
     if got == 0 {
         return Err(format!(
             "no client process produced a report: {}",
-            notes.join("; ")
+            lineup.notes.join("; ")
         ));
     }
     report.server = server;
-    report.notes.extend(notes);
-    if opts.deflate && report.counters.established > 0 && report.counters.deflate_accepted == 0 {
+    report.notes.extend(lineup.notes);
+    let c = &report.tally.counters;
+    if opts.deflate && c.established > 0 && c.deflate_accepted == 0 {
         report.notes.push(
             "permessage-deflate was offered; the server declined it on every connection".into(),
         );
@@ -463,8 +519,8 @@ mod tests {
             window_s: 2.0,
             ..Report::default()
         };
-        r.counters.received = 42;
-        r.rtt.record(12_345);
+        r.tally.counters.received = 42;
+        r.tally.rtt.record(12_345);
         let line = child_line(&ShardEvent::Result(0, Box::new(r.clone())));
         assert!(!line.contains('\n'));
         match parse_child_line(&line) {

@@ -94,7 +94,7 @@ fn finish(opts: &cli::Options, report: &Report) -> ExitCode {
     if !ok {
         return ExitCode::from(2);
     }
-    if report.failures() > 0 || report.counters.established == 0 {
+    if report.failures() > 0 || report.tally.counters.established == 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

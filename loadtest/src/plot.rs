@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::hist::Hist;
+use crate::hist::{fmt_ns, Hist};
 
 const W: f64 = 860.0;
 const H: f64 = 500.0;
@@ -52,24 +52,9 @@ fn esc(s: &str) -> String {
 
 /// Render `series` (label, histogram in ns) as an SVG document.
 pub fn render(title: &str, metric: &str, series: &[(String, &Hist)]) -> String {
-    let pw = W - LEFT - RIGHT;
-    let ph = H - TOP - BOTTOM;
-    let top_ns = series
-        .iter()
-        .map(|(_, h)| h.at(percentile_at(NINES)))
-        .max()
-        .unwrap_or(0) as f64;
-    let (unit, div) = if top_ns >= 2e6 {
-        ("ms", 1e6)
-    } else {
-        ("µs", 1e3)
-    };
-    let (ymax, ystep) = nice_max(top_ns / div);
-    let x_of = |x: f64| LEFT + pw * x / NINES;
-    let y_of = |v: f64| TOP + ph * (1.0 - (v / ymax).min(1.0));
-
+    let f = Frame::new(series);
     // The legend below the plot grows with the number of series.
-    let height = TOP + ph + 66.0 + 16.0 * series.len() as f64;
+    let height = TOP + f.ph + 66.0 + 16.0 * series.len() as f64;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -82,66 +67,126 @@ pub fn render(title: &str, metric: &str, series: &[(String, &Hist)]) -> String {
         W / 2.0,
         esc(title)
     );
-    // Grid and axes.
-    let mut v = 0.0;
-    while v <= ymax + ystep * 0.01 {
-        let y = y_of(v);
-        let _ = writeln!(
-            s,
-            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/>"##,
-            LEFT + pw
-        );
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
-            LEFT - 6.0,
-            y + 4.0,
-            trim_num(v)
-        );
-        v += ystep;
-    }
-    for (i, label) in ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"]
-        .iter()
-        .enumerate()
-    {
-        let x = x_of(i as f64);
-        let _ = writeln!(
-            s,
-            r##"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{:.1}" stroke="#ddd"/>"##,
-            TOP + ph
-        );
-        let _ = writeln!(
-            s,
-            r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{label}</text>"#,
-            TOP + ph + 18.0
-        );
-    }
-    let _ = writeln!(
-        s,
-        r##"<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>"##
-    );
-    let _ = writeln!(
-        s,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">percentile</text>"#,
-        LEFT + pw / 2.0,
-        TOP + ph + 38.0
-    );
-    let _ = writeln!(
-        s,
-        r#"<text transform="translate(20 {:.1}) rotate(-90)" text-anchor="middle">{} ({unit})</text>"#,
-        TOP + ph / 2.0,
-        esc(metric)
-    );
-    // Series.
+    f.write_axes(&mut s, metric);
     for (k, (label, h)) in series.iter().enumerate() {
+        f.write_series(&mut s, k, label, h);
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// The plot area and its scales: latency in µs or ms (whichever suits the highest series) up to
+/// a nice maximum.
+struct Frame {
+    /// Plot width and height.
+    pw: f64,
+    ph: f64,
+    /// The y axis' maximum and tick step, in `unit`.
+    ymax: f64,
+    ystep: f64,
+    /// Nanoseconds per `unit`.
+    div: f64,
+    unit: &'static str,
+}
+
+impl Frame {
+    fn new(series: &[(String, &Hist)]) -> Self {
+        let top_ns = series
+            .iter()
+            .map(|(_, h)| h.at(percentile_at(NINES)))
+            .max()
+            .unwrap_or(0) as f64;
+        let (unit, div) = if top_ns >= 2e6 {
+            ("ms", 1e6)
+        } else {
+            ("µs", 1e3)
+        };
+        let (ymax, ystep) = nice_max(top_ns / div);
+        Frame {
+            pw: W - LEFT - RIGHT,
+            ph: H - TOP - BOTTOM,
+            ymax,
+            ystep,
+            div,
+            unit,
+        }
+    }
+
+    /// The x coordinate of position `x` (0..=NINES) on the percentile axis.
+    fn x_of(&self, x: f64) -> f64 {
+        LEFT + self.pw * x / NINES
+    }
+
+    /// The y coordinate of latency `v` (in `unit`).
+    fn y_of(&self, v: f64) -> f64 {
+        TOP + self.ph * (1.0 - (v / self.ymax).min(1.0))
+    }
+
+    /// Grid, axes, their ticks and labels.
+    fn write_axes(&self, s: &mut String, metric: &str) {
+        let (pw, ph) = (self.pw, self.ph);
+        let mut v = 0.0;
+        while v <= self.ymax + self.ystep * 0.01 {
+            let y = self.y_of(v);
+            let _ = writeln!(
+                s,
+                r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/>"##,
+                LEFT + pw
+            );
+            let _ = writeln!(
+                s,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+                LEFT - 6.0,
+                y + 4.0,
+                trim_num(v)
+            );
+            v += self.ystep;
+        }
+        for (i, label) in ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"]
+            .iter()
+            .enumerate()
+        {
+            let x = self.x_of(i as f64);
+            let _ = writeln!(
+                s,
+                r##"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{:.1}" stroke="#ddd"/>"##,
+                TOP + ph
+            );
+            let _ = writeln!(
+                s,
+                r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{label}</text>"#,
+                TOP + ph + 18.0
+            );
+        }
+        let _ = writeln!(
+            s,
+            r##"<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>"##
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">percentile</text>"#,
+            LEFT + pw / 2.0,
+            TOP + ph + 38.0
+        );
+        let _ = writeln!(
+            s,
+            r#"<text transform="translate(20 {:.1}) rotate(-90)" text-anchor="middle">{} ({})</text>"#,
+            TOP + ph / 2.0,
+            esc(metric),
+            self.unit
+        );
+    }
+
+    /// Series `k`: its line (if it has samples) and its legend entry.
+    fn write_series(&self, s: &mut String, k: usize, label: &str, h: &Hist) {
         let color = COLORS[k % COLORS.len()];
         if h.count() > 0 {
             let mut pts = String::new();
             let steps = 250;
             for i in 0..=steps {
                 let x = NINES * i as f64 / steps as f64;
-                let val = h.at(percentile_at(x)) as f64 / div;
-                let _ = write!(pts, "{:.1},{:.1} ", x_of(x), y_of(val));
+                let val = h.at(percentile_at(x)) as f64 / self.div;
+                let _ = write!(pts, "{:.1},{:.1} ", self.x_of(x), self.y_of(val));
             }
             let _ = writeln!(
                 s,
@@ -149,7 +194,7 @@ pub fn render(title: &str, metric: &str, series: &[(String, &Hist)]) -> String {
                 pts.trim_end()
             );
         }
-        let ly = TOP + ph + 58.0 + 16.0 * k as f64;
+        let ly = TOP + self.ph + 58.0 + 16.0 * k as f64;
         let _ = writeln!(
             s,
             r#"<rect x="{LEFT}" y="{:.1}" width="14" height="4" fill="{color}"/>"#,
@@ -160,15 +205,13 @@ pub fn render(title: &str, metric: &str, series: &[(String, &Hist)]) -> String {
             r#"<text x="{:.1}" y="{ly:.1}">{} — p50 {} · p99 {} · p99.9 {} · max {} · {} samples</text>"#,
             LEFT + 20.0,
             esc(label),
-            crate::hist::fmt_ns(h.at(50.0)),
-            crate::hist::fmt_ns(h.at(99.0)),
-            crate::hist::fmt_ns(h.at(99.9)),
-            crate::hist::fmt_ns(h.max()),
+            fmt_ns(h.at(50.0)),
+            fmt_ns(h.at(99.0)),
+            fmt_ns(h.at(99.9)),
+            fmt_ns(h.max()),
             h.count()
         );
     }
-    s.push_str("</svg>\n");
-    s
 }
 
 fn trim_num(v: f64) -> String {

@@ -100,6 +100,39 @@ pub fn count_error(map: &mut ErrorMap, cause: &str) {
     }
 }
 
+/// What a poll thread counts and times, and so, summed, a shard and a run: one list of fields,
+/// which a [`Report`] holds flattened.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Tally {
+    /// Counts.
+    pub counters: Counters,
+    /// Errors by cause.
+    pub errors: ErrorMap,
+    /// Handshake latency: TCP connect start → 101 response parsed.
+    pub handshake: Hist,
+    /// Echo round trip: request written → reply read.
+    pub rtt: Hist,
+    /// Broadcast fan-out: publisher's timestamp → receipt (wall clock, same machine).
+    pub fanout: Hist,
+    /// Of those, deliveries from a publisher on another target (server).
+    pub fanout_cross: Hist,
+}
+
+impl Tally {
+    /// Add `o` to `self`: counts and errors summed, histograms merged.
+    pub fn merge(&mut self, o: &Tally) {
+        self.counters.add(&o.counters);
+        for (cause, n) in &o.errors {
+            *self.errors.entry(cause.clone()).or_insert(0) += n;
+        }
+        self.handshake.merge(&o.handshake);
+        self.rtt.merge(&o.rtt);
+        self.fanout.merge(&o.fanout);
+        self.fanout_cross.merge(&o.fanout_cross);
+    }
+}
+
 /// The server process as seen through /proc.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProcSample {
@@ -223,18 +256,9 @@ pub struct Report {
     pub window_s: f64,
     /// Seconds from the end of the window until outstanding work drained (or grace expired).
     pub drain_s: f64,
-    /// Counts.
-    pub counters: Counters,
-    /// Errors by cause.
-    pub errors: ErrorMap,
-    /// Handshake latency: TCP connect start → 101 response parsed.
-    pub handshake: Hist,
-    /// Echo round trip: request written → reply read.
-    pub rtt: Hist,
-    /// Broadcast fan-out: publisher's timestamp → receipt (wall clock, same machine).
-    pub fanout: Hist,
-    /// Of those, deliveries from a publisher on another target (server).
-    pub fanout_cross: Hist,
+    /// Counts, errors and latencies (in the JSON, its fields sit at this level).
+    #[serde(flatten)]
+    pub tally: Tally,
     /// Server samples from /proc.
     pub server: Option<ServerStats>,
     /// Derived figures.
@@ -264,14 +288,7 @@ impl Report {
         self.connect_s = self.connect_s.max(o.connect_s);
         self.window_s = self.window_s.max(o.window_s);
         self.drain_s = self.drain_s.max(o.drain_s);
-        self.counters.add(&o.counters);
-        for (cause, n) in &o.errors {
-            *self.errors.entry(cause.clone()).or_insert(0) += n;
-        }
-        self.handshake.merge(&o.handshake);
-        self.rtt.merge(&o.rtt);
-        self.fanout.merge(&o.fanout);
-        self.fanout_cross.merge(&o.fanout_cross);
+        self.tally.merge(&o.tally);
         for n in &o.notes {
             if !self.notes.contains(n) {
                 self.notes.push(n.clone());
@@ -281,8 +298,8 @@ impl Report {
 
     /// Recompute [`Derived`] and the error total.
     pub fn derive(&mut self) {
-        let c = &mut self.counters;
-        c.errors = self.errors.values().sum();
+        let c = &mut self.tally.counters;
+        c.errors = self.tally.errors.values().sum();
         let per = |n: u64, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
         let mut d = Derived {
             handshakes_per_s: per(c.established, self.connect_s),
@@ -316,7 +333,8 @@ impl Report {
 
     /// Everything that counts against the run: errors, lost broadcast deliveries, out-of-order.
     pub fn failures(&self) -> u64 {
-        self.counters.errors + self.derived.lost + self.counters.out_of_order
+        let c = &self.tally.counters;
+        c.errors + self.derived.lost + c.out_of_order
     }
 
     /// The histogram a scenario is about.
@@ -326,18 +344,40 @@ impl Report {
             "broadcast" => "fanout",
             _ => "handshake",
         }) {
-            "rtt" => ("round trip", &self.rtt),
-            "fanout" => ("fan-out latency", &self.fanout),
-            _ => ("handshake latency", &self.handshake),
+            "rtt" => ("round trip", &self.tally.rtt),
+            "fanout" => ("fan-out latency", &self.tally.fanout),
+            _ => ("handshake latency", &self.tally.handshake),
         }
     }
 
     /// The summary table for people.
     pub fn summary(&self) -> String {
-        let c = &self.counters;
-        let d = &self.derived;
-        let p = &self.params;
+        let c = &self.tally.counters;
         let mut s = String::new();
+        self.write_head(&mut s);
+        match self.scenario.as_str() {
+            "echo" => self.write_echo(&mut s),
+            "broadcast" => self.write_broadcast(&mut s),
+            _ => {}
+        }
+        if c.pings > 0 {
+            row(&mut s, "server pings answered", c.pings.to_string());
+        }
+        if let Some(sv) = &self.server {
+            write_server(&mut s, sv, &self.derived);
+        }
+        row(&mut s, "errors", self.error_list());
+        for n in &self.notes {
+            let _ = writeln!(s, "  note: {n}");
+        }
+        s
+    }
+
+    /// The title, the target, and the rows every scenario has: connections, handshakes,
+    /// permessage-deflate.
+    fn write_head(&self, s: &mut String) {
+        let c = &self.tally.counters;
+        let p = &self.params;
         let _ = writeln!(
             s,
             "== volley-loadtest {} — {} ==",
@@ -356,11 +396,8 @@ impl Report {
                 String::new()
             }
         );
-        let row = |s: &mut String, k: &str, v: String| {
-            let _ = writeln!(s, "  {k:<26} {v}");
-        };
         row(
-            &mut s,
+            s,
             "connections",
             format!(
                 "{} established / {} attempted, {} failed, {} dropped",
@@ -370,7 +407,7 @@ impl Report {
         // Over wss:// every WebSocket handshake rides on a full TLS handshake (no resumption).
         let tls = p.url.starts_with("wss://");
         row(
-            &mut s,
+            s,
             if tls {
                 "TLS+WS handshakes/s"
             } else {
@@ -378,13 +415,13 @@ impl Report {
             },
             format!(
                 "{:.0} (connect phase {:.2}s)",
-                d.handshakes_per_s, self.connect_s
+                self.derived.handshakes_per_s, self.connect_s
             ),
         );
-        row(&mut s, "handshake latency", percentiles(&self.handshake));
+        row(s, "handshake latency", percentiles(&self.tally.handshake));
         if p.deflate {
             row(
-                &mut s,
+                s,
                 "permessage-deflate",
                 format!(
                     "accepted by the server on {} of {} connections; {} of {} messages arrived compressed",
@@ -392,116 +429,122 @@ impl Report {
                 ),
             );
         }
-        match self.scenario.as_str() {
-            "echo" => {
-                row(
-                    &mut s,
-                    "messages",
-                    format!(
-                        "{} sent, {} echoed, {} mismatched, {} unanswered",
-                        c.sent, c.received, c.mismatched, c.unanswered
-                    ),
-                );
-                row(
-                    &mut s,
-                    "echo throughput",
-                    format!(
-                        "{:.0} msg/s, {:.2} MB/s ({} B payload, {} in flight/conn, window {:.2}s)",
-                        d.messages_per_s, d.mb_per_s, p.size, p.in_flight, self.window_s
-                    ),
-                );
-                row(&mut s, "round trip", percentiles(&self.rtt));
-            }
-            "broadcast" => {
-                row(
-                    &mut s,
-                    "published",
-                    format!(
-                        "{} ({:.0}/s in window, {} publishers, {} B)",
-                        c.published, d.published_per_s, p.publishers, p.size
-                    ),
-                );
-                row(
-                    &mut s,
-                    "delivered",
-                    format!(
-                        "{} of {} expected, {:.0}/s in window ({:.2} MB/s)",
-                        c.received, d.expected_deliveries, d.messages_per_s, d.mb_per_s
-                    ),
-                );
-                row(
-                    &mut s,
-                    "lost / out of order",
-                    format!("{} / {}", d.lost, c.out_of_order),
-                );
-                row(&mut s, "fan-out latency", percentiles(&self.fanout));
-                if c.cross_received > 0 {
-                    row(
-                        &mut s,
-                        "across servers",
-                        format!(
-                            "{} delivered, {:.0}/s in window",
-                            c.cross_received, d.cross_per_s
-                        ),
-                    );
-                    row(
-                        &mut s,
-                        "fan-out across servers",
-                        percentiles(&self.fanout_cross),
-                    );
-                }
-            }
-            _ => {}
-        }
-        if c.pings > 0 {
-            row(&mut s, "server pings answered", c.pings.to_string());
-        }
-        if let Some(sv) = &self.server {
-            let mb = |x: Option<ProcSample>| {
-                x.map_or("-".into(), |x| {
-                    format!("{:.1} MiB", x.rss_bytes as f64 / 1048576.0)
-                })
-            };
+    }
+
+    /// The echo rows: messages, throughput, round trip.
+    fn write_echo(&self, s: &mut String) {
+        let (c, d, p) = (&self.tally.counters, &self.derived, &self.params);
+        row(
+            s,
+            "messages",
+            format!(
+                "{} sent, {} echoed, {} mismatched, {} unanswered",
+                c.sent, c.received, c.mismatched, c.unanswered
+            ),
+        );
+        row(
+            s,
+            "echo throughput",
+            format!(
+                "{:.0} msg/s, {:.2} MB/s ({} B payload, {} in flight/conn, window {:.2}s)",
+                d.messages_per_s, d.mb_per_s, p.size, p.in_flight, self.window_s
+            ),
+        );
+        row(s, "round trip", percentiles(&self.tally.rtt));
+    }
+
+    /// The broadcast rows: published, delivered, lost, fan-out, and across servers if any.
+    fn write_broadcast(&self, s: &mut String) {
+        let (c, d, p) = (&self.tally.counters, &self.derived, &self.params);
+        row(
+            s,
+            "published",
+            format!(
+                "{} ({:.0}/s in window, {} publishers, {} B)",
+                c.published, d.published_per_s, p.publishers, p.size
+            ),
+        );
+        row(
+            s,
+            "delivered",
+            format!(
+                "{} of {} expected, {:.0}/s in window ({:.2} MB/s)",
+                c.received, d.expected_deliveries, d.messages_per_s, d.mb_per_s
+            ),
+        );
+        row(
+            s,
+            "lost / out of order",
+            format!("{} / {}", d.lost, c.out_of_order),
+        );
+        row(s, "fan-out latency", percentiles(&self.tally.fanout));
+        if c.cross_received > 0 {
             row(
-                &mut s,
-                "server RSS",
+                s,
+                "across servers",
                 format!(
-                    "before {}, connected {}, end {} (pid {})",
-                    mb(sv.before),
-                    mb(sv.connected),
-                    mb(sv.end),
-                    sv.pid
+                    "{} delivered, {:.0}/s in window",
+                    c.cross_received, d.cross_per_s
                 ),
             );
-            if let Some(b) = d.server_rss_per_conn {
-                row(&mut s, "server RSS / connection", format!("{b:.0} bytes"));
-            }
-            if let Some(ms) = d.server_cpu_connect_ms_per_conn {
-                row(
-                    &mut s,
-                    "server CPU / connection",
-                    format!("{:.1} µs while connecting", ms * 1e3),
-                );
-            }
-            if let Some(cores) = d.server_cpu_hold_cores {
-                row(&mut s, "server CPU while held", format!("{cores:.3} cores"));
-            }
+            row(
+                s,
+                "fan-out across servers",
+                percentiles(&self.tally.fanout_cross),
+            );
         }
-        let errs = if self.errors.is_empty() {
-            "0".to_string()
-        } else {
-            let list: Vec<String> = self
-                .errors
-                .iter()
-                .map(|(k, v)| format!("{v} × {k}"))
-                .collect();
-            format!("{} ({})", c.errors, list.join("; "))
-        };
-        row(&mut s, "errors", errs);
-        for n in &self.notes {
-            let _ = writeln!(s, "  note: {n}");
+    }
+
+    /// `0`, or the total and every cause: `3 (2 × connect: refused; 1 × …)`.
+    fn error_list(&self) -> String {
+        if self.tally.errors.is_empty() {
+            return "0".to_string();
         }
-        s
+        let list: Vec<String> = self
+            .tally
+            .errors
+            .iter()
+            .map(|(k, v)| format!("{v} × {k}"))
+            .collect();
+        format!("{} ({})", self.tally.counters.errors, list.join("; "))
+    }
+}
+
+/// One summary row: the name in a column, then the value.
+fn row(s: &mut String, k: &str, v: String) {
+    let _ = writeln!(s, "  {k:<26} {v}");
+}
+
+/// The server rows: RSS at the samples, and the figures derived from them.
+fn write_server(s: &mut String, sv: &ServerStats, d: &Derived) {
+    let mb = |x: Option<ProcSample>| {
+        x.map_or("-".into(), |x| {
+            format!("{:.1} MiB", x.rss_bytes as f64 / 1048576.0)
+        })
+    };
+    row(
+        s,
+        "server RSS",
+        format!(
+            "before {}, connected {}, end {} (pid {})",
+            mb(sv.before),
+            mb(sv.connected),
+            mb(sv.end),
+            sv.pid
+        ),
+    );
+    if let Some(b) = d.server_rss_per_conn {
+        row(s, "server RSS / connection", format!("{b:.0} bytes"));
+    }
+    if let Some(ms) = d.server_cpu_connect_ms_per_conn {
+        row(
+            s,
+            "server CPU / connection",
+            format!("{:.1} µs while connecting", ms * 1e3),
+        );
+    }
+    if let Some(cores) = d.server_cpu_hold_cores {
+        row(s, "server CPU while held", format!("{cores:.3} cores"));
     }
 }
 
@@ -533,16 +576,16 @@ mod tests {
         };
         r.connect_s = window / 10.0;
         r.window_s = window;
-        r.counters.attempted = established + 1;
-        r.counters.established = established;
-        r.counters.connect_failed = 1;
-        r.counters.received = received;
-        r.counters.window_received = received;
-        r.counters.window_received_bytes = received * 32;
+        r.tally.counters.attempted = established + 1;
+        r.tally.counters.established = established;
+        r.tally.counters.connect_failed = 1;
+        r.tally.counters.received = received;
+        r.tally.counters.window_received = received;
+        r.tally.counters.window_received_bytes = received * 32;
         for &v in rtt {
-            r.rtt.record(v);
+            r.tally.rtt.record(v);
         }
-        count_error(&mut r.errors, "connect: connection refused");
+        count_error(&mut r.tally.errors, "connect: connection refused");
         r
     }
 
@@ -561,15 +604,15 @@ mod tests {
         m.merge(&a2);
         m.merge(&b2);
         m.derive();
-        assert_eq!(m.counters.established, 150);
-        assert_eq!(m.counters.attempted, 152);
-        assert_eq!(m.counters.received, 4000);
-        assert_eq!(m.errors["connect: connection refused"], 2);
-        assert_eq!(m.counters.errors, 2);
+        assert_eq!(m.tally.counters.established, 150);
+        assert_eq!(m.tally.counters.attempted, 152);
+        assert_eq!(m.tally.counters.received, 4000);
+        assert_eq!(m.tally.errors["connect: connection refused"], 2);
+        assert_eq!(m.tally.counters.errors, 2);
         assert_eq!(m.window_s, 2.5);
         assert_eq!(m.connect_s, 0.25);
-        assert_eq!(m.rtt.count(), 3);
-        assert!(m.rtt.max() >= 30_000 && m.rtt.max() < 30_100);
+        assert_eq!(m.tally.rtt.count(), 3);
+        assert!(m.tally.rtt.max() >= 30_000 && m.tally.rtt.max() < 30_100);
         assert!((m.derived.messages_per_s - 1600.0).abs() < 1e-9);
         assert!((m.derived.mb_per_s - 4000.0 * 32.0 / 2.5 / 1e6).abs() < 1e-12);
         assert!((m.derived.handshakes_per_s - 600.0).abs() < 1e-9);
@@ -583,16 +626,16 @@ mod tests {
             window_s: 1.0,
             ..Report::default()
         };
-        r.counters.established = 10;
-        r.counters.published = 7;
-        r.counters.received = 65;
-        r.counters.out_of_order = 1;
+        r.tally.counters.established = 10;
+        r.tally.counters.published = 7;
+        r.tally.counters.received = 65;
+        r.tally.counters.out_of_order = 1;
         r.derive();
         assert_eq!(r.derived.expected_deliveries, 70);
         assert_eq!(r.derived.lost, 5);
         assert_eq!(r.failures(), 6);
         // More received than expected (duplicates) is not negative loss.
-        r.counters.received = 80;
+        r.tally.counters.received = 80;
         r.derive();
         assert_eq!(r.derived.lost, 0);
     }
@@ -604,7 +647,7 @@ mod tests {
             window_s: 10.0,
             ..Report::default()
         };
-        r.counters.established = 1000;
+        r.tally.counters.established = 1000;
         r.server = Some(ServerStats {
             pid: 1,
             before: Some(ProcSample {
@@ -632,7 +675,7 @@ mod tests {
     #[test]
     fn summary_shows_errors_by_cause() {
         let mut r = shard(10, 10, 1.0, &[1000]);
-        count_error(&mut r.errors, "echo: payload mismatch");
+        count_error(&mut r.tally.errors, "echo: payload mismatch");
         r.derive();
         let s = r.summary();
         assert!(s.contains("errors"), "{s}");
@@ -645,7 +688,7 @@ mod tests {
     fn old_or_partial_json_still_parses() {
         let r: Report =
             serde_json::from_str(r#"{"scenario":"echo","counters":{"sent":3}}"#).unwrap();
-        assert_eq!(r.counters.sent, 3);
-        assert_eq!(r.rtt.count(), 0);
+        assert_eq!(r.tally.counters.sent, 3);
+        assert_eq!(r.tally.rtt.count(), 0);
     }
 }

@@ -42,114 +42,92 @@ fn bytes(v: f64) -> String {
     }
 }
 
-fn figures(scenario: &str) -> Vec<Figure> {
-    let errors = Figure {
-        name: "errors + lost",
-        get: |r| Some(r.failures() as f64),
-        fmt: count,
-        higher_is_better: false,
-    };
-    let per_core = |r: &Report| match r.derived.server_cpu_hold_cores {
+/// Higher is better (↑).
+const UP: bool = true;
+/// Lower is better (↓).
+const DOWN: bool = false;
+
+fn fig(
+    name: &'static str,
+    get: fn(&Report) -> Option<f64>,
+    fmt: fn(f64) -> String,
+    higher_is_better: bool,
+) -> Figure {
+    Figure {
+        name,
+        get,
+        fmt,
+        higher_is_better,
+    }
+}
+
+/// Messages per second per server core while held (none below 1% of a core: too noisy).
+fn per_core(r: &Report) -> Option<f64> {
+    match r.derived.server_cpu_hold_cores {
         Some(c) if c > 0.01 => Some(r.derived.messages_per_s / c),
         _ => None,
-    };
+    }
+}
+
+/// The figures a scenario's rows show, in order.
+fn figures(scenario: &str) -> Vec<Figure> {
+    let errors = fig("errors + lost", |r| Some(r.failures() as f64), count, DOWN);
+    fn rtt(r: &Report, q: f64) -> Option<f64> {
+        Some(r.tally.rtt.at(q) as f64)
+    }
+    fn fanout(r: &Report, q: f64) -> Option<f64> {
+        Some(r.tally.fanout.at(q) as f64)
+    }
+    fn handshake_p99(r: &Report) -> Option<f64> {
+        Some(r.tally.handshake.at(99.0) as f64)
+    }
     match scenario {
         "echo" => vec![
-            Figure {
-                name: "msg/s",
-                get: |r| Some(r.derived.messages_per_s),
-                fmt: count,
-                higher_is_better: true,
-            },
-            Figure {
-                name: "msg/s per server core",
-                get: per_core,
-                fmt: count,
-                higher_is_better: true,
-            },
-            Figure {
-                name: "RTT p50",
-                get: |r| Some(r.rtt.at(50.0) as f64),
-                fmt: ns,
-                higher_is_better: false,
-            },
-            Figure {
-                name: "RTT p99",
-                get: |r| Some(r.rtt.at(99.0) as f64),
-                fmt: ns,
-                higher_is_better: false,
-            },
-            Figure {
-                name: "RTT p99.9",
-                get: |r| Some(r.rtt.at(99.9) as f64),
-                fmt: ns,
-                higher_is_better: false,
-            },
+            fig("msg/s", |r| Some(r.derived.messages_per_s), count, UP),
+            fig("msg/s per server core", per_core, count, UP),
+            fig("RTT p50", |r| rtt(r, 50.0), ns, DOWN),
+            fig("RTT p99", |r| rtt(r, 99.0), ns, DOWN),
+            fig("RTT p99.9", |r| rtt(r, 99.9), ns, DOWN),
             errors,
         ],
         "broadcast" => vec![
-            Figure {
-                name: "deliveries/s",
-                get: |r| Some(r.derived.messages_per_s),
-                fmt: count,
-                higher_is_better: true,
-            },
-            Figure {
-                name: "deliveries/s per server core",
-                get: per_core,
-                fmt: count,
-                higher_is_better: true,
-            },
-            Figure {
-                name: "fan-out p50",
-                get: |r| Some(r.fanout.at(50.0) as f64),
-                fmt: ns,
-                higher_is_better: false,
-            },
-            Figure {
-                name: "fan-out p99",
-                get: |r| Some(r.fanout.at(99.0) as f64),
-                fmt: ns,
-                higher_is_better: false,
-            },
+            fig(
+                "deliveries/s",
+                |r| Some(r.derived.messages_per_s),
+                count,
+                UP,
+            ),
+            fig("deliveries/s per server core", per_core, count, UP),
+            fig("fan-out p50", |r| fanout(r, 50.0), ns, DOWN),
+            fig("fan-out p99", |r| fanout(r, 99.0), ns, DOWN),
             errors,
         ],
         "idle" => vec![
-            Figure {
-                name: "server RSS / connection",
-                get: |r| r.derived.server_rss_per_conn,
-                fmt: bytes,
-                higher_is_better: false,
-            },
-            Figure {
-                name: "server CPU / connection (connect)",
-                get: |r| r.derived.server_cpu_connect_ms_per_conn.map(|ms| ms * 1e6),
-                fmt: ns,
-                higher_is_better: false,
-            },
+            fig(
+                "server RSS / connection",
+                |r| r.derived.server_rss_per_conn,
+                bytes,
+                DOWN,
+            ),
+            fig(
+                "server CPU / connection (connect)",
+                |r| r.derived.server_cpu_connect_ms_per_conn.map(|ms| ms * 1e6),
+                ns,
+                DOWN,
+            ),
             // Connections are paced by the client here, so handshakes/s would measure the pacing:
             // the handshake latency under that load says more about the server.
-            Figure {
-                name: "handshake p99",
-                get: |r| Some(r.handshake.at(99.0) as f64),
-                fmt: ns,
-                higher_is_better: false,
-            },
+            fig("handshake p99", handshake_p99, ns, DOWN),
             errors,
         ],
         _ => vec![
-            Figure {
-                name: "handshakes/s",
-                get: |r| Some(r.derived.handshakes_per_s),
-                fmt: count,
-                higher_is_better: true,
-            },
-            Figure {
-                name: "handshake p99",
-                get: |r| Some(r.handshake.at(99.0) as f64),
-                fmt: ns,
-                higher_is_better: false,
-            },
+            fig(
+                "handshakes/s",
+                |r| Some(r.derived.handshakes_per_s),
+                count,
+                UP,
+            ),
+            fig("handshake p99", handshake_p99, ns, DOWN),
             errors,
         ],
     }
@@ -206,22 +184,6 @@ pub fn render(reports: &[Report], baseline: &str) -> String {
             cells.push(c);
         }
     }
-    let best = |cell: &str, label: &str| -> Option<&Report> {
-        reports
-            .iter()
-            .filter(|r| r.label == label && cell_name(r) == cell)
-            .max_by(|a, b| {
-                rank(a)
-                    .partial_cmp(&rank(b))
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            })
-    };
-    let runs = |cell: &str, label: &str| {
-        reports
-            .iter()
-            .filter(|r| r.label == label && cell_name(r) == cell)
-            .count()
-    };
 
     let mut s = String::new();
     let _ = write!(s, "| scenario | figure |");
@@ -242,30 +204,13 @@ pub fn render(reports: &[Report], baseline: &str) -> String {
             continue;
         };
         for f in figures(&scenario) {
-            let base = best(cell, baseline).and_then(|r| (f.get)(r));
-            let _ = write!(
-                s,
-                "| {cell} | {}{} |",
-                f.name,
-                if f.higher_is_better { " ↑" } else { " ↓" }
-            );
-            for l in &labels {
-                let v = best(cell, l).and_then(|r| (f.get)(r));
-                let text = match (v, base) {
-                    (None, _) => "–".to_string(),
-                    (Some(v), _) if l == baseline => (f.fmt)(v),
-                    (Some(v), Some(b)) if b != 0.0 => format!("{} ({:.2}×)", (f.fmt)(v), v / b),
-                    (Some(v), _) => (f.fmt)(v),
-                };
-                let _ = write!(s, " {text} |");
-            }
-            s.push('\n');
+            write_row(&mut s, reports, cell, &f, &labels, baseline);
         }
     }
     let rounds = cells
         .iter()
         .flat_map(|c| labels.iter().map(move |l| (c, l)))
-        .map(|(c, l)| runs(c, l))
+        .map(|(c, l)| runs(reports, c, l).len())
         .max()
         .unwrap_or(0);
     let _ = writeln!(
@@ -274,6 +219,52 @@ pub fn render(reports: &[Report], baseline: &str) -> String {
          lowest RSS per connection); ratios are server / {baseline}; ↑ higher is better, ↓ lower is better."
     );
     s
+}
+
+/// The runs of server `label` in `cell`.
+fn runs<'a>(reports: &'a [Report], cell: &str, label: &str) -> Vec<&'a Report> {
+    reports
+        .iter()
+        .filter(|r| r.label == label && cell_name(r) == cell)
+        .collect()
+}
+
+/// The best of those runs by [`rank`].
+fn best<'a>(reports: &'a [Report], cell: &str, label: &str) -> Option<&'a Report> {
+    runs(reports, cell, label).into_iter().max_by(|a, b| {
+        rank(a)
+            .partial_cmp(&rank(b))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    })
+}
+
+/// One row: figure `f` of `cell` for every server, with its ratio to the baseline's.
+fn write_row(
+    s: &mut String,
+    reports: &[Report],
+    cell: &str,
+    f: &Figure,
+    labels: &[String],
+    baseline: &str,
+) {
+    let base = best(reports, cell, baseline).and_then(|r| (f.get)(r));
+    let _ = write!(
+        s,
+        "| {cell} | {}{} |",
+        f.name,
+        if f.higher_is_better { " ↑" } else { " ↓" }
+    );
+    for l in labels {
+        let v = best(reports, cell, l).and_then(|r| (f.get)(r));
+        let text = match (v, base) {
+            (None, _) => "–".to_string(),
+            (Some(v), _) if l == baseline => (f.fmt)(v),
+            (Some(v), Some(b)) if b != 0.0 => format!("{} ({:.2}×)", (f.fmt)(v), v / b),
+            (Some(v), _) => (f.fmt)(v),
+        };
+        let _ = write!(s, " {text} |");
+    }
+    s.push('\n');
 }
 
 #[cfg(test)]
@@ -290,8 +281,8 @@ mod tests {
         r.params.connections = conns;
         r.params.size = 32;
         r.params.in_flight = 1;
-        r.counters.window_received = msgs as u64;
-        r.rtt.record(p99_ns);
+        r.tally.counters.window_received = msgs as u64;
+        r.tally.rtt.record(p99_ns);
         r.derive();
         r
     }

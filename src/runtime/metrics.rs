@@ -12,9 +12,10 @@ use std::fmt::{self, Write};
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::protocol::handshake::write_response;
-use crate::runtime::histogram::{Snapshot, BOUNDS_NS};
+use crate::runtime::histogram::{Histogram, Snapshot, WorkerHistograms, BOUNDS_NS};
 use crate::runtime::stats::Stats;
 use crate::runtime::Shared;
+use Values::{Bridge, Latency, LatencyPerWorker, PerWorker, Server, Total};
 
 /// The content type of the exposition.
 pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -46,286 +47,239 @@ pub(crate) fn answer(shared: &Shared, method: &str, path: &str) -> Option<Vec<u8
     Some(bytes)
 }
 
-/// Write every metric of the server behind `shared` to `out`.
-pub(crate) fn write(shared: &Shared, out: &mut impl Write) -> fmt::Result {
-    let mut total = Stats::default();
-    let per_worker: Vec<Stats> = shared
-        .stats
-        .iter()
-        .map(|w| {
-            let mut s = Stats::default();
-            s.add(w);
-            total.add(w);
-            s
-        })
-        .collect();
-    let s = &total;
-
-    gauge_per_worker(
-        out,
-        "volley_connections_open",
-        "WebSocket connections open now.",
-        per_worker.iter().map(|w| w.connections_open),
-    )?;
-    counter(
-        out,
-        "volley_connections_total",
-        "WebSocket connections opened since start.",
-        &[("", s.connections_total)],
-    )?;
-    gauge(
-        out,
-        "volley_sockets_open",
-        "Sockets held (handshaking and open), counted against max_connections.",
-        shared.conn_count.load(Relaxed) as u64,
-    )?;
-    counter(
-        out,
-        "volley_http_requests_total",
-        "Plain HTTP requests answered (Factory::http, the metrics path).",
-        &[("", s.http_requests)],
-    )?;
-    counter(
-        out,
-        "volley_handshakes_rejected_total",
-        "Upgrade requests refused, by reason.",
-        &[
-            ("reason=\"malformed\"", s.rejected_malformed),
-            ("reason=\"method\"", s.rejected_method),
-            ("reason=\"version\"", s.rejected_version),
-            ("reason=\"too_large\"", s.rejected_too_large),
-            ("reason=\"application\"", s.rejected_by_application),
-            ("reason=\"factory_panic\"", s.rejected_factory_panic),
-            ("reason=\"capacity\"", s.rejected_over_capacity),
-            ("reason=\"per_ip\"", s.rejected_per_ip),
-            ("reason=\"undecided\"", s.rejected_undecided),
-        ],
-    )?;
-    counter(
-        out,
-        "volley_upgrades_deferred_total",
-        "Upgrades the application deferred to decide on another thread.",
-        &[("", s.upgrades_deferred)],
-    )?;
-    let binary_in = s.messages_in.saturating_sub(s.text_messages_in);
-    counter(
-        out,
-        "volley_messages_received_total",
-        "Data messages received, by opcode.",
-        &[
-            ("opcode=\"text\"", s.text_messages_in),
-            ("opcode=\"binary\"", binary_in),
-        ],
-    )?;
-    let binary_out = s.messages_out.saturating_sub(s.text_messages_out);
-    counter(
-        out,
-        "volley_messages_sent_total",
-        "Data messages queued for sending (a publish counts once per recipient), by opcode.",
-        &[
-            ("opcode=\"text\"", s.text_messages_out),
-            ("opcode=\"binary\"", binary_out),
-        ],
-    )?;
-    counter(
-        out,
-        "volley_bytes_received_total",
-        "Payload bytes of data messages received (after inflating).",
-        &[("", s.bytes_in)],
-    )?;
-    counter(
-        out,
-        "volley_bytes_sent_total",
-        "Bytes written to sockets (frames, headers included).",
-        &[("", s.bytes_out)],
-    )?;
-    counter(
-        out,
-        "volley_compressed_messages_total",
-        "permessage-deflate compressed messages, by direction.",
-        &[
-            ("direction=\"received\"", s.compressed_in),
-            ("direction=\"sent\"", s.compressed_out),
-        ],
-    )?;
-    counter(
-        out,
-        "volley_deflate_contexts_released_total",
-        "Idle per-connection compressors released down to their window.",
-        &[("", s.deflate_released)],
-    )?;
-    counter(
-        out,
-        "volley_tls_errors_total",
-        "TLS connections closed for a TLS error (plaintext on a TLS port, a bad record, a \
-         failed handshake).",
-        &[("", s.tls_errors)],
-    )?;
-    counter(
-        out,
-        "volley_closes_total",
-        "WebSocket connections closed, by the close code their handler saw (1006: no close \
-         handshake).",
-        &[
-            ("code=\"1000\"", s.closes_normal),
-            ("code=\"1001\"", s.closes_going_away),
-            ("code=\"1002\"", s.closes_protocol_error),
-            ("code=\"1003\"", s.closes_unsupported),
-            ("code=\"1005\"", s.closes_no_status),
-            ("code=\"1006\"", s.closes_abnormal),
-            ("code=\"1007\"", s.closes_invalid_payload),
-            ("code=\"1008\"", s.closes_policy),
-            ("code=\"1009\"", s.closes_too_big),
-            ("code=\"1011\"", s.closes_internal),
-            ("code=\"other\"", s.closes_other),
-        ],
-    )?;
-    counter(
-        out,
-        "volley_protocol_errors_total",
-        "Connections failed for a protocol violation by the peer, by the close code sent.",
-        &[
-            ("code=\"1002\"", s.closed_protocol_error),
-            ("code=\"1007\"", s.closed_invalid_payload),
-            ("code=\"1009\"", s.closed_too_big),
-        ],
-    )?;
-    counter(
-        out,
-        "volley_timeouts_total",
-        "Connections ended by a timeout (handshake, heartbeat, idle, close).",
-        &[("", s.timeouts)],
-    )?;
-    counter(
-        out,
-        "volley_backpressure_events_total",
-        "Sends refused at a connection's outbound limit, by what the policy did.",
-        &[
-            ("action=\"closed\"", s.slow_consumers_closed),
-            ("action=\"dropped\"", s.dropped_messages),
-        ],
-    )?;
-    counter(
-        out,
-        "volley_dropped_deliveries_total",
-        "Messages dropped for a recipient at its outbound limit (BackpressurePolicy::Drop).",
-        &[("", s.dropped_messages)],
-    )?;
-    gauge_per_worker(
-        out,
-        "volley_outbound_queued_bytes",
-        "Bytes queued for sending and not yet written.",
-        per_worker.iter().map(|w| w.queued_bytes()),
-    )?;
-    let (topics, subscriptions) = {
-        let g = shared.topics.lock().unwrap_or_else(|e| e.into_inner());
-        (g.len() as u64, g.values().map(|&n| n as u64).sum::<u64>())
-    };
-    gauge(
-        out,
-        "volley_topics",
-        "Topics with at least one subscriber.",
-        topics,
-    )?;
-    gauge(
-        out,
-        "volley_subscriptions",
-        "Subscriptions (a connection subscribed to a topic) across all topics.",
-        subscriptions,
-    )?;
-    if shared.bridge.is_some() {
-        let mut b = Stats::default();
-        shared.bridge_stats.add_to(&mut b);
-        gauge(
-            out,
-            "volley_bridge_connected",
-            "1 while the bridge to other nodes reaches its broker, else 0.",
-            b.bridge_connected,
-        )?;
-        counter(
-            out,
-            "volley_bridge_messages_total",
-            "Messages through the bridge to other nodes, by direction (dropped: the outgoing \
-             queue was full).",
-            &[
-                ("direction=\"published\"", b.bridge_published),
-                ("direction=\"received\"", b.bridge_received),
-                ("direction=\"dropped\"", b.bridge_dropped),
-            ],
-        )?;
-        counter(
-            out,
-            "volley_bridge_reconnects_total",
-            "Connections to the bridge's broker made again after one was lost.",
-            &[("", b.bridge_reconnects)],
-        )?;
-    }
-
-    let hist = |pick: fn(&crate::runtime::histogram::WorkerHistograms) -> &_| {
-        shared
-            .histograms
-            .iter()
-            .map(|w| {
-                let mut snap = Snapshot::default();
-                crate::runtime::histogram::Histogram::add_to(pick(w), &mut snap);
-                snap
-            })
-            .collect::<Vec<Snapshot>>()
-    };
-    let sum = |v: &[Snapshot]| {
-        let mut all = Snapshot::default();
-        for s in v {
-            for (a, b) in all.buckets.iter_mut().zip(&s.buckets) {
-                *a += b;
-            }
-            all.sum_ns += s.sum_ns;
-        }
-        all
-    };
-    histogram(
-        out,
-        "volley_handler_duration_seconds",
-        "From the read that completed a message to the end of its handler call.",
-        &[("", sum(&hist(|w| &w.handler)))],
-    )?;
-    histogram(
-        out,
-        "volley_queue_wait_seconds",
-        "From a connection's oldest queued frame to the write that emptied its queue.",
-        &[("", sum(&hist(|w| &w.queue_wait)))],
-    )?;
-    let labelled = |v: Vec<Snapshot>| {
-        v.into_iter()
-            .enumerate()
-            .map(|(i, s)| (format!("worker=\"{i}\""), s))
-            .collect::<Vec<_>>()
-    };
-    let turns = labelled(hist(|w| &w.turn));
-    histogram(
-        out,
-        "volley_loop_turn_duration_seconds",
-        "One event-loop turn per worker: from poll's return to the end of its flushes.",
-        &turns
-            .iter()
-            .map(|(l, s)| (l.as_str(), s.clone()))
-            .collect::<Vec<_>>(),
-    )?;
-    let lags = labelled(hist(|w| &w.lag));
-    histogram(
-        out,
-        "volley_loop_lag_seconds",
-        "How late each worker woke for a timer deadline it asked poll for.",
-        &lags
-            .iter()
-            .map(|(l, s)| (l.as_str(), s.clone()))
-            .collect::<Vec<_>>(),
-    )?;
-    Ok(())
+/// What a scrape reads once: the workers' counters (each, and summed), the bridge's, and the
+/// counts kept in the shared state.
+struct Scrape {
+    per_worker: Vec<Stats>,
+    total: Stats,
+    /// `None` without a bridge: its metrics are left out.
+    bridge: Option<Stats>,
+    sockets: u64,
+    topics: u64,
+    subscriptions: u64,
 }
 
-fn header(out: &mut impl Write, name: &str, help: &str, kind: &str) -> fmt::Result {
-    writeln!(out, "# HELP {name} {help}")?;
-    writeln!(out, "# TYPE {name} {kind}")
+impl Scrape {
+    fn read(shared: &Shared) -> Self {
+        let mut total = Stats::default();
+        let per_worker: Vec<Stats> = shared
+            .stats
+            .iter()
+            .map(|w| {
+                let mut s = Stats::default();
+                s.add(w);
+                total.add(w);
+                s
+            })
+            .collect();
+        let (topics, subscriptions) = {
+            let g = shared.topics.lock().unwrap_or_else(|e| e.into_inner());
+            (g.len() as u64, g.values().map(|&n| n as u64).sum::<u64>())
+        };
+        Scrape {
+            per_worker,
+            total,
+            bridge: shared.bridge.as_ref().map(|_| {
+                let mut b = Stats::default();
+                shared.bridge_stats.add_to(&mut b);
+                b
+            }),
+            sockets: shared.conn_count.load(Relaxed) as u64,
+            topics,
+            subscriptions,
+        }
+    }
+}
+
+/// A metric's samples from counters: each a label set (`""`: none) and how to read its value.
+type Samples = &'static [(&'static str, fn(&Stats) -> u64)];
+
+/// Where a metric's samples come from.
+enum Values {
+    /// The server's counters summed over workers, one sample per label set (`""`: no labels).
+    Total(Samples),
+    /// One sample per worker, labelled `worker="N"` (sum them for the server's figure).
+    PerWorker(fn(&Stats) -> u64),
+    /// One value of the scrape that is not a worker counter.
+    Server(fn(&Scrape) -> u64),
+    /// The bridge's counters, one sample per label set; the metric is left out without a bridge.
+    Bridge(Samples),
+    /// A latency histogram summed over workers.
+    Latency(fn(&WorkerHistograms) -> &Histogram),
+    /// A latency histogram per worker, labelled `worker="N"`.
+    LatencyPerWorker(fn(&WorkerHistograms) -> &Histogram),
+}
+
+/// One metric family: name, Prometheus type, help text, and where its values come from.
+struct Metric(&'static str, &'static str, &'static str, Values);
+
+/// Every metric, in the order of the exposition.
+#[rustfmt::skip]
+const METRICS: &[Metric] = &[
+    Metric("volley_connections_open", "gauge", "WebSocket connections open now.",
+        PerWorker(|s| s.connections_open)),
+    Metric("volley_connections_total", "counter", "WebSocket connections opened since start.",
+        Total(&[("", |s| s.connections_total)])),
+    Metric("volley_sockets_open", "gauge",
+        "Sockets held (handshaking and open), counted against max_connections.",
+        Server(|s| s.sockets)),
+    Metric("volley_http_requests_total", "counter",
+        "Plain HTTP requests answered (Factory::http, the metrics path).",
+        Total(&[("", |s| s.http_requests)])),
+    Metric("volley_handshakes_rejected_total", "counter", "Upgrade requests refused, by reason.",
+        Total(&[
+            ("reason=\"malformed\"", |s| s.rejected_malformed),
+            ("reason=\"method\"", |s| s.rejected_method),
+            ("reason=\"version\"", |s| s.rejected_version),
+            ("reason=\"too_large\"", |s| s.rejected_too_large),
+            ("reason=\"application\"", |s| s.rejected_by_application),
+            ("reason=\"factory_panic\"", |s| s.rejected_factory_panic),
+            ("reason=\"capacity\"", |s| s.rejected_over_capacity),
+            ("reason=\"per_ip\"", |s| s.rejected_per_ip),
+            ("reason=\"undecided\"", |s| s.rejected_undecided),
+        ])),
+    Metric("volley_upgrades_deferred_total", "counter",
+        "Upgrades the application deferred to decide on another thread.",
+        Total(&[("", |s| s.upgrades_deferred)])),
+    Metric("volley_messages_received_total", "counter", "Data messages received, by opcode.",
+        Total(&[
+            ("opcode=\"text\"", |s| s.text_messages_in),
+            ("opcode=\"binary\"", |s| s.messages_in.saturating_sub(s.text_messages_in)),
+        ])),
+    Metric("volley_messages_sent_total", "counter",
+        "Data messages queued for sending (a publish counts once per recipient), by opcode.",
+        Total(&[
+            ("opcode=\"text\"", |s| s.text_messages_out),
+            ("opcode=\"binary\"", |s| s.messages_out.saturating_sub(s.text_messages_out)),
+        ])),
+    Metric("volley_bytes_received_total", "counter",
+        "Payload bytes of data messages received (after inflating).",
+        Total(&[("", |s| s.bytes_in)])),
+    Metric("volley_bytes_sent_total", "counter",
+        "Bytes written to sockets (frames, headers included).",
+        Total(&[("", |s| s.bytes_out)])),
+    Metric("volley_compressed_messages_total", "counter",
+        "permessage-deflate compressed messages, by direction.",
+        Total(&[
+            ("direction=\"received\"", |s| s.compressed_in),
+            ("direction=\"sent\"", |s| s.compressed_out),
+        ])),
+    Metric("volley_deflate_contexts_released_total", "counter",
+        "Idle per-connection compressors released down to their window.",
+        Total(&[("", |s| s.deflate_released)])),
+    Metric("volley_tls_errors_total", "counter",
+        "TLS connections closed for a TLS error (plaintext on a TLS port, a bad record, a \
+         failed handshake).",
+        Total(&[("", |s| s.tls_errors)])),
+    Metric("volley_closes_total", "counter",
+        "WebSocket connections closed, by the close code their handler saw (1006: no close \
+         handshake).",
+        Total(&[
+            ("code=\"1000\"", |s| s.closes_normal),
+            ("code=\"1001\"", |s| s.closes_going_away),
+            ("code=\"1002\"", |s| s.closes_protocol_error),
+            ("code=\"1003\"", |s| s.closes_unsupported),
+            ("code=\"1005\"", |s| s.closes_no_status),
+            ("code=\"1006\"", |s| s.closes_abnormal),
+            ("code=\"1007\"", |s| s.closes_invalid_payload),
+            ("code=\"1008\"", |s| s.closes_policy),
+            ("code=\"1009\"", |s| s.closes_too_big),
+            ("code=\"1011\"", |s| s.closes_internal),
+            ("code=\"other\"", |s| s.closes_other),
+        ])),
+    Metric("volley_protocol_errors_total", "counter",
+        "Connections failed for a protocol violation by the peer, by the close code sent.",
+        Total(&[
+            ("code=\"1002\"", |s| s.closed_protocol_error),
+            ("code=\"1007\"", |s| s.closed_invalid_payload),
+            ("code=\"1009\"", |s| s.closed_too_big),
+        ])),
+    Metric("volley_timeouts_total", "counter",
+        "Connections ended by a timeout (handshake, heartbeat, idle, close).",
+        Total(&[("", |s| s.timeouts)])),
+    Metric("volley_backpressure_events_total", "counter",
+        "Sends refused at a connection's outbound limit, by what the policy did.",
+        Total(&[
+            ("action=\"closed\"", |s| s.slow_consumers_closed),
+            ("action=\"dropped\"", |s| s.dropped_messages),
+        ])),
+    Metric("volley_dropped_deliveries_total", "counter",
+        "Messages dropped for a recipient at its outbound limit (BackpressurePolicy::Drop).",
+        Total(&[("", |s| s.dropped_messages)])),
+    Metric("volley_outbound_queued_bytes", "gauge", "Bytes queued for sending and not yet written.",
+        PerWorker(Stats::queued_bytes)),
+    Metric("volley_topics", "gauge", "Topics with at least one subscriber.",
+        Server(|s| s.topics)),
+    Metric("volley_subscriptions", "gauge",
+        "Subscriptions (a connection subscribed to a topic) across all topics.",
+        Server(|s| s.subscriptions)),
+    Metric("volley_bridge_connected", "gauge",
+        "1 while the bridge to other nodes reaches its broker, else 0.",
+        Bridge(&[("", |b| b.bridge_connected)])),
+    Metric("volley_bridge_messages_total", "counter",
+        "Messages through the bridge to other nodes, by direction (dropped: the outgoing \
+         queue was full).",
+        Bridge(&[
+            ("direction=\"published\"", |b| b.bridge_published),
+            ("direction=\"received\"", |b| b.bridge_received),
+            ("direction=\"dropped\"", |b| b.bridge_dropped),
+        ])),
+    Metric("volley_bridge_reconnects_total", "counter",
+        "Connections to the bridge's broker made again after one was lost.",
+        Bridge(&[("", |b| b.bridge_reconnects)])),
+    Metric("volley_handler_duration_seconds", "histogram",
+        "From the read that completed a message to the end of its handler call.",
+        Latency(|w| &w.handler)),
+    Metric("volley_queue_wait_seconds", "histogram",
+        "From a connection's oldest queued frame to the write that emptied its queue.",
+        Latency(|w| &w.queue_wait)),
+    Metric("volley_loop_turn_duration_seconds", "histogram",
+        "One event-loop turn per worker: from poll's return to the end of its flushes.",
+        LatencyPerWorker(|w| &w.turn)),
+    Metric("volley_loop_lag_seconds", "histogram",
+        "How late each worker woke for a timer deadline it asked poll for.",
+        LatencyPerWorker(|w| &w.lag)),
+];
+
+/// Write every metric of the server behind `shared` to `out`.
+pub(crate) fn write(shared: &Shared, out: &mut impl Write) -> fmt::Result {
+    let scrape = Scrape::read(shared);
+    for Metric(name, kind, help, values) in METRICS {
+        if matches!(values, Bridge(_)) && scrape.bridge.is_none() {
+            continue;
+        }
+        writeln!(out, "# HELP {name} {help}")?;
+        writeln!(out, "# TYPE {name} {kind}")?;
+        match values {
+            Total(samples) => labelled(out, name, samples, &scrape.total)?,
+            Bridge(samples) => {
+                if let Some(b) = &scrape.bridge {
+                    labelled(out, name, samples, b)?;
+                }
+            }
+            PerWorker(v) => {
+                for (i, w) in scrape.per_worker.iter().enumerate() {
+                    sample(out, name, &format!("worker=\"{i}\""), v(w))?;
+                }
+            }
+            Server(v) => sample(out, name, "", v(&scrape))?,
+            Latency(pick) => {
+                let mut all = Snapshot::default();
+                for w in shared.histograms.iter() {
+                    pick(w).add_to(&mut all);
+                }
+                histogram(out, name, "", &all)?;
+            }
+            LatencyPerWorker(pick) => {
+                for (i, w) in shared.histograms.iter().enumerate() {
+                    let mut snap = Snapshot::default();
+                    pick(w).add_to(&mut snap);
+                    histogram(out, name, &format!("worker=\"{i}\""), &snap)?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `name{labels} value`, without braces for empty labels.
@@ -337,63 +291,36 @@ fn sample(out: &mut impl Write, name: &str, labels: &str, value: impl fmt::Displ
     }
 }
 
-fn counter(out: &mut impl Write, name: &str, help: &str, samples: &[(&str, u64)]) -> fmt::Result {
-    header(out, name, help, "counter")?;
+/// One sample per label set, read from `stats`.
+fn labelled(out: &mut impl Write, name: &str, samples: Samples, stats: &Stats) -> fmt::Result {
     for (labels, v) in samples {
-        sample(out, name, labels, v)?;
+        sample(out, name, labels, v(stats))?;
     }
     Ok(())
 }
 
-fn gauge(out: &mut impl Write, name: &str, help: &str, value: u64) -> fmt::Result {
-    header(out, name, help, "gauge")?;
-    sample(out, name, "", value)
-}
-
-/// A gauge with one sample per worker (`worker="N"`); sum them for the server's figure.
-fn gauge_per_worker(
-    out: &mut impl Write,
-    name: &str,
-    help: &str,
-    values: impl Iterator<Item = u64>,
-) -> fmt::Result {
-    header(out, name, help, "gauge")?;
-    for (i, v) in values.enumerate() {
-        sample(out, name, &format!("worker=\"{i}\""), v)?;
-    }
-    Ok(())
-}
-
-fn histogram(
-    out: &mut impl Write,
-    name: &str,
-    help: &str,
-    series: &[(&str, Snapshot)],
-) -> fmt::Result {
-    header(out, name, help, "histogram")?;
-    for (labels, snap) in series {
-        let sep = if labels.is_empty() { "" } else { "," };
-        let mut cumulative = 0;
-        for (bound, n) in BOUNDS_NS.iter().zip(&snap.buckets) {
-            cumulative += n;
-            let le = *bound as f64 / 1e9;
-            writeln!(
-                out,
-                "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
-            )?;
-        }
-        cumulative += snap.buckets[BOUNDS_NS.len()];
+/// The buckets (cumulative), sum and count of one histogram series.
+fn histogram(out: &mut impl Write, name: &str, labels: &str, snap: &Snapshot) -> fmt::Result {
+    let sep = if labels.is_empty() { "" } else { "," };
+    let mut cumulative = 0;
+    for (bound, n) in BOUNDS_NS.iter().zip(&snap.buckets) {
+        cumulative += n;
+        let le = *bound as f64 / 1e9;
         writeln!(
             out,
-            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}"
+            "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
         )?;
-        sample(
-            out,
-            &format!("{name}_sum"),
-            labels,
-            snap.sum_ns as f64 / 1e9,
-        )?;
-        sample(out, &format!("{name}_count"), labels, cumulative)?;
     }
-    Ok(())
+    cumulative += snap.buckets[BOUNDS_NS.len()];
+    writeln!(
+        out,
+        "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}"
+    )?;
+    sample(
+        out,
+        &format!("{name}_sum"),
+        labels,
+        snap.sum_ns as f64 / 1e9,
+    )?;
+    sample(out, &format!("{name}_count"), labels, cumulative)
 }

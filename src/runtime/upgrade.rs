@@ -193,7 +193,10 @@ fn upgrade<F: Factory>(
         .transpose()
     {
         Ok(key) => key,
-        Err(refused) => return refused,
+        Err(bytes) => {
+            let reason = Rejection::PerIp;
+            return Outcome::Rejected { bytes, reason };
+        }
     };
     let release = || {
         if let (Some(l), Some(key)) = (limits, ip_key) {
@@ -236,9 +239,9 @@ fn upgrade<F: Factory>(
     }
 }
 
-/// Count a connection from `ip` against the per-IP limits: its key in the table, or the 429
-/// that refuses it.
-fn admit_ip<H>(limits: &IpLimits, label: ConnLabel, ip: IpAddr) -> Result<IpAddr, Outcome<H>> {
+/// Count a connection from `ip` against the per-IP limits: its key in the table, or the bytes
+/// of the 429 that refuses it.
+fn admit_ip(limits: &IpLimits, label: ConnLabel, ip: IpAddr) -> Result<IpAddr, Vec<u8>> {
     let key = limits.key(ip);
     match limits.admit(key, std::time::Instant::now()) {
         Ok(()) => Ok(key),
@@ -247,10 +250,7 @@ fn admit_ip<H>(limits: &IpLimits, label: ConnLabel, ip: IpAddr) -> Result<IpAddr
             let resp = Response::new(429)
                 .header("Retry-After", refusal.retry_after.to_string())
                 .body("too many connections from your address\n");
-            Err(Outcome::Rejected {
-                bytes: response_bytes(&resp),
-                reason: Rejection::PerIp,
-            })
+            Err(response_bytes(&resp))
         }
     }
 }

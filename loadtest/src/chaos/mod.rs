@@ -268,36 +268,7 @@ fn member(
                 5000
             })));
         match ws.recv() {
-            Ok(Got::Text(m)) => {
-                let mut parts = m.splitn(3, ':');
-                let (tag, seq) = (
-                    parts.next(),
-                    parts.next().and_then(|s| s.parse::<u64>().ok()),
-                );
-                match (tag, seq) {
-                    (Some("b"), Some(seq)) if m == payload("b", seq, m.len()) => {
-                        if seq != next {
-                            if seq > next {
-                                h.lost.fetch_add(seq - next, Relaxed);
-                            } else {
-                                h.reordered.fetch_add(1, Relaxed);
-                            }
-                            h.error(format!("member {id}: expected #{next}, got #{seq}"));
-                        }
-                        h.received.fetch_add(1, Relaxed);
-                        next = seq + 1;
-                    }
-                    // The slow readers' 64 KiB messages share the room; skip them.
-                    _ if m.bytes().all(|b| b == b'x') => {}
-                    _ => {
-                        h.corrupted.fetch_add(1, Relaxed);
-                        h.error(format!(
-                            "member {id}: corrupted message of {} bytes",
-                            m.len()
-                        ));
-                    }
-                }
-            }
+            Ok(Got::Text(m)) => check_room_message(&m, id, &mut next, h),
             Ok(Got::Binary(b)) if b.iter().all(|&x| x == b'x') => {}
             Ok(other) => return h.error(format!("member {id}: got {other:?}")),
             Err(e)
@@ -321,6 +292,39 @@ fn member(
     ws.close();
 }
 
+/// Count a text message a room member got: the next publish (or a gap, or one out of order), a
+/// slow reader's filler (skipped), or a corrupted one.
+fn check_room_message(m: &str, id: usize, next: &mut u64, h: &Healthy) {
+    let mut parts = m.splitn(3, ':');
+    let (tag, seq) = (
+        parts.next(),
+        parts.next().and_then(|s| s.parse::<u64>().ok()),
+    );
+    match (tag, seq) {
+        (Some("b"), Some(seq)) if m == payload("b", seq, m.len()) => {
+            if seq != *next {
+                if seq > *next {
+                    h.lost.fetch_add(seq - *next, Relaxed);
+                } else {
+                    h.reordered.fetch_add(1, Relaxed);
+                }
+                h.error(format!("member {id}: expected #{next}, got #{seq}"));
+            }
+            h.received.fetch_add(1, Relaxed);
+            *next = seq + 1;
+        }
+        // The slow readers' 64 KiB messages share the room; skip them.
+        _ if m.bytes().all(|b| b == b'x') => {}
+        _ => {
+            h.corrupted.fetch_add(1, Relaxed);
+            h.error(format!(
+                "member {id}: corrupted message of {} bytes",
+                m.len()
+            ));
+        }
+    }
+}
+
 fn soak(o: &Opts) -> bool {
     // One round trip first, so the server has finished starting (its listener may accept
     // before every worker's descriptors exist) and the baseline is a serving server's.
@@ -337,49 +341,8 @@ fn soak(o: &Opts) -> bool {
         "chaos: {} against {} for {:?}: {} echo clients, {} room members, {} abusers",
         o.pid, o.addr, o.duration, o.echo, o.subscribers, o.abusers
     );
-    let bomb = Arc::new(abuse::Bomb::new());
-    let stop = Arc::new(AtomicBool::new(false));
-    let healthy = Arc::new(Healthy::default());
-    let published = Arc::new(AtomicU64::new(0));
-    let joined = Arc::new(AtomicU64::new(0));
-    let abused = Arc::new(Mutex::new(vec![0u64; abuse::BEHAVIOURS.len()]));
-    let mut threads = Vec::new();
-    // Members first (the publisher waits for them), then the echo clients.
-    for id in (1..o.subscribers.max(1)).chain([0]) {
-        let (stop, published, joined, h) = (
-            stop.clone(),
-            published.clone(),
-            joined.clone(),
-            healthy.clone(),
-        );
-        let addr = o.addr;
-        let members = o.subscribers.max(1) as u64;
-        threads.push(std::thread::spawn(move || {
-            if id == 0 {
-                while joined.load(Relaxed) < members - 1 {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
-            member(addr, id, &stop, &published, &joined, &h)
-        }));
-    }
-    for id in 0..o.echo {
-        let (stop, h, addr) = (stop.clone(), healthy.clone(), o.addr);
-        threads.push(std::thread::spawn(move || echo_client(addr, id, &stop, &h)));
-    }
-    let mut abusers = Vec::new();
-    for a in 0..o.abusers {
-        let (stop, bomb, abused, addr) = (stop.clone(), bomb.clone(), abused.clone(), o.addr);
-        abusers.push(std::thread::spawn(move || {
-            let mut i = a;
-            while !stop.load(Relaxed) {
-                let (_, f) = abuse::BEHAVIOURS[i % abuse::BEHAVIOURS.len()];
-                f(addr, &bomb);
-                abused.lock().unwrap()[i % abuse::BEHAVIOURS.len()] += 1;
-                i += 1;
-            }
-        }));
-    }
+    let crowd = Crowd::new();
+    let threads = crowd.spawn(o);
     // Sample the server while it runs.
     let start = Instant::now();
     let mut samples = vec![(0.0, rss0)];
@@ -394,8 +357,8 @@ fn soak(o: &Opts) -> bool {
             }
         }
     }
-    stop.store(true, Relaxed);
-    for t in threads.into_iter().chain(abusers) {
+    crowd.stop.store(true, Relaxed);
+    for t in threads {
         let _ = t.join();
     }
     // A fresh client is still served.
@@ -408,65 +371,161 @@ fn soak(o: &Opts) -> bool {
     let end = settle(o.pid, fds0, 15);
     alive &= end.is_some() && matches!(served, Ok(true));
     let (rss1, fds1) = end.unwrap_or((0, usize::MAX));
-    let peak = samples.iter().map(|s| s.1).max().unwrap_or(rss0);
+    let server = Seen {
+        alive,
+        rss: [
+            rss0,
+            samples.iter().map(|s| s.1).max().unwrap_or(rss0),
+            rss1,
+        ],
+        fds: [fds0, fds1],
+    };
     samples.push((start.elapsed().as_secs_f64(), rss1));
+    crowd.verdict(o, &server, &samples)
+}
 
-    let h = &healthy;
-    let rtt = h.rtt.lock().unwrap();
-    let (lost, reordered, corrupted) = (
-        h.lost.load(Relaxed),
-        h.reordered.load(Relaxed),
-        h.corrupted.load(Relaxed),
-    );
-    let mib = |b: u64| b as f64 / (1 << 20) as f64;
-    println!("chaos soak, {:?}:", o.duration);
-    println!(
-        "  healthy: {} messages sent, {} received ({} broadcast publishes); lost {lost}, \
-         reordered {reordered}, corrupted {corrupted}",
-        h.sent.load(Relaxed),
-        h.received.load(Relaxed),
-        published.load(Relaxed)
-    );
-    println!(
-        "  echo round trip: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms ({} samples)",
-        rtt.at(50.0) as f64 / 1e6,
-        rtt.at(99.0) as f64 / 1e6,
-        rtt.at(99.9) as f64 / 1e6,
-        rtt.max() as f64 / 1e6,
-        rtt.count()
-    );
-    let abused = abused.lock().unwrap();
-    let list: Vec<String> = abuse::BEHAVIOURS
-        .iter()
-        .zip(abused.iter())
-        .map(|((name, _), n)| format!("{name} {n}"))
-        .collect();
-    println!("  abusive: {}", list.join(", "));
-    println!(
-        "  server: {}; RSS {:.1} MiB at the start, {:.1} MiB peak, {:.1} MiB at the end; \
-         descriptors {fds0} at the start, {fds1} at the end",
-        if alive {
-            "up and serving"
-        } else {
-            "DOWN or not serving"
-        },
-        mib(rss0),
-        mib(peak),
-        mib(rss1)
-    );
-    for e in h.errors.lock().unwrap().iter() {
-        println!("  healthy client error: {e}");
-    }
-    if let Some(path) = &o.svg {
-        match std::fs::write(path, rss_svg(&samples, "server RSS during the chaos soak")) {
-            Ok(()) => println!("  RSS plot: {path}"),
-            Err(e) => eprintln!("chaos: {path}: {e}"),
+/// What the soak's clients share: the stop flag, the healthy clients' findings, the room's
+/// publish count, the abusers' deflate bomb and how often each abuse ran.
+struct Crowd {
+    stop: Arc<AtomicBool>,
+    healthy: Arc<Healthy>,
+    published: Arc<AtomicU64>,
+    joined: Arc<AtomicU64>,
+    bomb: Arc<abuse::Bomb>,
+    abused: Arc<Mutex<Vec<u64>>>,
+}
+
+/// The server during the soak: still up and serving; RSS at the start, its peak, at the end;
+/// descriptors at the start and the end.
+struct Seen {
+    alive: bool,
+    rss: [u64; 3],
+    fds: [usize; 2],
+}
+
+impl Crowd {
+    fn new() -> Self {
+        Crowd {
+            stop: Arc::default(),
+            healthy: Arc::default(),
+            published: Arc::default(),
+            joined: Arc::default(),
+            bomb: Arc::new(abuse::Bomb::new()),
+            abused: Arc::new(Mutex::new(vec![0u64; abuse::BEHAVIOURS.len()])),
         }
     }
-    let errors = !h.errors.lock().unwrap().is_empty();
-    let ok = alive && lost == 0 && reordered == 0 && corrupted == 0 && !errors && fds1 <= fds0;
-    println!("  {}", if ok { "PASSED" } else { "FAILED" });
-    ok
+
+    /// Start the room members (the publisher waits for the others), the echo clients and the
+    /// abusers; their threads, in that order.
+    fn spawn(&self, o: &Opts) -> Vec<std::thread::JoinHandle<()>> {
+        let mut threads = Vec::new();
+        let members = o.subscribers.max(1) as u64;
+        for id in (1..o.subscribers.max(1)).chain([0]) {
+            let (stop, published, joined, h, addr) = (
+                self.stop.clone(),
+                self.published.clone(),
+                self.joined.clone(),
+                self.healthy.clone(),
+                o.addr,
+            );
+            threads.push(std::thread::spawn(move || {
+                if id == 0 {
+                    while joined.load(Relaxed) < members - 1 {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
+                member(addr, id, &stop, &published, &joined, &h)
+            }));
+        }
+        for id in 0..o.echo {
+            let (stop, h, addr) = (self.stop.clone(), self.healthy.clone(), o.addr);
+            threads.push(std::thread::spawn(move || echo_client(addr, id, &stop, &h)));
+        }
+        for a in 0..o.abusers {
+            let (stop, bomb, abused, addr) = (
+                self.stop.clone(),
+                self.bomb.clone(),
+                self.abused.clone(),
+                o.addr,
+            );
+            threads.push(std::thread::spawn(move || {
+                let mut i = a;
+                while !stop.load(Relaxed) {
+                    let (_, f) = abuse::BEHAVIOURS[i % abuse::BEHAVIOURS.len()];
+                    f(addr, &bomb);
+                    abused.lock().unwrap()[i % abuse::BEHAVIOURS.len()] += 1;
+                    i += 1;
+                }
+            }));
+        }
+        threads
+    }
+
+    /// Print what the soak found (and the RSS plot); whether it passed.
+    fn verdict(&self, o: &Opts, server: &Seen, samples: &[(f64, u64)]) -> bool {
+        let h = &self.healthy;
+        let rtt = h.rtt.lock().unwrap();
+        let (lost, reordered, corrupted) = (
+            h.lost.load(Relaxed),
+            h.reordered.load(Relaxed),
+            h.corrupted.load(Relaxed),
+        );
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        println!("chaos soak, {:?}:", o.duration);
+        println!(
+            "  healthy: {} messages sent, {} received ({} broadcast publishes); lost {lost}, \
+             reordered {reordered}, corrupted {corrupted}",
+            h.sent.load(Relaxed),
+            h.received.load(Relaxed),
+            self.published.load(Relaxed)
+        );
+        println!(
+            "  echo round trip: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms ({} samples)",
+            rtt.at(50.0) as f64 / 1e6,
+            rtt.at(99.0) as f64 / 1e6,
+            rtt.at(99.9) as f64 / 1e6,
+            rtt.max() as f64 / 1e6,
+            rtt.count()
+        );
+        let abused = self.abused.lock().unwrap();
+        let list: Vec<String> = abuse::BEHAVIOURS
+            .iter()
+            .zip(abused.iter())
+            .map(|((name, _), n)| format!("{name} {n}"))
+            .collect();
+        println!("  abusive: {}", list.join(", "));
+        let ([rss0, peak, rss1], [fds0, fds1]) = (server.rss, server.fds);
+        println!(
+            "  server: {}; RSS {:.1} MiB at the start, {:.1} MiB peak, {:.1} MiB at the end; \
+             descriptors {fds0} at the start, {fds1} at the end",
+            if server.alive {
+                "up and serving"
+            } else {
+                "DOWN or not serving"
+            },
+            mib(rss0),
+            mib(peak),
+            mib(rss1)
+        );
+        for e in h.errors.lock().unwrap().iter() {
+            println!("  healthy client error: {e}");
+        }
+        if let Some(path) = &o.svg {
+            match std::fs::write(path, rss_svg(samples, "server RSS during the chaos soak")) {
+                Ok(()) => println!("  RSS plot: {path}"),
+                Err(e) => eprintln!("chaos: {path}: {e}"),
+            }
+        }
+        let errors = !h.errors.lock().unwrap().is_empty();
+        let ok = server.alive
+            && lost == 0
+            && reordered == 0
+            && corrupted == 0
+            && !errors
+            && fds1 <= fds0;
+        println!("  {}", if ok { "PASSED" } else { "FAILED" });
+        ok
+    }
 }
 
 /// The leak check: `n` connect/upgrade/echo/close cycles from 8 threads, each binding to the

@@ -11,127 +11,25 @@
 pub mod conn;
 pub mod plan;
 pub mod session;
+pub mod shared;
 pub mod tls;
 pub mod worker;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed, Ordering::Release};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use crate::cli::Options;
-use crate::report::Report;
+use crate::report::{Report, Tally};
 use plan::Plan;
-use worker::{ThreadResult, Worker};
-
-/// Opening connections.
-pub const CONNECT: u8 = 0;
-/// The measurement window.
-pub const RUN: u8 = 1;
-/// After the window: no new requests, outstanding ones may still arrive.
-pub const DRAIN: u8 = 2;
-/// Closing every connection.
-pub const CLOSE: u8 = 3;
+pub use shared::{Progress, CLOSE, CONNECT, DRAIN, RUN};
+use shared::{Shared, ThreadState};
+use worker::Worker;
 
 /// How often shards report progress.
 pub const PROGRESS_EVERY: Duration = Duration::from_millis(500);
-
-/// Per-thread progress, written by the thread, read by the control thread.
-#[derive(Debug, Default)]
-pub struct ThreadState {
-    /// Counters mirrored from the thread's stats.
-    pub attempted: AtomicU64,
-    /// Handshakes completed.
-    pub established: AtomicU64,
-    /// Connect failures.
-    pub failed: AtomicU64,
-    /// Established connections lost.
-    pub dropped: AtomicU64,
-    /// Messages sent.
-    pub sent: AtomicU64,
-    /// Messages received.
-    pub received: AtomicU64,
-    /// Errors.
-    pub errors: AtomicU64,
-    /// Every planned connection is established or failed.
-    pub connect_done: AtomicBool,
-    /// When that happened, ns after the shard's epoch.
-    pub last_connect_ns: AtomicU64,
-    /// Nothing outstanding (echo: no request in flight).
-    pub drained: AtomicBool,
-    /// The thread has finished.
-    pub finished: AtomicBool,
-}
-
-/// State shared by a shard's threads.
-#[derive(Debug)]
-pub struct Shared {
-    /// Current phase.
-    pub phase: AtomicU8,
-    /// One per poll thread.
-    pub threads: Vec<ThreadState>,
-    /// wss:// targets: the TLS client configuration.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
-}
-
-/// A progress snapshot, summed over a shard's threads.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Progress {
-    /// Phase.
-    pub phase: u8,
-    /// Connections attempted.
-    pub attempted: u64,
-    /// Established.
-    pub established: u64,
-    /// Failed to connect.
-    pub failed: u64,
-    /// Dropped after connecting.
-    pub dropped: u64,
-    /// Messages sent.
-    pub sent: u64,
-    /// Messages received.
-    pub received: u64,
-    /// Errors.
-    pub errors: u64,
-}
-
-impl Progress {
-    /// Sum of two snapshots (phase: the lowest, i.e. the laggard's).
-    pub fn add(&self, o: &Progress) -> Progress {
-        Progress {
-            phase: self.phase.min(o.phase),
-            attempted: self.attempted + o.attempted,
-            established: self.established + o.established,
-            failed: self.failed + o.failed,
-            dropped: self.dropped + o.dropped,
-            sent: self.sent + o.sent,
-            received: self.received + o.received,
-            errors: self.errors + o.errors,
-        }
-    }
-}
-
-impl Shared {
-    fn snapshot(&self) -> Progress {
-        let mut p = Progress {
-            phase: self.phase.load(Relaxed),
-            ..Progress::default()
-        };
-        for t in &self.threads {
-            p.attempted += t.attempted.load(Relaxed);
-            p.established += t.established.load(Relaxed);
-            p.failed += t.failed.load(Relaxed);
-            p.dropped += t.dropped.load(Relaxed);
-            p.sent += t.sent.load(Relaxed);
-            p.received += t.received.load(Relaxed);
-            p.errors += t.errors.load(Relaxed);
-        }
-        p
-    }
-}
 
 /// What shards tell the coordinator. The `usize` is the shard's index.
 #[derive(Debug)]
@@ -259,16 +157,58 @@ fn wait_go(shared: &Shared, tag: usize, tx: &Sender<ShardEvent>, go: &Receiver<b
     }
 }
 
+/// Every thread's state satisfies `f` (a condition for [`tick_until`]).
+fn all(f: fn(&ThreadState) -> bool) -> impl Fn(&Shared) -> bool {
+    move |s: &Shared| s.threads.iter().all(f)
+}
+
+/// The shard's control thread: the phases, then the threads' tallies merged into its report.
 fn control(
     opts: Arc<Options>,
     shared: Arc<Shared>,
-    handles: Vec<JoinHandle<ThreadResult>>,
+    handles: Vec<JoinHandle<Tally>>,
     epoch: Instant,
     tag: usize,
     tx: Sender<ShardEvent>,
     go: Receiver<bool>,
 ) {
-    let all = |f: fn(&ThreadState) -> bool| move |s: &Shared| s.threads.iter().all(f);
+    let connect_s = connect_phase(&opts, &shared, epoch, tag, &tx);
+    let _ = tx.send(ShardEvent::Ready(tag));
+    let (window, drain) = if wait_go(&shared, tag, &tx, &go) {
+        run_phase(&opts, &shared, tag, &tx, &go)
+    } else {
+        (Duration::ZERO, Duration::ZERO)
+    };
+    shared.phase.store(CLOSE, Release);
+
+    let mut report = Report::new(&opts);
+    report.connect_s = connect_s;
+    report.window_s = window.as_secs_f64();
+    report.drain_s = drain.as_secs_f64();
+    for h in handles {
+        match h.join() {
+            Ok(tally) => report.merge(&Report {
+                tally,
+                ..Report::default()
+            }),
+            Err(_) => {
+                let _ = tx.send(ShardEvent::Failed(tag, "a poll thread panicked".into()));
+                return;
+            }
+        }
+    }
+    report.derive();
+    let _ = tx.send(ShardEvent::Result(tag, Box::new(report)));
+}
+
+/// Wait until every thread has opened its connections (bounded); the connect phase's seconds.
+fn connect_phase(
+    opts: &Options,
+    shared: &Shared,
+    epoch: Instant,
+    tag: usize,
+    tx: &Sender<ShardEvent>,
+) -> f64 {
     // Bounded: connections / rate + the connect timeout + slack, whatever the server does.
     let connect_bound = Duration::from_secs_f64(if opts.connect_rate > 0.0 {
         opts.connections as f64 / opts.connect_rate
@@ -278,9 +218,9 @@ fn control(
         + opts.connect_timeout
         + Duration::from_secs(10);
     tick_until(
-        &shared,
+        shared,
         tag,
-        &tx,
+        tx,
         connect_bound,
         all(|t| t.connect_done.load(Relaxed) || t.finished.load(Relaxed)),
     );
@@ -290,59 +230,37 @@ fn control(
         .map(|t| t.last_connect_ns.load(Relaxed))
         .max()
         .unwrap_or(0);
-    let connect_s = if connect_ns > 0 {
+    if connect_ns > 0 {
         connect_ns as f64 / 1e9
     } else {
         epoch.elapsed().as_secs_f64()
-    };
-    let _ = tx.send(ShardEvent::Ready(tag));
-
-    let mut window = Duration::ZERO;
-    let mut drain = Duration::ZERO;
-    if wait_go(&shared, tag, &tx, &go) {
-        let start = Instant::now();
-        shared.phase.store(RUN, Release);
-        tick_until(&shared, tag, &tx, opts.duration, |_| false);
-        shared.phase.store(DRAIN, Release);
-        window = start.elapsed();
-        let drain_start = Instant::now();
-        tick_until(
-            &shared,
-            tag,
-            &tx,
-            opts.grace,
-            all(|t| t.drained.load(Relaxed) || t.finished.load(Relaxed)),
-        );
-        drain = drain_start.elapsed();
-        let _ = tx.send(ShardEvent::Held(tag));
-        let _ = wait_go(&shared, tag, &tx, &go);
     }
-    shared.phase.store(CLOSE, Release);
+}
 
-    let mut report = Report::new(&opts);
-    report.connect_s = connect_s;
-    report.window_s = window.as_secs_f64();
-    report.drain_s = drain.as_secs_f64();
-    for h in handles {
-        match h.join() {
-            Ok(r) => {
-                let mut part = Report {
-                    counters: r.counters,
-                    errors: r.errors,
-                    ..Report::default()
-                };
-                part.handshake = r.handshake;
-                part.rtt = r.rtt;
-                part.fanout = r.fanout;
-                part.fanout_cross = r.fanout_cross;
-                report.merge(&part);
-            }
-            Err(_) => {
-                let _ = tx.send(ShardEvent::Failed(tag, "a poll thread panicked".into()));
-                return;
-            }
-        }
-    }
-    report.derive();
-    let _ = tx.send(ShardEvent::Result(tag, Box::new(report)));
+/// The window, then the drain (up to the grace), then wait for go to close: the window's and
+/// the drain's lengths.
+fn run_phase(
+    opts: &Options,
+    shared: &Shared,
+    tag: usize,
+    tx: &Sender<ShardEvent>,
+    go: &Receiver<bool>,
+) -> (Duration, Duration) {
+    let start = Instant::now();
+    shared.phase.store(RUN, Release);
+    tick_until(shared, tag, tx, opts.duration, |_| false);
+    shared.phase.store(DRAIN, Release);
+    let window = start.elapsed();
+    let drain_start = Instant::now();
+    tick_until(
+        shared,
+        tag,
+        tx,
+        opts.grace,
+        all(|t| t.drained.load(Relaxed) || t.finished.load(Relaxed)),
+    );
+    let drain = drain_start.elapsed();
+    let _ = tx.send(ShardEvent::Held(tag));
+    let _ = wait_go(shared, tag, tx, go);
+    (window, drain)
 }

@@ -2,9 +2,6 @@
 //! frames in and out (echo requests, broadcast messages, pings, deflate), and the close. The
 //! per-thread state it needs lives in [`Ctx`], so a connection and its context borrow apart.
 
-//! One poll thread: a `mio::Poll` owning its share of the connections. It paces new connections,
-//! drives the scenario on each, and counts everything in thread-local stats (merged at the end).
-
 use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -16,11 +13,10 @@ use volley::protocol::reader::{Event, ReaderConfig};
 use volley::Message;
 
 use super::conn::{push_frame, Conn, State};
-use super::worker::ThreadResult;
-use super::{Shared, RUN};
+use super::shared::{Shared, RUN};
 use crate::cli::{Options, Scenario};
 use crate::payload::{Pattern, Rng};
-use crate::report::count_error;
+use crate::report::{count_error, Tally};
 
 /// The permessage-deflate offer `--deflate` sends: plain, allowing the server to limit our window.
 pub(super) const DEFLATE_OFFER: &str = "permessage-deflate; client_max_window_bits";
@@ -58,7 +54,7 @@ pub(super) struct Ctx {
     pub(super) pending: usize,
     /// Connections alive (any state).
     pub(super) alive: usize,
-    pub(super) res: ThreadResult,
+    pub(super) res: Tally,
 }
 
 /// `"what: connection refused"` from an I/O error (its kind, without the os error number).

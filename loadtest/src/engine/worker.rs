@@ -1,8 +1,7 @@
-//! A poll thread: its mio loop (readiness, deadlines, phases, opening connections on the
-//! plan's schedule, publishing), with each connection's protocol in `session.rs`.
-
-//! One poll thread: a `mio::Poll` owning its share of the connections. It paces new connections,
-//! drives the scenario on each, and counts everything in thread-local stats (merged at the end).
+//! One poll thread: a `mio::Poll` owning its share of the connections, and its loop (readiness,
+//! deadlines, phases, opening connections on the plan's schedule, publishing). Each
+//! connection's protocol is in `session.rs`; everything is counted in a thread-local
+//! [`Tally`], merged by the shard's control thread at the end.
 
 use std::collections::VecDeque;
 use std::io;
@@ -18,31 +17,13 @@ use volley::protocol::reader::{ReaderConfig, Role};
 use super::conn::{Conn, State};
 use super::plan::Plan;
 use super::session::{io_cause, unix_ns, Ctx, Ending, DEFLATE_OFFER, SCRATCH};
-use super::{Shared, CLOSE, CONNECT, DRAIN, RUN};
+use super::shared::{Shared, CLOSE, CONNECT, DRAIN, RUN};
 use crate::cli::{Options, Scenario};
-use crate::hist::Hist;
 use crate::payload::{Pattern, Rng};
-use crate::report::{count_error, Counters, ErrorMap};
+use crate::report::{count_error, Tally};
 
 /// How long the close handshake may take at the end before it counts as an error.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// What a thread found; merged by the shard's control thread.
-#[derive(Debug, Default)]
-pub struct ThreadResult {
-    /// Counts.
-    pub counters: Counters,
-    /// Errors by cause.
-    pub errors: ErrorMap,
-    /// Handshake latency.
-    pub handshake: Hist,
-    /// Echo round trip.
-    pub rtt: Hist,
-    /// Broadcast fan-out latency.
-    pub fanout: Hist,
-    /// Of those, from publishers on another target (server).
-    pub fanout_cross: Hist,
-}
 
 /// A poll thread.
 pub struct Worker {
@@ -114,13 +95,13 @@ impl Worker {
                 outstanding: 0,
                 pending: 0,
                 alive: 0,
-                res: ThreadResult::default(),
+                res: Tally::default(),
             },
         })
     }
 
     /// Run until the close phase is over.
-    pub fn run(mut self) -> ThreadResult {
+    pub fn run(mut self) -> Tally {
         loop {
             let now = Instant::now();
             let phase = self.ctx.shared.phase.load(Acquire);
