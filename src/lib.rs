@@ -61,6 +61,7 @@ pub use runtime::handle::{ConnHandle, ConnId, ServerHandle};
 pub use runtime::handler::{Factory, Handler, RateLimited, Request, Response, Upgrade};
 pub use runtime::stats::Stats;
 pub use runtime::stream::ReadStreamer;
+pub use runtime::streams::{HistoryOptions, Recovery, Since, StreamPosition, Subscribed};
 #[cfg(feature = "tls")]
 pub use runtime::tls::TlsConfig;
 pub use server::{Server, ServerBuilder};

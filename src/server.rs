@@ -17,6 +17,7 @@ use crate::runtime::bridge::{Bridge, BridgeNode, BridgeStats};
 use crate::runtime::handle::ServerHandle;
 use crate::runtime::handler::Factory;
 use crate::runtime::stats::WorkerStats;
+use crate::runtime::streams::{HistoryOptions, Streams};
 use crate::runtime::worker::{Worker, WAKER};
 use crate::runtime::{Remote, Shared};
 
@@ -28,6 +29,8 @@ pub struct ServerBuilder {
     #[cfg(feature = "metrics")]
     metrics_path: Option<String>,
     bridge: Option<Arc<dyn Bridge>>,
+    /// (topic prefix, options) of the topics that keep a history.
+    history: Vec<(String, HistoryOptions)>,
 }
 
 /// One address to listen on, plain or TLS.
@@ -95,12 +98,33 @@ impl ServerBuilder {
         self
     }
 
+    /// Keep a bounded history for the topics whose name starts with `prefix` (`""`: every
+    /// topic; the longest matching prefix decides): their publications
+    /// ([`Context::publish_stream`](crate::Context::publish_stream),
+    /// [`ServerHandle::publish_stream`]) get offsets, and a subscriber can recover what it
+    /// missed ([`Context::subscribe_stream`](crate::Context::subscribe_stream)). The history
+    /// lives in this process's memory (a restart starts new epochs) and streams stay on this
+    /// node: the bridge does not carry them.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use volley::{HistoryOptions, Server};
+    /// let builder = Server::builder()
+    ///     .bind("127.0.0.1:9001")
+    ///     .history("room.", HistoryOptions::new(1000, Duration::from_secs(300)));
+    /// ```
+    pub fn history(mut self, prefix: impl Into<String>, options: HistoryOptions) -> Self {
+        self.history.push((prefix.into(), options));
+        self
+    }
+
     /// Bind, start the worker threads, and return the running server.
     pub fn start<F: Factory>(self, factory: F) -> Result<Server, Error> {
         let extras = Extras {
             #[cfg(feature = "metrics")]
             metrics_path: self.metrics_path,
             bridge: self.bridge,
+            streams: Streams::new(self.history),
         };
         let mut listeners = self.listeners;
         if listeners.is_empty() {
@@ -119,6 +143,7 @@ struct Extras {
     #[cfg(feature = "metrics")]
     metrics_path: Option<String>,
     bridge: Option<Arc<dyn Bridge>>,
+    streams: Streams,
 }
 
 /// A running WebSocket server: worker threads started, listening.
@@ -155,6 +180,7 @@ impl Server {
             #[cfg(feature = "metrics")]
             metrics_path: None,
             bridge: None,
+            history: Vec::new(),
         }
     }
 
@@ -251,6 +277,7 @@ impl Server {
             metrics_path: extras.metrics_path,
             bridge: extras.bridge,
             bridge_stats: BridgeStats::default(),
+            streams: extras.streams,
         }
     }
 

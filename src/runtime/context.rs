@@ -13,7 +13,9 @@ use crate::protocol::message::Message;
 use crate::protocol::reader::Streaming;
 use crate::runtime::connection::ConnCore;
 use crate::runtime::handle::{ConnHandle, ConnId, ServerHandle};
-use crate::runtime::pubsub::SharedFrame;
+use crate::runtime::pubsub::{SharedFrame, StreamSkip};
+use crate::runtime::stats::bump;
+use crate::runtime::streams::{Backlog, Recovery, Since, StreamPosition, Subscribed};
 use crate::runtime::worker::{Action, WorkerState};
 use crate::runtime::Delivery;
 
@@ -247,6 +249,73 @@ impl Context<'_> {
     pub fn publish_others(&mut self, topic: &str, msg: impl Into<Message>) {
         let me = Some(self.id());
         self.publish_skipping(topic, msg.into(), me, Compress::Auto);
+    }
+
+    /// Publish to a topic that keeps a history ([`ServerBuilder::history`]): the message gets
+    /// the topic's next offset, and `build` makes it from that position (once: every
+    /// subscriber, live or recovering, gets the same frame; put the position in the payload so
+    /// that clients can resume from it). Returns the position, or `None` (and publishes
+    /// nothing) if the topic keeps no history. Streams stay on this node.
+    ///
+    /// [`ServerBuilder::history`]: crate::ServerBuilder::history
+    pub fn publish_stream(
+        &mut self,
+        topic: &str,
+        build: impl FnOnce(&StreamPosition) -> Message,
+    ) -> Option<StreamPosition> {
+        let shared = &self.state.shared;
+        shared
+            .streams
+            .publish(&shared.remotes, topic, build, Compress::Auto)
+    }
+
+    /// Subscribe to a topic that keeps a history, from `since`: with [`Since::After`], every
+    /// publication after that position is sent first, in order, then the live ones, with no
+    /// gap and no duplicate, or the answer says [`Recovery::Failed`] (the position is older
+    /// than the history, of another epoch, or unknown) and the subscription is live from the
+    /// current position. `None` if the topic keeps no history (not subscribed). A connection
+    /// already subscribed stays so, and gets nothing from the history ([`Recovery::Live`]).
+    pub fn subscribe_stream(&mut self, topic: &str, since: Since) -> Option<Subscribed> {
+        let shared = self.state.shared.clone();
+        let (core, state) = (&mut *self.core, &mut *self.state);
+        let (position, recovery) = shared.streams.subscribe(topic, &since, |backlog, last| {
+            if !state.subscribe(core, topic) {
+                return Recovery::Live;
+            }
+            // Live deliveries start after `last`, whatever the backlog was.
+            state.stream_skips.push(StreamSkip {
+                slot: core.slot,
+                generation: core.generation,
+                topic: Arc::from(topic),
+                upto: last,
+            });
+            let (frames, latest) = match backlog {
+                Backlog::Nothing { failed } => {
+                    return if failed {
+                        Recovery::Failed
+                    } else {
+                        Recovery::Live
+                    };
+                }
+                Backlog::Frames { frames, latest } => (frames, latest),
+            };
+            let sent = frames
+                .iter()
+                .take_while(|f| state.send_shared(core, f).is_ok())
+                .count();
+            match (latest, sent == frames.len()) {
+                (_, false) => Recovery::Failed,
+                (true, true) => Recovery::Latest,
+                (false, true) => Recovery::Recovered { missed: sent },
+            }
+        })?;
+        let st = self.state.stats();
+        match recovery {
+            Recovery::Recovered { .. } => bump(&st.recoveries, 1),
+            Recovery::Failed => bump(&st.recoveries_failed, 1),
+            Recovery::Live | Recovery::Latest => {}
+        }
+        Some(Subscribed { position, recovery })
     }
 
     /// Send `msg` to every open connection of the server, this one included.

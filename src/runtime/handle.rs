@@ -13,6 +13,7 @@ use crate::protocol::close::CloseCode;
 use crate::protocol::message::Message;
 use crate::runtime::pubsub::SharedFrame;
 use crate::runtime::stats::Stats;
+use crate::runtime::streams::StreamPosition;
 use crate::runtime::{deliver_everywhere, Command, Delivery, Shared, ShutdownPlan};
 
 /// Identifies one connection for the server's lifetime: (worker, slot, generation). A slot
@@ -207,6 +208,19 @@ impl ServerHandle {
                 skip: None,
             },
         );
+    }
+
+    /// [`Context::publish_stream`](crate::Context::publish_stream) from any thread: the
+    /// position of the publication, or `None` if `topic` keeps no history.
+    pub fn publish_stream(
+        &self,
+        topic: &str,
+        build: impl FnOnce(&StreamPosition) -> Message,
+    ) -> Option<StreamPosition> {
+        let shared = &self.shared;
+        shared
+            .streams
+            .publish(&shared.remotes, topic, build, Compress::Auto)
     }
 
     /// Send `msg` to every open connection.

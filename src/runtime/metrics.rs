@@ -57,6 +57,8 @@ struct Scrape {
     sockets: u64,
     topics: u64,
     subscriptions: u64,
+    /// Publications held in every stream's history.
+    history: u64,
 }
 
 impl Scrape {
@@ -87,6 +89,7 @@ impl Scrape {
             sockets: shared.conn_count.load(Relaxed) as u64,
             topics,
             subscriptions,
+            history: shared.streams.held() as u64,
         }
     }
 }
@@ -213,6 +216,12 @@ const METRICS: &[Metric] = &[
     Metric("volley_subscriptions", "gauge",
         "Subscriptions (a connection subscribed to a topic) across all topics.",
         Server(|s| s.subscriptions)),
+    Metric("volley_history_publications", "gauge",
+        "Publications held in the history of topics that keep one (for recovery).",
+        Server(|s| s.history)),
+    Metric("volley_recoveries_total", "counter",
+        "Stream subscriptions from a position, by outcome: every missed publication sent, or not recoverable.",
+        Total(&[("outcome=\"recovered\"", |s| s.recoveries), ("outcome=\"failed\"", |s| s.recoveries_failed)])),
     Metric("volley_bridge_connected", "gauge",
         "1 while the bridge to other nodes reaches its broker, else 0.",
         Bridge(&[("", |b| b.bridge_connected)])),

@@ -12,6 +12,7 @@ pub(crate) mod handle;
 pub(crate) mod handler;
 #[cfg(feature = "metrics")]
 pub(crate) mod histogram;
+pub(crate) mod history;
 pub(crate) mod limits;
 #[cfg(feature = "metrics")]
 pub(crate) mod metrics;
@@ -19,6 +20,7 @@ pub(crate) mod outqueue;
 pub(crate) mod pubsub;
 pub(crate) mod stats;
 pub(crate) mod stream;
+pub(crate) mod streams;
 pub(crate) mod timer;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
@@ -87,6 +89,13 @@ pub(crate) enum Delivery {
         frame: SharedFrame,
         skip: Option<ConnId>,
     },
+    /// A publication of a topic that keeps a history, with its offset (`streams.rs`): every
+    /// worker receives a stream's publications in offset order.
+    Stream {
+        topic: Arc<str>,
+        frame: SharedFrame,
+        offset: u64,
+    },
 }
 
 /// How to reach one worker from another thread.
@@ -141,6 +150,8 @@ pub(crate) struct Shared {
     /// The bridge's counters (`bridge_*`; written by the bridge's threads and, for drops, by
     /// workers).
     pub bridge_stats: BridgeStats,
+    /// The topics that keep a history, and their streams.
+    pub streams: streams::Streams,
 }
 
 impl Shared {

@@ -41,6 +41,16 @@ impl SharedFrame {
     }
 }
 
+/// A connection that recovered a stream up to `upto`: live deliveries of `topic` at or before
+/// that offset, still on their way to this worker, are not sent to it again.
+#[derive(Debug)]
+pub(crate) struct StreamSkip {
+    pub slot: u32,
+    pub generation: u32,
+    pub topic: Arc<str>,
+    pub upto: u64,
+}
+
 /// One worker's topics.
 #[derive(Debug, Default)]
 pub(crate) struct Topics {

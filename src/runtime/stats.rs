@@ -172,6 +172,12 @@ counters! {
     bridge_dropped,
     /// Connections to the bridge's broker made again after one was lost.
     bridge_reconnects,
+    /// Stream subscriptions that recovered every publication after their position
+    /// ([`Recovery::Recovered`](crate::Recovery::Recovered)).
+    recoveries,
+    /// Stream subscriptions whose position could not be recovered
+    /// ([`Recovery::Failed`](crate::Recovery::Failed)).
+    recoveries_failed,
 }
 
 impl Stats {

@@ -14,7 +14,9 @@ use bytes::BytesMut;
 use volley::protocol::frame::{Frame, OpCode};
 use volley::protocol::handshake;
 use volley::protocol::reader::{Event, Reader, ReaderConfig, Role};
-use volley::{CloseCode, CloseFrame, Config, Factory, Message, Server, ServerHandle};
+use volley::{
+    CloseCode, CloseFrame, Config, Factory, Message, Server, ServerBuilder, ServerHandle,
+};
 
 /// A server running on its own thread; shut down on drop.
 pub struct TestServer {
@@ -25,11 +27,12 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start<F: Factory>(config: Config, factory: F) -> TestServer {
-        let server = Server::builder()
-            .config(config)
-            .bind("127.0.0.1:0")
-            .start(factory)
-            .expect("start");
+        TestServer::start_with(Server::builder().config(config), factory)
+    }
+
+    /// Start from a builder (bound to a free loopback port here).
+    pub fn start_with<F: Factory>(builder: ServerBuilder, factory: F) -> TestServer {
+        let server = builder.bind("127.0.0.1:0").start(factory).expect("start");
         let addr = server.local_addr();
         let handle = server.handle();
         let thread = std::thread::spawn(move || server.run().expect("run"));

@@ -143,6 +143,7 @@ impl<F: Factory> Worker<F> {
                 reader_cfg,
                 deflate,
                 arena: FrameArena::default(),
+                stream_skips: Vec::new(),
             },
             block,
             frame_pool: FramePool::default(),
@@ -363,6 +364,35 @@ impl<F: Factory> Worker<F> {
         self.scratch = subs;
     }
 
+    /// A stream's publication: like any publish, but not to the connections that recovered it
+    /// already (`WorkerState::stream_skips`).
+    fn fan_out_stream(&mut self, topic: &Arc<str>, frame: &SharedFrame, offset: u64) {
+        let skips = &mut self.state.stream_skips;
+        // Deliveries come in offset order: a skip this one passes is done with.
+        skips.retain(|s| s.topic != *topic || s.upto >= offset);
+        if !skips.iter().any(|s| s.topic == *topic) {
+            return self.fan_out_local(topic, frame, None);
+        }
+        let mut subs = std::mem::take(&mut self.scratch);
+        subs.clear();
+        subs.extend(self.state.topics.subscribers(topic));
+        for &slot in &subs {
+            let Some(conn) = self.conns.get_mut(slot as usize) else {
+                continue;
+            };
+            let generation = conn.core.generation;
+            let sent = self
+                .state
+                .stream_skips
+                .iter()
+                .any(|s| s.slot == slot && s.generation == generation && s.topic == *topic);
+            if !sent {
+                let _ = self.state.send_shared(&mut conn.core, frame);
+            }
+        }
+        self.scratch = subs;
+    }
+
     fn broadcast_local(&mut self, frame: &SharedFrame, skip: Option<ConnId>) {
         let id = self.state.id;
         for (slot, conn) in self.conns.iter_mut() {
@@ -384,6 +414,11 @@ impl<F: Factory> Worker<F> {
         match d {
             Delivery::Publish { topic, frame, skip } => self.fan_out_local(topic, frame, *skip),
             Delivery::Broadcast { frame, skip } => self.broadcast_local(frame, *skip),
+            Delivery::Stream {
+                topic,
+                frame,
+                offset,
+            } => self.fan_out_stream(topic, frame, *offset),
         }
     }
 
@@ -485,6 +520,9 @@ impl<F: Factory> Worker<F> {
         );
         if let Some(k) = conn.core.timer.take() {
             self.state.timers.cancel(k);
+        }
+        if !self.state.stream_skips.is_empty() {
+            self.state.stream_skips.retain(|s| s.slot != slot as u32);
         }
         if let Some(mut extra) = conn.core.extra.take() {
             if let Some(p) = extra.parked.take() {

@@ -17,7 +17,7 @@ use crate::protocol::reader::ReaderConfig;
 use crate::runtime::buffers::FrameArena;
 use crate::runtime::compress::WorkerDeflate;
 use crate::runtime::connection::{flags, ConnCore, Fragmenting, Phase, RateState};
-use crate::runtime::pubsub::{SharedFrame, Topics};
+use crate::runtime::pubsub::{SharedFrame, StreamSkip, Topics};
 use crate::runtime::stats::{bump, WorkerStats};
 use crate::runtime::timer::TimerWheel;
 use crate::runtime::Delivery;
@@ -67,6 +67,8 @@ pub(crate) struct WorkerState {
     pub deflate: WorkerDeflate,
     /// Where small frames and frame headers are encoded (reused once written).
     pub arena: FrameArena,
+    /// Recovered stream subscriptions whose live deliveries may still repeat what was sent.
+    pub stream_skips: Vec<StreamSkip>,
 }
 
 impl WorkerState {
