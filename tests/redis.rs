@@ -293,3 +293,34 @@ fn redis_killed_and_restarted_mid_test() {
     }
     let _ = TcpStream::connect(("127.0.0.1", redis.port)).expect("redis is up");
 }
+
+/// Users across nodes: `send_to_user` on one node reaches the user's connections on both, and
+/// `disconnect_user` on the other closes them all; another user is not touched.
+#[test]
+fn users_are_reached_and_disconnected_across_nodes() {
+    let redis = Redis::start();
+    let a = Node::start(&redis, "u:", 1024);
+    let b = Node::start(&redis, "u:", 1024);
+    let mut on_a = a.client();
+    let mut on_b = b.client();
+    let mut other = b.client();
+    for (c, user) in [(&mut on_a, "ann"), (&mut on_b, "ann"), (&mut other, "bob")] {
+        c.send_text(&format!("user {user}"));
+        assert_eq!(c.recv_text(), format!("user {user}"));
+    }
+    // (The internal topics' names start with a NUL byte.)
+    wait_numsub(&redis, "u:\0user/ann", 2);
+    a.handle.send_to_user("ann", "from a");
+    assert_eq!(on_a.recv_text(), "from a");
+    assert_eq!(on_b.recv_text(), "from a");
+    assert!(other.silent_for(100));
+    wait_numsub(&redis, "u:\0kick/ann", 2);
+    b.handle
+        .disconnect_user("ann", volley::CloseCode(4001), "bye");
+    for c in [&mut on_a, &mut on_b] {
+        let f = c.expect_close().expect("a close frame");
+        assert_eq!(f.code, volley::CloseCode(4001));
+    }
+    b.handle.send_to_user("bob", "still here");
+    assert_eq!(other.recv_text(), "still here");
+}

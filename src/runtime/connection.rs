@@ -136,6 +136,8 @@ pub(crate) struct Extra {
     pub fragmenting: Option<Box<Fragmenting>>,
     /// The application asked for `on_drain` once the queue has been written.
     pub drain_requested: bool,
+    /// The user this connection belongs to (`Context::set_user`).
+    pub user: Option<std::sync::Arc<str>>,
     /// Which messages this connection receives in chunks ([`Config::streaming`] at the start).
     ///
     /// [`Config::streaming`]: crate::Config::streaming

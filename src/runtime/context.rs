@@ -16,6 +16,7 @@ use crate::runtime::handle::{ConnHandle, ConnId, ServerHandle};
 use crate::runtime::pubsub::{SharedFrame, StreamSkip};
 use crate::runtime::stats::bump;
 use crate::runtime::streams::{Backlog, Recovery, Since, StreamPosition, Subscribed};
+use crate::runtime::users;
 use crate::runtime::worker::{Action, WorkerState};
 use crate::runtime::Delivery;
 
@@ -175,6 +176,32 @@ impl Context<'_> {
         self.state.start_close(self.core, code, reason);
     }
 
+    /// Tie this connection to the user `user` (an application's id: after its token was
+    /// checked, say): [`ServerHandle::send_to_user`] and [`ServerHandle::disconnect_user`]
+    /// then reach it, from any node of a bridged cluster. A connection belongs to one user at a
+    /// time (setting another replaces it; `None` unties it). Reuses topics: each user's
+    /// connections subscribe to two internal topics, left out of topic listings.
+    pub fn set_user(&mut self, user: Option<&str>) {
+        if let Some(old) = self.core.extra.as_mut().and_then(|x| x.user.take()) {
+            self.state
+                .unsubscribe(self.core, &users::messages_topic(&old));
+            self.state
+                .unsubscribe(self.core, &users::disconnects_topic(&old));
+        }
+        if let Some(user) = user {
+            self.state
+                .subscribe(self.core, &users::messages_topic(user));
+            self.state
+                .subscribe(self.core, &users::disconnects_topic(user));
+            self.core.extra().user = Some(Arc::from(user));
+        }
+    }
+
+    /// The user this connection is tied to ([`Context::set_user`]).
+    pub fn user(&self) -> Option<&str> {
+        self.core.extra.as_ref().and_then(|x| x.user.as_deref())
+    }
+
     /// Bytes queued for this connection and not yet accepted by its socket.
     pub fn buffered_amount(&self) -> usize {
         self.core.queued()
@@ -217,6 +244,9 @@ impl Context<'_> {
             .as_ref()
             .map(|e| self.state.topics.names(&e.topics))
             .unwrap_or_default()
+            .into_iter()
+            .filter(|t| !users::is_internal(t))
+            .collect()
     }
 
     /// Subscribers of `topic` across the whole server.

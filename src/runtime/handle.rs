@@ -14,6 +14,7 @@ use crate::protocol::message::Message;
 use crate::runtime::pubsub::SharedFrame;
 use crate::runtime::stats::Stats;
 use crate::runtime::streams::StreamPosition;
+use crate::runtime::users;
 use crate::runtime::{deliver_everywhere, Command, Delivery, Shared, ShutdownPlan};
 
 /// Identifies one connection for the server's lifetime: (worker, slot, generation). A slot
@@ -223,6 +224,25 @@ impl ServerHandle {
             .publish(&shared.remotes, topic, build, Compress::Auto)
     }
 
+    /// Send `msg` to every connection tied to `user` ([`Context::set_user`]) on every node
+    /// (through the bridge, if any), encoded once.
+    ///
+    /// [`Context::set_user`]: crate::Context::set_user
+    pub fn send_to_user(&self, user: &str, msg: impl Into<Message>) {
+        self.publish(&users::messages_topic(user), msg);
+    }
+
+    /// Close every connection tied to `user` on every node, with `code` and `reason`.
+    pub fn disconnect_user(&self, user: &str, code: CloseCode, reason: &str) {
+        let payload = users::encode_disconnect(code, reason);
+        self.publish(&users::disconnects_topic(user), Message::Binary(payload));
+    }
+
+    /// This node's connections tied to `user`.
+    pub fn user_connections(&self, user: &str) -> usize {
+        self.subscriber_count(&users::messages_topic(user))
+    }
+
     /// Send `msg` to every open connection.
     pub fn broadcast(&self, msg: impl Into<Message>) {
         let frame = SharedFrame::encode(&msg.into(), Compress::Auto);
@@ -242,7 +262,10 @@ impl ServerHandle {
     /// Every topic with at least one subscriber, with its subscriber count.
     pub fn topics(&self) -> Vec<(String, usize)> {
         let g = self.shared.topics.lock().unwrap_or_else(|e| e.into_inner());
-        g.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+        g.iter()
+            .filter(|(k, _)| !users::is_internal(k))
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect()
     }
 
     /// The server's statistics and latency histograms in the Prometheus text exposition format

@@ -25,6 +25,7 @@ pub(crate) mod timer;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
 pub(crate) mod upgrade;
+pub(crate) mod users;
 pub(crate) mod worker;
 
 use std::collections::HashMap;

@@ -4,8 +4,8 @@ use volley::{Context, Handler, Message};
 
 /// Text commands: `sub T`, `unsub T` (answered with `sub T true|false`, `unsub T …`),
 /// `pub T M`, `others T M`, `local T M`, `all M`, `allothers M`, `count T` (answered with
-/// `count T N`), `topics` (answered with `topics A,B`); a binary message is published as it is
-/// on topic `bin`.
+/// `count T N`), `topics` (answered with `topics A,B`), `user U` (`Context::set_user`, `user -`
+/// unties; answered with `user U`); a binary message is published as it is on topic `bin`.
 pub struct TopicCommands;
 
 impl Handler for TopicCommands {
@@ -37,6 +37,10 @@ impl Handler for TopicCommands {
             "count" => {
                 let n = ctx.subscriber_count(a);
                 let _ = ctx.send(format!("count {a} {n}"));
+            }
+            "user" => {
+                ctx.set_user(Some(a).filter(|u| *u != "-"));
+                let _ = ctx.send(format!("user {}", ctx.user().unwrap_or("-")));
             }
             "topics" => {
                 let mut t = ctx.topics();

@@ -29,6 +29,7 @@ use crate::runtime::handler::{Factory, Handler};
 use crate::runtime::pubsub::{SharedFrame, Topics};
 use crate::runtime::stats::{bump, close_counter, drop_one};
 use crate::runtime::timer::TimerWheel;
+use crate::runtime::users;
 use crate::runtime::Delivery;
 use crate::runtime::{Command, Shared, ShutdownPlan};
 
@@ -345,6 +346,9 @@ impl<F: Factory> Worker<F> {
     // ---- pub/sub ---------------------------------------------------------------------------
 
     fn fan_out_local(&mut self, topic: &str, frame: &SharedFrame, skip: Option<ConnId>) {
+        if users::is_disconnect(topic) {
+            return self.disconnect_local(topic, frame);
+        }
         let mut subs = std::mem::take(&mut self.scratch);
         subs.clear();
         subs.extend(self.state.topics.subscribers(topic));
@@ -362,6 +366,23 @@ impl<F: Factory> Worker<F> {
             let _ = self.state.send_shared(&mut conn.core, frame);
         }
         self.scratch = subs;
+    }
+
+    /// A user's disconnect (`ServerHandle::disconnect_user`): its connections here are closed.
+    fn disconnect_local(&mut self, topic: &str, frame: &SharedFrame) {
+        let close = users::decode_disconnect(frame.msg.as_bytes());
+        let subs: Vec<u32> = self.state.topics.subscribers(topic).collect();
+        for slot in subs {
+            if let Some(conn) = self.conns.get_mut(slot as usize) {
+                let label = self.state.label(&conn.core, slot as usize);
+                log::info!(
+                    "{label}: its user was disconnected; closing with {}",
+                    close.code
+                );
+                self.state
+                    .start_close(&mut conn.core, close.code, &close.reason);
+            }
+        }
     }
 
     /// A stream's publication: like any publish, but not to the connections that recovered it
