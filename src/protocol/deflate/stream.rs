@@ -95,8 +95,35 @@ impl InflateStream {
     ) -> Result<(Option<Chunk>, usize), ProtocolError> {
         let room = input.len().saturating_mul(4).clamp(1024, PIECE);
         let mut out = BytesMut::zeroed(room);
-        let mut written = 0;
-        let mut used = 0;
+        let (written, mut used) = self.inflate(input, last, &mut out)?;
+        if self.ended {
+            used = input.len(); // bytes after the final block (§7.2.3.4's padding) carry nothing
+        }
+        out.truncate(written);
+        self.total = self.total.saturating_add(written as u64);
+        if self.total > self.max {
+            return Err(ProtocolError::MessageTooLarge {
+                size: self.total,
+                max: usize::try_from(self.max).unwrap_or(usize::MAX),
+            });
+        }
+        if self.origin == Origin::Window {
+            state.slide(&out);
+        }
+        let done =
+            last && used == input.len() && !self.more && (self.ended || self.tail_at == TAIL.len());
+        Ok((self.chunk(out, done)?, used))
+    }
+
+    /// Inflate from `input` (then, when `last`, the sync tail) into `out` until it is full, the
+    /// input is used up or the stream ends. Returns (bytes written, bytes of `input` used).
+    fn inflate(
+        &mut self,
+        input: &[u8],
+        last: bool,
+        out: &mut [u8],
+    ) -> Result<(usize, usize), ProtocolError> {
+        let (mut written, mut used) = (0, 0);
         while written < out.len() && !self.ended {
             let in_tail = last && used == input.len();
             let src: &[u8] = if in_tail {
@@ -134,22 +161,12 @@ impl InflateStream {
                 return Err(ProtocolError::Compression);
             }
         }
-        if self.ended {
-            used = input.len(); // bytes after the final block (§7.2.3.4's padding) carry nothing
-        }
-        out.truncate(written);
-        self.total = self.total.saturating_add(written as u64);
-        if self.total > self.max {
-            return Err(ProtocolError::MessageTooLarge {
-                size: self.total,
-                max: usize::try_from(self.max).unwrap_or(usize::MAX),
-            });
-        }
-        if self.origin == Origin::Window {
-            state.slide(&out);
-        }
-        let done =
-            last && used == input.len() && !self.more && (self.ended || self.tail_at == TAIL.len());
+        Ok((written, used))
+    }
+
+    /// The chunk of the inflated bytes `out` (text checked as UTF-8 up to its last whole code
+    /// point; `done`: the message's last chunk), or none if there is nothing to hand out yet.
+    fn chunk(&mut self, out: BytesMut, done: bool) -> Result<Option<Chunk>, ProtocolError> {
         let data = if self.text {
             let data = self
                 .utf8
@@ -163,7 +180,7 @@ impl InflateStream {
             out
         };
         if data.is_empty() && !done {
-            return Ok((None, used));
+            return Ok(None);
         }
         let data = data.freeze();
         let msg = if self.text {
@@ -172,7 +189,7 @@ impl InflateStream {
             Message::Binary(data)
         };
         let first = std::mem::replace(&mut self.first, false);
-        Ok((Some(Chunk::new(msg, first, done)), used))
+        Ok(Some(Chunk::new(msg, first, done)))
     }
 
     /// The message ended (or failed): give the connection back what carries its compression
