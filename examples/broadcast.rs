@@ -5,6 +5,8 @@
 //! (default `127.0.0.1:9002`). With `--features redis` and a Redis URL, several of these
 //! servers share the room through Redis (`RedisBridge`): start two on different ports and point
 //! `volley-loadtest broadcast` at both, with `--publish-url` for the publishers' server.
+//! `VOLLEY_HISTORY=N` makes the room a stream keeping its last N publications
+//! (`ServerBuilder::history`, `Context::publish_stream`): what history costs a broadcast.
 
 #[path = "common/log.rs"]
 mod logger;
@@ -15,7 +17,10 @@ use volley::{Config, Context, Handler, Message, Request, Server, Upgrade};
 
 const ROOM: &str = "room";
 
-struct Member;
+struct Member {
+    /// The room keeps a history (`VOLLEY_HISTORY`).
+    stream: bool,
+}
 
 impl Handler for Member {
     fn on_open(&mut self, ctx: &mut Context<'_>) {
@@ -23,7 +28,11 @@ impl Handler for Member {
     }
     fn on_message(&mut self, ctx: &mut Context<'_>, msg: Message) {
         // Encoded once, shared by every subscriber on every worker.
-        ctx.publish(ROOM, msg);
+        if self.stream {
+            ctx.publish_stream(ROOM, |_position| msg);
+        } else {
+            ctx.publish(ROOM, msg);
+        }
     }
 }
 
@@ -36,8 +45,15 @@ fn main() {
         config = config.workers(w.parse().expect("WORKERS must be a number"));
     }
     let workers = config.workers;
-    #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
     let mut builder = Server::builder().config(config).bind(addr);
+    let history = std::env::var("VOLLEY_HISTORY")
+        .ok()
+        .and_then(|n| n.parse().ok());
+    if let Some(size) = history {
+        let keep = std::time::Duration::from_secs(300);
+        builder = builder.history(ROOM, volley::HistoryOptions::new(size, keep));
+    }
+    let stream = history.is_some();
     if let Some(url) = args.next() {
         #[cfg(feature = "redis")]
         {
@@ -54,7 +70,7 @@ fn main() {
         }
     }
     let server = builder
-        .start(|_req: &Request<'_>| Upgrade::accept(Member))
+        .start(move |_req: &Request<'_>| Upgrade::accept(Member { stream }))
         .unwrap_or_else(|e| {
             eprintln!("broadcast: cannot start: {e}");
             std::process::exit(1);
