@@ -284,6 +284,20 @@ impl ServerHandle {
         }
     }
 
+    /// A future that is ready once the server has stopped (every worker thread exited, after
+    /// a shutdown): await it from an async task instead of blocking a thread in
+    /// [`Server::run`](crate::Server::run). It needs no async runtime; any executor polls it.
+    pub fn stopped(&self) -> crate::runtime::waiter::Stopped {
+        crate::runtime::waiter::Stopped {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Whether the server has stopped (see [`stopped`](Self::stopped)).
+    pub fn is_stopped(&self) -> bool {
+        self.shared.stopped.is_set()
+    }
+
     /// Begin a graceful shutdown with close 1001 ("going away") and `Config::close_timeout`
     /// of grace: [`shutdown_with`](Self::shutdown_with).
     pub fn shutdown(&self) {
