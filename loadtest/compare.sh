@@ -29,7 +29,9 @@
 #   ONLY="echo broadcast idle"   which scenario groups to run (also connect: CONNECT_CONNS
 #                     connections opened unpaced and closed, handshakes/s: what accepting
 #                     costs, e.g. a hand-off against volley's own accept)
-#   CONNECT_CONNS=10000
+#   CONNECT_CONNS=10000 CONNECT_RATE=0 (0: unpaced; axum's accept loop, tokio's backlog of 1024,
+#                     drops unpaced bursts into SYN retries: pace it, e.g. 3000, to compare
+#                     handshake latency through axum)
 #   OUT=target/compare/<timestamp>
 set -euo pipefail
 
@@ -47,6 +49,7 @@ BCAST_PUBLISHERS="${BCAST_PUBLISHERS:-10}"
 BCAST_WINDOW="${BCAST_WINDOW:-8}"
 BCAST_RATE="${BCAST_RATE:-0}"
 CONNECT_CONNS="${CONNECT_CONNS:-10000}"
+CONNECT_RATE="${CONNECT_RATE:-0}"
 SERVERS="${SERVERS:-volley tokio-tungstenite fastwebsockets}"
 ONLY="${ONLY:-echo broadcast idle}"
 OUT="${OUT:-target/compare/$(date +%Y%m%d-%H%M%S)}"
@@ -144,7 +147,8 @@ for group in $ONLY; do
             run_cell "idle-${IDLE_CONNS}c" echo idle -c "$IDLE_CONNS" -d "$IDLE_DURATION"
             ;;
         connect)
-            run_cell "connect-${CONNECT_CONNS}c" echo connect -c "$CONNECT_CONNS" --connect-rate 0
+            run_cell "connect-${CONNECT_CONNS}c" echo connect -c "$CONNECT_CONNS" \
+                --connect-rate "$CONNECT_RATE"
             ;;
         *) echo "unknown group $group" >&2; exit 2 ;;
     esac

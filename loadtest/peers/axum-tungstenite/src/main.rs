@@ -19,8 +19,8 @@ async fn echo(mut socket: WebSocket) {
                     return;
                 }
             }
-            Message::Close(_) => return,
-            _ => {} // tungstenite answers pings itself
+            // tungstenite answers pings and the close itself; `recv` ends after the close.
+            _ => {}
         }
     }
 }
