@@ -10,7 +10,6 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use util::*;
 use volley::protocol::frame::Frame;
 use volley::{
@@ -61,7 +60,7 @@ fn a_socket_handed_over_by_a_plain_thread_is_served_with_its_early_bytes() {
     }
     response.extend(b"\r\n");
     socket.write_all(&response).unwrap();
-    ticket.adopt(socket, Bytes::from(early)).unwrap();
+    ticket.adopt(socket, early).unwrap();
     let mut c = Client::over_response(client);
     assert_eq!(c.recv_text(), "early");
     c.send_text("later");

@@ -15,13 +15,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// A value that arrives once, from another thread.
 pub(crate) struct Reply<T> {
-    state: Mutex<(Option<T>, Option<Waker>)>,
+    /// The value until taken, the waiter's waker, and whether a value was ever set.
+    state: Mutex<(Option<T>, Option<Waker>, bool)>,
 }
 
 impl<T> Reply<T> {
     pub fn new() -> Arc<Self> {
         Arc::new(Reply {
-            state: Mutex::new((None, None)),
+            state: Mutex::new((None, None, false)),
         })
     }
 
@@ -29,10 +30,11 @@ impl<T> Reply<T> {
     pub fn resolve(&self, value: T) {
         let waker = {
             let mut g = lock(&self.state);
-            if g.0.is_some() {
+            if g.2 {
                 return;
             }
             g.0 = Some(value);
+            g.2 = true;
             g.1.take()
         };
         if let Some(w) = waker {
