@@ -74,7 +74,8 @@ impl fmt::Display for ConnLabel {
 }
 
 /// A `Send + Clone` handle to one connection, usable from any thread: send to it or close it.
-/// Operations on a connection that has since closed are ignored.
+/// Operations on a connection that has since closed are ignored. Nothing here waits (a command
+/// on an unbounded channel and one wake-up of the worker), so async tasks call it directly.
 #[derive(Clone)]
 pub struct ConnHandle {
     id: ConnId,
@@ -125,7 +126,9 @@ impl ConnHandle {
 }
 
 /// A `Send + Clone` handle to a running server: publish and broadcast from any thread, read
-/// statistics, shut down.
+/// statistics, shut down, hand connections over from another HTTP server. Nothing here waits
+/// (commands to the workers; `topics` and `subscriber_count` hold a mutex for a lookup), so
+/// async tasks call it directly; [`stopped`](Self::stopped) is the awaitable end.
 #[derive(Clone)]
 pub struct ServerHandle {
     shared: Arc<Shared>,
