@@ -22,7 +22,16 @@
 #                     $VOLLEY_BASE, an earlier build, to compare a change before and after in
 #                     one run: `echo-harness` there, or `echo` from a build before the harness
 #                     moved to scripts/harness/echo.rs, and `broadcast`)
-#   ONLY="echo broadcast idle"   which scenario groups to run
+#                     (also, echo and idle only, issue 29: volley-axum, the echo behind axum's
+#                     port through the hand-off (scripts/harness/axum_echo.rs);
+#                     axum-tungstenite and axum-fastwebsockets, axum's own WebSocketUpgrade and
+#                     fastwebsockets' upgrade under axum (loadtest/peers/axum-*))
+#   ONLY="echo broadcast idle"   which scenario groups to run (also connect: CONNECT_CONNS
+#                     connections opened unpaced and closed, handshakes/s: what accepting
+#                     costs, e.g. a hand-off against volley's own accept)
+#   CONNECT_CONNS=10000 CONNECT_RATE=0 (0: unpaced; axum's accept loop, tokio's backlog of 1024,
+#                     drops unpaced bursts into SYN retries: pace it, e.g. 3000, to compare
+#                     handshake latency through axum)
 #   OUT=target/compare/<timestamp>
 set -euo pipefail
 
@@ -39,6 +48,8 @@ BCAST_CONNS="${BCAST_CONNS:-1000}"
 BCAST_PUBLISHERS="${BCAST_PUBLISHERS:-10}"
 BCAST_WINDOW="${BCAST_WINDOW:-8}"
 BCAST_RATE="${BCAST_RATE:-0}"
+CONNECT_CONNS="${CONNECT_CONNS:-10000}"
+CONNECT_RATE="${CONNECT_RATE:-0}"
 SERVERS="${SERVERS:-volley tokio-tungstenite fastwebsockets}"
 ONLY="${ONLY:-echo broadcast idle}"
 OUT="${OUT:-target/compare/$(date +%Y%m%d-%H%M%S)}"
@@ -48,9 +59,14 @@ LOADTEST="$ROOT/target/release/volley-loadtest"
 echo "== building (release)" >&2
 cargo build --release -q -p volley-loadtest
 cargo build --release -q -p volley --example echo-harness --example broadcast
-for peer in tokio-tungstenite fastwebsockets; do
-    CARGO_TARGET_DIR="$PEER_TARGET" cargo build --release -q \
-        --manifest-path "loadtest/peers/$peer/Cargo.toml"
+case " $SERVERS " in
+    *" volley-axum "*) cargo build --release -q -p volley --features axum --example axum-echo-harness ;;
+esac
+for peer in tokio-tungstenite fastwebsockets axum-tungstenite axum-fastwebsockets; do
+    case " $SERVERS " in
+        *" $peer "*) CARGO_TARGET_DIR="$PEER_TARGET" cargo build --release -q \
+            --manifest-path "loadtest/peers/$peer/Cargo.toml" ;;
+    esac
 done
 mkdir -p "$OUT"
 
@@ -62,6 +78,9 @@ server_bin() {
         volley:*) echo "$ROOT/target/release/examples/$2" ;;
         tokio-tungstenite:*) echo "$PEER_TARGET/release/tt-$2" ;;
         fastwebsockets:*) echo "$PEER_TARGET/release/fws-$2" ;;
+        volley-axum:echo) echo "$ROOT/target/release/examples/axum-echo-harness" ;;
+        axum-tungstenite:echo) echo "$PEER_TARGET/release/axt-echo" ;;
+        axum-fastwebsockets:echo) echo "$PEER_TARGET/release/axf-echo" ;;
         volley-base:*)
             local base="${VOLLEY_BASE:?set VOLLEY_BASE to a folder holding an earlier build of the echo harness and broadcast}"
             if [ "$2" = echo ]; then harness_in "$base"; else echo "$base/$2"; fi ;;
@@ -126,6 +145,10 @@ for group in $ONLY; do
             ;;
         idle)
             run_cell "idle-${IDLE_CONNS}c" echo idle -c "$IDLE_CONNS" -d "$IDLE_DURATION"
+            ;;
+        connect)
+            run_cell "connect-${CONNECT_CONNS}c" echo connect -c "$CONNECT_CONNS" \
+                --connect-rate "$CONNECT_RATE"
             ;;
         *) echo "unknown group $group" >&2; exit 2 ;;
     esac

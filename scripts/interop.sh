@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Interop: third-party clients against the echo harness (scripts/harness/echo.rs) in each
-# deflate mode — Python's
+# deflate mode, and through axum's port (scripts/harness/axum_echo.rs) — Python's
 # `websockets` (PyPI, installed into .venv) always; headless Chromium when tests/browser has its
 # harness installed (scripts/browser.sh installs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
 cargo build --release --example echo-harness --quiet
-# dedicated:512/4k: the small preset; the client must honour client_max_window_bits=12.
-for mode in shared dedicated dedicated:512/4k; do
+cargo build --release --features axum --example axum-echo-harness --quiet
+# interop_plain HARNESS MODE: start target/release/examples/HARNESS with deflate MODE, run the
+# clients against it, stop it.
+interop_plain() {
+  local harness="$1" mode="$2"
   out=$(mktemp)
-  RUST_LOG=warn target/release/examples/echo-harness 127.0.0.1:0 2 "$mode" >"$out" 2>&1 &
+  RUST_LOG=warn "target/release/examples/$harness" 127.0.0.1:0 2 "$mode" >"$out" 2>&1 &
   pid=$!
   trap 'kill $pid 2>/dev/null || true' EXIT
   url=""
@@ -19,8 +22,8 @@ for mode in shared dedicated dedicated:512/4k; do
     [ -n "$url" ] && break
     sleep 0.1
   done
-  [ -n "$url" ] || { echo "echo did not start"; cat "$out"; exit 1; }
-  echo "interop against $url (deflate $mode)"
+  [ -n "$url" ] || { echo "$harness did not start"; cat "$out"; exit 1; }
+  echo "interop against $url ($harness, deflate $mode)"
   expect=""
   [ "$mode" = dedicated:512/4k ] && expect="server_max_window_bits=9;client_max_window_bits=12"
   "$VENV/bin/python" tests/interop/websockets_client.py "$url" "$expect"
@@ -29,6 +32,14 @@ for mode in shared dedicated dedicated:512/4k; do
   fi
   kill $pid; wait $pid 2>/dev/null || true
   trap - EXIT
+}
+# dedicated:512/4k: the small preset; the client must honour client_max_window_bits=12.
+for mode in shared dedicated dedicated:512/4k; do
+  interop_plain echo-harness "$mode"
+done
+# Through an axum app's port: every connection handed over to volley (feature axum).
+for mode in shared dedicated; do
+  interop_plain axum-echo-harness "$mode"
 done
 # wss://: the echo server's TLS listener (feature tls) with a certificate from a throwaway CA;
 # Python's websockets (deflate on and off) and Chromium verify it against that CA.

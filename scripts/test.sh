@@ -32,6 +32,10 @@ if cargo tree -p volley -e normal --prefix none | grep -qiE '^redis '; then
   echo "a Redis crate is built without the redis feature" >&2
   exit 1
 fi
+if cargo tree -p volley -e normal --prefix none | grep -qiE '^(tokio|hyper|hyper-util|axum) '; then
+  echo "an async runtime or axum is built without the axum feature" >&2
+  exit 1
+fi
 
 step "redis-server for tests/redis.rs (each test starts its own on a free loopback port)"
 if ! command -v redis-server >/dev/null; then
@@ -40,7 +44,7 @@ if ! command -v redis-server >/dev/null; then
   # Debian's package starts a system service; the tests never use it (they run their own).
 fi
 
-step "cargo test (all features)"
+step "cargo test (all features; tests/axum.rs runs the axum example's app)"
 cargo test --workspace --all-features
 
 step "conformance: Autobahn TestSuite (kosoku), all cases, deflate shared"

@@ -29,6 +29,13 @@ pub enum Error {
     Closed,
     /// The server is shutting down or has stopped.
     ServerStopped,
+    /// A request handed over ([`ServerHandle::hand_off`](crate::ServerHandle::hand_off)) is
+    /// not a WebSocket upgrade request: the other server answers it itself.
+    NotUpgrade,
+    /// A connection offered for a hand-off is not a plain TCP socket (for example, TLS that
+    /// another server terminates): volley cannot take it over. Terminate TLS in front of both
+    /// (a proxy), or let volley listen for `wss://` itself (`ServerBuilder::bind_tls`).
+    NotTcp,
     /// A fragment of a text message while a binary one is being sent in fragments, or the
     /// other way round (finish the message under way first).
     FragmentKind,
@@ -52,6 +59,10 @@ impl fmt::Display for Error {
             }
             Error::Closed => f.write_str("connection closed"),
             Error::ServerStopped => f.write_str("server stopped"),
+            Error::NotUpgrade => f.write_str("not a WebSocket upgrade request"),
+            Error::NotTcp => f.write_str(
+                "the connection is not a plain TCP socket (TLS terminated by another server?)",
+            ),
             Error::FragmentKind => {
                 f.write_str("a fragmented message of the other kind is being sent; finish it first")
             }

@@ -27,7 +27,8 @@
 //! ([`ServerHandle`], [`ConnHandle`]) and [`Error`]. [`protocol`] is the sans-I/O RFC 6455 core,
 //! public so clients such as the loadtest can reuse it. Topics shared across volley processes:
 //! [`ServerBuilder::bridge`] with a [`Bridge`] (the Redis one, `RedisBridge`, needs the `redis`
-//! feature).
+//! feature). Inside an axum (or hyper) app on its port: [`ServerHandle::hand_off`], and with
+//! the `axum` feature the `integrations::axum` extractor.
 //!
 //! The [`architecture`] module (docs/ARCHITECTURE.md in the repository) is the map: the layout,
 //! the rule that keeps the layers apart, the threads, the life of a connection and of a frame.
@@ -37,6 +38,8 @@
 mod bridge;
 mod config;
 mod error;
+#[cfg(feature = "axum")]
+pub mod integrations;
 pub mod protocol;
 mod runtime;
 mod server;
@@ -59,11 +62,13 @@ pub use runtime::context::Context;
 pub use runtime::deferred::{Deferred, PendingUpgrade};
 pub use runtime::handle::{ConnHandle, ConnId, ServerHandle};
 pub use runtime::handler::{Factory, Handler, RateLimited, Request, Response, Upgrade};
+pub use runtime::handoff::{HandOff, HandOffDecision, HandOffHead, Ticket};
 pub use runtime::stats::Stats;
 pub use runtime::stream::ReadStreamer;
 pub use runtime::streams::{HistoryOptions, Recovery, Since, StreamPosition, Subscribed};
 #[cfg(feature = "tls")]
 pub use runtime::tls::TlsConfig;
+pub use runtime::waiter::{block_on, Stopped};
 pub use server::{Server, ServerBuilder};
 #[cfg(unix)]
 pub use signals::SignalGuard;

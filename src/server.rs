@@ -26,6 +26,8 @@ use crate::runtime::{Remote, Shared};
 pub struct ServerBuilder {
     config: Config,
     listeners: Vec<ListenSpec>,
+    /// Start with no listener at all (connections arrive by hand-off only).
+    no_listener: bool,
     #[cfg(feature = "metrics")]
     metrics_path: Option<String>,
     bridge: Option<Arc<dyn Bridge>>,
@@ -78,6 +80,15 @@ impl ServerBuilder {
         self
     }
 
+    /// Listen nowhere: every connection comes from another HTTP server through
+    /// [`ServerHandle::hand_off`] (an axum app that serves `/ws` with volley on its own port).
+    /// Addresses given with `bind` or `bind_tls` are ignored. [`Server::local_addr`] is then `0.0.0.0:0` and
+    /// [`Server::local_addrs`] empty.
+    pub fn without_listener(mut self) -> Self {
+        self.no_listener = true;
+        self
+    }
+
     /// Answer plain HTTP `GET`s of `path` (e.g. `"/metrics"`) with the server's metrics in the
     /// Prometheus text format, before the factory sees them (see
     /// [`ServerHandle::metrics`](crate::ServerHandle::metrics) to serve them elsewhere). Off by
@@ -126,8 +137,12 @@ impl ServerBuilder {
             bridge: self.bridge,
             streams: Streams::new(self.history),
         };
-        let mut listeners = self.listeners;
-        if listeners.is_empty() {
+        let mut listeners = if self.no_listener {
+            Vec::new()
+        } else {
+            self.listeners
+        };
+        if listeners.is_empty() && !self.no_listener {
             listeners.push(ListenSpec {
                 addr: "127.0.0.1:8080".into(),
                 #[cfg(feature = "tls")]
@@ -177,6 +192,7 @@ impl Server {
         ServerBuilder {
             config: Config::default(),
             listeners: Vec::new(),
+            no_listener: false,
             #[cfg(feature = "metrics")]
             metrics_path: None,
             bridge: None,
@@ -229,7 +245,7 @@ impl Server {
             b.start(BridgeNode::new(shared.clone()))?;
         }
         let mut threads = spawn_workers(polls, receivers, &mut bound, reuse, factory, &shared)?;
-        if let Some((poll, _)) = acceptor {
+        if let Some((poll, _)) = acceptor.filter(|_| !bound.addrs.is_empty()) {
             let listeners: Vec<_> = bound
                 .sockets
                 .iter_mut()
@@ -264,9 +280,12 @@ impl Server {
             stats: (0..n).map(|_| WorkerStats::default()).collect(),
             conn_count: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
+            workers_running: AtomicUsize::new(n),
+            stopped: Default::default(),
             stop_accepting: AtomicBool::new(false),
             topics: Mutex::new(HashMap::new()),
-            local_addr: bound.addrs[0],
+            local_addr: (bound.addrs.first().copied())
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
             local_addrs: bound.addrs.clone(),
             #[cfg(feature = "tls")]
             tls: std::mem::take(&mut bound.tls),
@@ -391,12 +410,13 @@ fn spawn_workers<F: Factory>(
         // not be `Send`.
         let t = std::thread::Builder::new()
             .name(format!("volley-worker-{i}"))
-            .spawn(
-                move || match Worker::new(i as u16, poll, listeners, rx, factory, sh) {
+            .spawn(move || {
+                match Worker::new(i as u16, poll, listeners, rx, factory, sh.clone()) {
                     Ok(w) => w.run(),
                     Err(e) => log::error!("worker {i} failed to start: {e}"),
-                },
-            )?;
+                }
+                sh.worker_exited();
+            })?;
         threads.push(t);
     }
     Ok(threads)
@@ -404,6 +424,9 @@ fn spawn_workers<F: Factory>(
 
 /// One line per listener: where the server listens, with how many workers.
 fn log_listening(shared: &Shared, n: usize) {
+    if shared.local_addrs.is_empty() {
+        log::info!("volley started with {n} worker(s) and no listener (hand-off only)");
+    }
     for (l, addr) in shared.local_addrs.iter().enumerate() {
         #[cfg(feature = "tls")]
         let scheme = if shared.tls[l].is_some() { "wss" } else { "ws" };

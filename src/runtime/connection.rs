@@ -128,6 +128,10 @@ pub(crate) struct Extra {
     pub topics: Vec<Membership>,
     /// A deferred upgrade's decision cell and prepared response, while `Phase::Deciding`.
     pub parked: Option<Box<dyn Parked>>,
+    /// A connection handed over by another HTTP server (`runtime/handoff.rs`) until its socket
+    /// is adopted: the decision's responder, then the accepted handler (the worker's
+    /// `worker/handoff.rs::Waiting`). Its `stream` is a placeholder meanwhile.
+    pub hand_off: Option<Box<dyn Any>>,
     /// Handler-set timers: (id, key).
     pub user_timers: Vec<(u64, TimerKey)>,
     /// permessage-deflate state, when negotiated.

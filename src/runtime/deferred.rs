@@ -95,7 +95,9 @@ impl<H> fmt::Debug for Deferred<H> {
 /// The worker goes on serving its other connections meanwhile. The handshake timeout
 /// (`Config::handshake_timeout`) still applies: a decision not made by then is answered `503`.
 /// If the client goes away first, [`is_gone`](Self::is_gone) turns true and a decision returns
-/// [`Error::Closed`]. Dropping the handle without deciding answers `500` at once.
+/// [`Error::Closed`]. Dropping the handle without deciding answers `500` at once. Deciding never
+/// waits (a mutex held for one assignment, a command to the worker): decide from an async task
+/// as from a thread.
 pub struct PendingUpgrade<H> {
     cell: Arc<Cell<H>>,
     id: ConnId,

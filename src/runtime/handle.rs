@@ -76,7 +76,8 @@ impl fmt::Display for ConnLabel {
 }
 
 /// A `Send + Clone` handle to one connection, usable from any thread: send to it or close it.
-/// Operations on a connection that has since closed are ignored.
+/// Operations on a connection that has since closed are ignored. Nothing here waits (a command
+/// on an unbounded channel and one wake-up of the worker), so async tasks call it directly.
 #[derive(Clone)]
 pub struct ConnHandle {
     id: ConnId,
@@ -127,7 +128,9 @@ impl ConnHandle {
 }
 
 /// A `Send + Clone` handle to a running server: publish and broadcast from any thread, read
-/// statistics, shut down.
+/// statistics, shut down, hand connections over from another HTTP server. Nothing here waits
+/// (commands to the workers; `topics` and `subscriber_count` hold a mutex for a lookup), so
+/// async tasks call it directly; [`stopped`](Self::stopped) is the awaitable end.
 #[derive(Clone)]
 pub struct ServerHandle {
     shared: Arc<Shared>,
@@ -319,6 +322,20 @@ impl ServerHandle {
         for r in &self.shared.remotes {
             r.send(Command::StopAccepting);
         }
+    }
+
+    /// A future that is ready once the server has stopped (every worker thread exited, after
+    /// a shutdown): await it from an async task instead of blocking a thread in
+    /// [`Server::run`](crate::Server::run). It needs no async runtime; any executor polls it.
+    pub fn stopped(&self) -> crate::runtime::waiter::Stopped {
+        crate::runtime::waiter::Stopped {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Whether the server has stopped (see [`stopped`](Self::stopped)).
+    pub fn is_stopped(&self) -> bool {
+        self.shared.stopped.is_set()
     }
 
     /// Begin a graceful shutdown with close 1001 ("going away") and `Config::close_timeout`

@@ -365,4 +365,12 @@ impl Response {
     pub fn status(&self) -> u16 {
         self.status
     }
+    /// The headers, in order.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+    /// The body.
+    pub fn body_bytes(&self) -> &Bytes {
+        &self.body
+    }
 }

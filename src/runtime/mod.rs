@@ -10,6 +10,7 @@ pub(crate) mod context;
 pub(crate) mod deferred;
 pub(crate) mod handle;
 pub(crate) mod handler;
+pub(crate) mod handoff;
 #[cfg(feature = "metrics")]
 pub(crate) mod histogram;
 pub(crate) mod history;
@@ -26,6 +27,7 @@ pub(crate) mod timer;
 pub(crate) mod tls;
 pub(crate) mod upgrade;
 pub(crate) mod users;
+pub(crate) mod waiter;
 pub(crate) mod worker;
 
 use std::collections::HashMap;
@@ -59,6 +61,12 @@ pub(crate) enum Command {
     Batch(Vec<Command>),
     /// A deferred upgrade of this (parked) connection was decided.
     Decided(ConnId),
+    /// A request head handed over by another HTTP server: decide, park the handler.
+    HandOff(Box<handoff::HandOffRequest>),
+    /// The socket of an accepted hand-off, and the bytes read past its head.
+    Adopt(ConnId, mio::net::TcpStream, bytes::Bytes),
+    /// An accepted hand-off's ticket was dropped: free the parked handler.
+    HandOffDropped(ConnId),
     /// Stop accepting new connections (take those already waiting first); keep serving.
     StopAccepting,
     /// Stop accepting, close every connection with the plan's code, exit when done.
@@ -126,12 +134,17 @@ pub(crate) struct Shared {
     /// Open sockets (handshaking and open), for `max_connections`.
     pub conn_count: AtomicUsize,
     pub stopping: AtomicBool,
+    /// Worker threads still running; the last one to exit sets `stopped`.
+    pub workers_running: AtomicUsize,
+    /// Set once every worker has exited (`ServerHandle::stopped`).
+    pub stopped: waiter::Signal,
     /// The per-IP limits' table, if any per-IP limit is configured.
     pub ip_limits: Option<limits::IpLimits>,
     /// Set by `ServerHandle::stop_accepting` (and shutdown): the acceptor thread exits.
     pub stop_accepting: AtomicBool,
     /// Subscriber count of every non-empty topic, across workers.
     pub topics: Mutex<HashMap<Arc<str>, usize>>,
+    /// The first listener's address (unspecified, port 0, without listeners).
     pub local_addr: SocketAddr,
     /// Every listener's address, by listener index.
     pub local_addrs: Vec<SocketAddr>,
@@ -169,6 +182,17 @@ impl Shared {
     pub fn bridge_topic_changed(&self, topic: &Arc<str>) {
         if let Some(b) = &self.bridge {
             b.topic_changed(topic);
+        }
+    }
+
+    /// A worker thread has exited; the last one marks the server stopped.
+    pub fn worker_exited(&self) {
+        if self
+            .workers_running
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+        {
+            self.stopped.set();
         }
     }
 

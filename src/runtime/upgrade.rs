@@ -142,19 +142,34 @@ pub(crate) fn handle<F: Factory>(
         Ok(None) => return Outcome::Partial,
         Err(e) => return reject(label, &e),
     };
-    let client = client_addr(cfg, proxied.unwrap_or(label.addr), &head);
+    decide(factory, server, label, proxied, &head, len)
+}
+
+/// Decide on a whole request head of `len` bytes: a plain HTTP request goes to
+/// [`Factory::http`], an upgrade is validated and goes to [`Factory::upgrade`]. Also the entry
+/// of a head another HTTP server read and handed over (`runtime/handoff.rs`), with `len` 0.
+pub(crate) fn decide<F: Factory>(
+    factory: &F,
+    server: &ServerHandle,
+    label: ConnLabel,
+    proxied: Option<SocketAddr>,
+    head: &RequestHead<'_>,
+    len: usize,
+) -> Outcome<F::Handler> {
+    let cfg = &server.shared().config;
+    let client = client_addr(cfg, proxied.unwrap_or(label.addr), head);
     let req = |protocols| Request {
-        head: &head,
+        head,
         peer: label.addr,
         client,
         protocols,
         server,
         id: label.id,
     };
-    if !handshake::wants_websocket(&head) {
+    if !handshake::wants_websocket(head) {
         return plain_http(factory, label, &req(&[]));
     }
-    let up = match handshake::validate_upgrade(&head) {
+    let up = match handshake::validate_upgrade(head) {
         Ok(up) => up,
         Err(e) => return reject(label, &e),
     };

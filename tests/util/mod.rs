@@ -157,10 +157,20 @@ impl Client {
         let mut req = Vec::new();
         handshake::write_client_request(&mut req, &addr.to_string(), path, &key, &extra);
         stream.write_all(&req).unwrap();
+        Client::read_101(stream, &key)
+    }
+
+    /// The 101 to `upgrade_request`'s key, after the test wrote the request (and maybe frames)
+    /// itself.
+    pub fn over_response(stream: TcpStream) -> Client {
+        Client::read_101(stream, "dGhlIHNhbXBsZSBub25jZQ==").expect("upgrade")
+    }
+
+    fn read_101(mut stream: TcpStream, key: &str) -> Result<Client, String> {
         let mut buf = BytesMut::with_capacity(4096);
         let mut chunk = [0u8; 4096];
         loop {
-            match handshake::parse_response(&buf, &key) {
+            match handshake::parse_response(&buf, key) {
                 Ok(Some((n, _))) => {
                     let response = String::from_utf8_lossy(&buf[..n]).into_owned();
                     let _ = buf.split_to(n);

@@ -57,7 +57,12 @@ impl<F: Factory> Worker<F> {
     }
 
     /// Act on an upgrade decision. Returns true if the connection is now open.
-    fn apply(&mut self, slot: usize, buf: &mut BytesMut, outcome: Outcome<F::Handler>) -> bool {
+    pub(super) fn apply(
+        &mut self,
+        slot: usize,
+        buf: &mut BytesMut,
+        outcome: Outcome<F::Handler>,
+    ) -> bool {
         match outcome {
             Outcome::Partial => false,
             Outcome::Http { bytes } => self.answer_and_close(slot, buf, bytes, None),
@@ -85,6 +90,10 @@ impl<F: Factory> Worker<F> {
                 bump(&self.state.stats().upgrades_deferred, 1);
                 false
             }
+            Outcome::Upgraded { bytes, upgraded } if self.is_handed_off(slot) => {
+                self.hand_off_accepted(slot, &bytes, upgraded);
+                false
+            }
             Outcome::Upgraded { bytes, upgraded } => {
                 bytes::Buf::advance(buf, upgraded.consumed);
                 self.open(slot, bytes, upgraded);
@@ -93,11 +102,14 @@ impl<F: Factory> Worker<F> {
         }
     }
 
-    /// The upgrade is accepted: send the 101 in `bytes`, set the connection up as `up` says,
-    /// and give it its handler (`on_open`).
-    fn open(&mut self, slot: usize, bytes: Vec<u8>, up: Upgraded<F::Handler>) {
+    /// The upgrade is accepted: send the 101 in `bytes` (none for an adopted hand-off: the
+    /// other server sent it), set the connection up as `up` says, and give it its handler
+    /// (`on_open`).
+    pub(super) fn open(&mut self, slot: usize, bytes: Vec<u8>, up: Upgraded<F::Handler>) {
         let conn = &mut self.conns[slot];
-        self.state.send_101(&mut conn.core, bytes);
+        if !bytes.is_empty() {
+            self.state.send_101(&mut conn.core, bytes);
+        }
         conn.core.enter(Phase::Open);
         if up.ip_counted {
             conn.core.set(flags::IP_COUNTED);
@@ -133,7 +145,8 @@ impl<F: Factory> Worker<F> {
     }
 
     /// Answer a plain HTTP request or a refused upgrade with `bytes`, then close (after the
-    /// bytes are written, bounded by `close_timeout`).
+    /// bytes are written, bounded by `close_timeout`). A hand-off's answer goes back to the
+    /// server that handed it over.
     pub(super) fn answer_and_close(
         &mut self,
         slot: usize,
@@ -141,7 +154,6 @@ impl<F: Factory> Worker<F> {
         bytes: Vec<u8>,
         rejected: Option<Rejection>,
     ) -> bool {
-        let conn = &mut self.conns[slot];
         let st = self.state.stats();
         match rejected {
             None => bump(&st.http_requests, 1),
@@ -163,6 +175,10 @@ impl<F: Factory> Worker<F> {
             }
         }
         buf.clear();
+        if self.is_handed_off(slot) {
+            return self.hand_off_refused(slot, &bytes);
+        }
+        let conn = &mut self.conns[slot];
         self.state.enqueue(&mut conn.core, Bytes::from(bytes));
         conn.core.enter(Phase::Draining);
         self.state.mark_dirty(&mut conn.core);

@@ -67,8 +67,7 @@ impl<F: Factory> Worker<F> {
         if shared.config.tcp_nodelay {
             let _ = stream.set_nodelay(true);
         }
-        let entry = self.conns.vacant_entry();
-        let slot = entry.key();
+        let slot = self.conns.vacant_key();
         if let Err(e) = self
             .poll
             .registry()
@@ -78,6 +77,27 @@ impl<F: Factory> Worker<F> {
             shared.conn_count.fetch_sub(1, Ordering::Relaxed);
             return;
         }
+        let mut core = self.new_core(stream, peer, slot);
+        if self.state.shared.config.proxy_protocol {
+            core.set(flags::PROXY_PENDING);
+        }
+        #[cfg(feature = "tls")]
+        {
+            core.tls = tls;
+        }
+        self.conns.insert(Conn {
+            core,
+            handler: None,
+        });
+    }
+
+    /// A new connection's state for `slot`: a fresh generation, the handshake deadline armed.
+    pub(super) fn new_core(
+        &mut self,
+        stream: mio::net::TcpStream,
+        peer: std::net::SocketAddr,
+        slot: usize,
+    ) -> ConnCore {
         self.next_generation = self.next_generation.wrapping_add(1);
         let mut core = ConnCore::new(
             stream,
@@ -90,17 +110,7 @@ impl<F: Factory> Worker<F> {
             let deadline = self.state.now + t;
             self.state.arm(&mut core, deadline);
         }
-        if self.state.shared.config.proxy_protocol {
-            core.set(flags::PROXY_PENDING);
-        }
-        #[cfg(feature = "tls")]
-        {
-            core.tls = tls;
-        }
-        entry.insert(Conn {
-            core,
-            handler: None,
-        });
+        core
     }
 
     /// Close our listener (reuse-port mode), taking the connections already waiting in it

@@ -34,6 +34,7 @@ use crate::runtime::Delivery;
 use crate::runtime::{Command, Shared, ShutdownPlan};
 
 mod chunks;
+mod handoff;
 mod handshake;
 mod inbound;
 mod listen;
@@ -314,6 +315,17 @@ impl<F: Factory> Worker<F> {
                     self.decided(id.slot() as usize);
                 }
             }
+            Command::HandOff(req) => self.hand_off(*req),
+            Command::Adopt(id, stream, read) => {
+                if live(&mut self.conns, self.state.id, id).is_some() {
+                    self.adopt(id.slot() as usize, stream, read);
+                }
+            }
+            Command::HandOffDropped(id) => {
+                if live(&mut self.conns, self.state.id, id).is_some() {
+                    self.drop_hand_off(id.slot() as usize);
+                }
+            }
             Command::Shutdown(plan) => self.begin_shutdown(plan),
         }
     }
@@ -333,6 +345,7 @@ impl<F: Factory> Worker<F> {
         // tells a client to reconnect (to the process that replaces this one).
         self.shutdown_plan = Some(plan.clone());
         self.close_listener();
+        self.end_hand_offs();
         let slots: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for slot in slots {
             let conn = &mut self.conns[slot];
