@@ -343,28 +343,40 @@ impl<F: Factory> Worker<F> {
 
     // ---- pub/sub ---------------------------------------------------------------------------
 
+    /// Queue `frame` for this worker's subscribers of `topic`, straight from the topic's list:
+    /// the short path inline, the connections that need the long one (deflate, TLS, a full
+    /// queue...) gathered and served after the loop, which holds the topic list borrowed.
+    #[inline(never)]
     fn fan_out_local(&mut self, topic: &str, frame: &SharedFrame, skip: Option<ConnId>) {
-        let mut subs = std::mem::take(&mut self.scratch);
-        subs.clear();
-        subs.extend(self.state.topics.subscribers(topic));
-        for &slot in &subs {
+        let mut fan = self.state.fan_out(frame);
+        let mut long = std::mem::take(&mut self.scratch);
+        long.clear();
+        let id = self.state.id;
+        for slot in self.state.topics.subscribers(topic) {
             let Some(conn) = self.conns.get_mut(slot as usize) else {
                 continue;
             };
             if skip.is_some_and(|s| {
-                s.slot() == slot
-                    && s.generation() == conn.core.generation
-                    && s.worker() == self.state.id
+                s.slot() == slot && s.generation() == conn.core.generation && s.worker() == id
             }) {
                 continue;
             }
-            let _ = self.state.send_shared(&mut conn.core, frame);
+            if !fan.plain_to(&mut conn.core, &mut self.state.dirty) {
+                long.push(slot);
+            }
         }
-        self.scratch = subs;
+        for &slot in &long {
+            if let Some(conn) = self.conns.get_mut(slot as usize) {
+                self.state.fan_out_long(&mut conn.core, frame);
+            }
+        }
+        self.state.fan_out_end(fan);
+        self.scratch = long;
     }
 
     fn broadcast_local(&mut self, frame: &SharedFrame, skip: Option<ConnId>) {
         let id = self.state.id;
+        let mut fan = self.state.fan_out(frame);
         for (slot, conn) in self.conns.iter_mut() {
             if !conn.core.is_open() {
                 continue;
@@ -376,8 +388,9 @@ impl<F: Factory> Worker<F> {
             }) {
                 continue;
             }
-            let _ = self.state.send_shared(&mut conn.core, frame);
+            self.state.fan_out_to(&mut fan, &mut conn.core);
         }
+        self.state.fan_out_end(fan);
     }
 
     fn deliver_local(&mut self, d: &Delivery) {
