@@ -72,12 +72,15 @@ impl FanOut<'_> {
     /// needs `send_shared`.
     #[inline(always)]
     pub fn plain_to(&mut self, core: &mut ConnCore, dirty: &mut Vec<u32>) -> bool {
+        debug_assert_eq!(
+            core.has(flags::FRAGMENTING),
+            core.extra.as_ref().is_some_and(|x| x.fragmenting.is_some())
+        );
         let queued = core.out.bytes();
         let plain = core.is_open()
-            && !core.has(flags::DEFLATE)
+            && !core.has(flags::DEFLATE | flags::FRAGMENTING)
             && !core.is_tls()
-            && (queued == 0 || queued + self.frame.plain.len() <= self.max)
-            && core.extra.as_ref().is_none_or(|x| x.fragmenting.is_none());
+            && (queued == 0 || queued + self.frame.plain.len() <= self.max);
         if plain {
             core.push(self.frame.plain.clone());
             self.plain += 1;
@@ -195,6 +198,7 @@ impl WorkerState {
         self.enqueue(core, header);
         self.enqueue(core, payload);
         if fin {
+            core.clear(flags::FRAGMENTING);
             if let Some(f) = core.extra.as_mut().and_then(|x| x.fragmenting.take()) {
                 for b in f.held {
                     core.push(b);
@@ -206,6 +210,7 @@ impl WorkerState {
                 bump(&st.text_messages_out, 1);
             }
         } else if opcode != OpCode::Continuation {
+            core.set(flags::FRAGMENTING);
             core.extra().fragmenting = Some(Box::new(Fragmenting {
                 text,
                 compressed,
@@ -725,7 +730,7 @@ mod tests {
     }
 
     /// What a send left on a connection: its queue, flags and held-back frames.
-    fn outcome(core: &ConnCore) -> (Vec<Bytes>, u8, Option<Vec<Bytes>>) {
+    fn outcome(core: &ConnCore) -> (Vec<Bytes>, u16, Option<Vec<Bytes>>) {
         let held = core.extra.as_ref().and_then(|x| x.fragmenting.as_ref());
         (
             core.out.iter().cloned().collect(),
@@ -754,6 +759,7 @@ mod tests {
             }),
             ("fragmented message under way", |c| {
                 c.enter(Phase::Open);
+                c.set(flags::FRAGMENTING);
                 c.extra().fragmenting = Some(Box::default());
             }),
             ("deflate negotiated", |c| {
