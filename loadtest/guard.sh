@@ -16,11 +16,12 @@
 #
 # Exits 1 if HEAD's median CPU per message is more than THRESHOLD % above BASE's in either cell.
 # Run it on a quiet machine (`uptime`: load average well below 1): other work on the cores
-# moves both servers' figures, and the table is only as good as the quietest round.
+# moves both servers' figures. The table shows the 1-minute load average at each round's start;
+# WAIT_QUIET=0.5 waits (at most 10 minutes) after the builds for it to fall below 0.5.
 #
 # Usage: loadtest/guard.sh BASE_COMMIT      (about 1 minute per round, plus the two builds)
 # Knobs: ROUNDS=5  THRESHOLD=10  BROADCAST_CONNS=1000  ECHO_CONNS=100  ECHO_SIZE=20
-#        ANCHORS=../shared/anchors  OUT=target/guard/<timestamp>
+#        WAIT_QUIET=LOAD  ANCHORS=../shared/anchors  OUT=target/guard/<timestamp>
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -67,7 +68,8 @@ build_into "$ROOT" "$OUT/head"
 
 # run_cell CELL WHO ROUND PORT: one server of one cell, one round; appends a line to raw.txt.
 run_cell() {
-    local bin="$OUT/$2" log="$OUT/$1--$2--r$3.log"
+    local bin="$OUT/$2" log="$OUT/$1--$2--r$3.log" load
+    load=$(cut -d' ' -f1 /proc/loadavg)
     if [ "$1" = broadcast ]; then
         RUST_LOG=warn "$bin/broadcast" "127.0.0.1:$4" 1 >/dev/null 2>&1 &
         SERVER_PID=$!
@@ -87,10 +89,17 @@ run_cell() {
     kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
     local rates
     rates=$(window_rates "$log")
-    echo "$1 $2 $3 $ticks $rates" >>"$OUT/raw.txt"
-    echo "   $1  $2  round $3  rates: $rates cpu ticks: $ticks" >&2
+    echo "$1 $2 $3 $load $ticks $rates" >>"$OUT/raw.txt"
+    echo "   $1  $2  round $3  load $load  rates: $rates cpu ticks: $ticks" >&2
 }
 
+if [ -n "${WAIT_QUIET:-}" ]; then
+    echo "== waiting for the 1-minute load average to fall below $WAIT_QUIET" >&2
+    for _ in $(seq 60); do
+        awk -v q="$WAIT_QUIET" '{ exit !($1 < q) }' /proc/loadavg && break
+        sleep 10
+    done
+fi
 echo "== $ROUNDS rounds; output in $OUT (load average: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 PORT=9750
 for round in $(seq "$ROUNDS"); do
@@ -111,11 +120,12 @@ import collections, statistics, sys
 raw, hz, bconns, threshold, base, head, econns, esize = sys.argv[1:]
 hz, bconns, threshold = int(hz), int(bconns), float(threshold)
 WINDOW = 8.0  # seconds: the generator's 2nd and 3rd reports
-# (cell, round) -> who -> (messages per second, server CPU per message in the cell's unit)
+# (cell, round) -> who -> (messages per second, server CPU per message in the cell's unit, load)
 runs = collections.defaultdict(dict)
 for line in open(raw):
     f = line.split()
-    cell, who, rnd, ticks, rates = f[0], f[1], int(f[2]), int(f[3]), [float(x) for x in f[4:]]
+    cell, who, rnd, load, ticks = f[0], f[1], int(f[2]), float(f[3]), int(f[4])
+    rates = [float(x) for x in f[5:]]
     if len(rates) < 2:
         print(f"warning: {cell} {who} round {rnd}: the generator reported {len(rates)} rates", file=sys.stderr)
         continue
@@ -123,21 +133,21 @@ for line in open(raw):
     if cell == "broadcast":
         rate *= bconns * bconns  # iterations/s -> deliveries/s
     cpu = ticks / hz / (rate * WINDOW) if rate else float("inf")
-    runs[(cell, rnd)][who] = (rate, cpu * (1e9 if cell == "broadcast" else 1e6))
+    runs[(cell, rnd)][who] = (rate, cpu * (1e9 if cell == "broadcast" else 1e6), load)
 CELLS = {"broadcast": (f"broadcast, {bconns} conns", "ns/delivery", "deliveries/s"),
          "echo": (f"echo, {econns} × {esize} B", "µs/msg", "msg/s")}
 def si(x):
     return f"{x / 1e6:.2f}M" if x >= 1e6 else f"{x / 1e3:.1f}k"
 print(f"BASE {base}, HEAD {head}; server CPU per message from /proc/PID/stat over {WINDOW:.0f} s per run, 1 server thread\n")
-print("| cell | round (first) | BASE CPU/msg | HEAD CPU/msg | HEAD/BASE | BASE rate | HEAD rate |")
-print("|---|---|---:|---:|---:|---:|---:|")
+print("| cell | round (first) | load | BASE CPU/msg | HEAD CPU/msg | HEAD/BASE | BASE rate | HEAD rate |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
 worse = []
 for cell, (label, unit, rate_unit) in CELLS.items():
     rows = sorted((r, d) for (c, r), d in runs.items() if c == cell and "base" in d and "head" in d)
     for r, d in rows:
         first = "BASE" if r % 2 else "HEAD"
-        (br, bc), (hr, hc) = d["base"], d["head"]
-        print(f"| {label} | {r} ({first}) | {bc:.3g} {unit} | {hc:.3g} {unit} | {hc / bc:.3f} | {si(br)} | {si(hr)} |")
+        (br, bc, bl), (hr, hc, hl) = d["base"], d["head"]
+        print(f"| {label} | {r} ({first}) | {max(bl, hl):.2f} | {bc:.3g} {unit} | {hc:.3g} {unit} | {hc / bc:.3f} | {si(br)} | {si(hr)} |")
     if not rows:
         worse.append(f"{cell}: no complete round")
         continue
@@ -145,7 +155,7 @@ for cell, (label, unit, rate_unit) in CELLS.items():
     hc = statistics.median(d["head"][1] for _, d in rows)
     br = statistics.median(d["base"][0] for _, d in rows)
     hr = statistics.median(d["head"][0] for _, d in rows)
-    print(f"| **{label}** | **median of {len(rows)}** | **{bc:.3g} {unit}** | **{hc:.3g} {unit}** | **{hc / bc:.3f}** | **{si(br)} {rate_unit}** | **{si(hr)} {rate_unit}** |")
+    print(f"| **{label}** | **median of {len(rows)}** | | **{bc:.3g} {unit}** | **{hc:.3g} {unit}** | **{hc / bc:.3f}** | **{si(br)} {rate_unit}** | **{si(hr)} {rate_unit}** |")
     if hc > bc * (1 + threshold / 100):
         worse.append(f"{cell}: HEAD's median CPU per message is {hc / bc:.3f}× BASE's")
 print()
