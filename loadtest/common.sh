@@ -21,19 +21,30 @@ harness_in() {
 # in clock ticks (getconf CLK_TCK per second).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# cpu_over_window PID LOG: once the uWebSockets load generator writing LOG (load_test,
-# broadcast_test) says "Running benchmark" (it connects first), prints PID's CPU ticks over its
-# 2nd and 3rd reports (4 s apart, from 4 to 12 s), the window whose rates `window_rates` reads.
+# busy_ticks: the CPU time the whole machine has spent busy (every CPU, /proc/stat), in ticks.
+busy_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
+
+# cpu_over_window LOG PID...: once the uWebSockets load generator writing LOG (load_test,
+# broadcast_test) says "Running benchmark" (it connects first), prints the CPU ticks of each PID
+# over its 2nd and 3rd reports (4 s apart, from 4 to 12 s), the window whose rates
+# `window_rates` reads, then the whole machine's busy ticks over the same window.
 cpu_over_window() {
+    local log=$1 p i=0 m0
+    shift
     for _ in $(seq 600); do
-        grep -q "Running benchmark" "$2" 2>/dev/null && break
+        grep -q "Running benchmark" "$log" 2>/dev/null && break
         sleep 0.1
     done
     sleep 4.05
-    local c0
-    c0=$(cpu_ticks "$1")
+    local before=() after=()
+    for p in "$@"; do before+=("$(cpu_ticks "$p")"); done
+    m0=$(busy_ticks)
     sleep 8
-    echo $(($(cpu_ticks "$1") - c0))
+    for p in "$@"; do
+        after+=($(($(cpu_ticks "$p") - before[i])))
+        i=$((i + 1))
+    done
+    echo "${after[*]} $(($(busy_ticks) - m0))"
 }
 
 # window_rates LOG: the rates of the load generator's 2nd and 3rd reports ("Msg/sec: N",

@@ -16,8 +16,10 @@
 #
 # Exits 1 if HEAD's median CPU per message is more than THRESHOLD % above BASE's in either cell.
 # Run it on a quiet machine (`uptime`: load average well below 1): other work on the cores
-# moves both servers' figures. The table shows the 1-minute load average at each round's start;
-# WAIT_QUIET=0.5 waits (at most 10 minutes) after the builds for it to fall below 0.5.
+# moves both servers' figures. The table shows, for each round, the most CPU that anything but
+# the server and its load generator took during either run's window ("others", in cores, from
+# /proc/stat); WAIT_QUIET=0.5 waits (at most 10 minutes) after the builds for the 1-minute load
+# average to fall below 0.5.
 #
 # Usage: loadtest/guard.sh BASE_COMMIT      (about 1 minute per round, plus the two builds)
 # Knobs: ROUNDS=5  THRESHOLD=10  BROADCAST_CONNS=1000  ECHO_CONNS=100  ECHO_SIZE=20
@@ -68,8 +70,7 @@ build_into "$ROOT" "$OUT/head"
 
 # run_cell CELL WHO ROUND PORT: one server of one cell, one round; appends a line to raw.txt.
 run_cell() {
-    local bin="$OUT/$2" log="$OUT/$1--$2--r$3.log" load
-    load=$(cut -d' ' -f1 /proc/loadavg)
+    local bin="$OUT/$2" log="$OUT/$1--$2--r$3.log"
     if [ "$1" = broadcast ]; then
         RUST_LOG=warn "$bin/broadcast" "127.0.0.1:$4" 1 >/dev/null 2>&1 &
         SERVER_PID=$!
@@ -82,15 +83,16 @@ run_cell() {
         "$ANCHORS/load_test" "$ECHO_CONNS" 127.0.0.1 "$4" 0 0 "$ECHO_SIZE" >"$log" 2>&1 &
     fi
     CLIENT_PID=$!
-    local ticks
-    ticks=$(cpu_over_window "$SERVER_PID" "$log")
+    local ticks client machine
+    read -r ticks client machine < <(cpu_over_window "$log" "$SERVER_PID" "$CLIENT_PID")
+    local others=$((machine - ticks - client))
     sleep 0.3
     kill "$CLIENT_PID" 2>/dev/null || true; wait "$CLIENT_PID" 2>/dev/null || true; CLIENT_PID=""
     kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
     local rates
     rates=$(window_rates "$log")
-    echo "$1 $2 $3 $load $ticks $rates" >>"$OUT/raw.txt"
-    echo "   $1  $2  round $3  load $load  rates: $rates cpu ticks: $ticks" >&2
+    echo "$1 $2 $3 $others $ticks $rates" >>"$OUT/raw.txt"
+    echo "   $1  $2  round $3  rates: $rates cpu ticks: $ticks (others: $others)" >&2
 }
 
 if [ -n "${WAIT_QUIET:-}" ]; then
@@ -120,11 +122,13 @@ import collections, statistics, sys
 raw, hz, bconns, threshold, base, head, econns, esize = sys.argv[1:]
 hz, bconns, threshold = int(hz), int(bconns), float(threshold)
 WINDOW = 8.0  # seconds: the generator's 2nd and 3rd reports
-# (cell, round) -> who -> (messages per second, server CPU per message in the cell's unit, load)
+# (cell, round) -> who -> (messages per second, server CPU per message in the cell's unit,
+# cores used by anything else over the window)
 runs = collections.defaultdict(dict)
 for line in open(raw):
     f = line.split()
-    cell, who, rnd, load, ticks = f[0], f[1], int(f[2]), float(f[3]), int(f[4])
+    cell, who, rnd, ticks = f[0], f[1], int(f[2]), int(f[4])
+    others = max(0.0, float(f[3])) / hz / WINDOW
     rates = [float(x) for x in f[5:]]
     if len(rates) < 2:
         print(f"warning: {cell} {who} round {rnd}: the generator reported {len(rates)} rates", file=sys.stderr)
@@ -133,13 +137,13 @@ for line in open(raw):
     if cell == "broadcast":
         rate *= bconns * bconns  # iterations/s -> deliveries/s
     cpu = ticks / hz / (rate * WINDOW) if rate else float("inf")
-    runs[(cell, rnd)][who] = (rate, cpu * (1e9 if cell == "broadcast" else 1e6), load)
+    runs[(cell, rnd)][who] = (rate, cpu * (1e9 if cell == "broadcast" else 1e6), others)
 CELLS = {"broadcast": (f"broadcast, {bconns} conns", "ns/delivery", "deliveries/s"),
          "echo": (f"echo, {econns} × {esize} B", "µs/msg", "msg/s")}
 def si(x):
     return f"{x / 1e6:.2f}M" if x >= 1e6 else f"{x / 1e3:.1f}k"
 print(f"BASE {base}, HEAD {head}; server CPU per message from /proc/PID/stat over {WINDOW:.0f} s per run, 1 server thread\n")
-print("| cell | round (first) | load | BASE CPU/msg | HEAD CPU/msg | HEAD/BASE | BASE rate | HEAD rate |")
+print("| cell | round (first) | others | BASE CPU/msg | HEAD CPU/msg | HEAD/BASE | BASE rate | HEAD rate |")
 print("|---|---|---:|---:|---:|---:|---:|---:|")
 worse = []
 for cell, (label, unit, rate_unit) in CELLS.items():
