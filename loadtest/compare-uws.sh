@@ -72,11 +72,8 @@ start_server() {
     SERVER_PID=$!
 }
 
-# wait_port PORT
+# wait_port PORT, cpu_ticks PID
 source "$ROOT/loadtest/common.sh"
-
-# cpu_ticks PID: utime + stime in clock ticks.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
 
 # With PIN=1: SERVER_CPU / CLIENT_CPUS prefix the server and load_test commands.

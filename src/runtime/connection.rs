@@ -57,22 +57,25 @@ impl Phase {
 /// Flag bits in [`ConnCore::flags`].
 pub(crate) mod flags {
     /// In the worker's dirty list (flush at the end of the loop turn).
-    pub const DIRTY: u8 = 1;
+    pub const DIRTY: u16 = 1;
     /// A flush hit WouldBlock: the socket is registered for writable events, and `on_drain`
     /// runs when the queue empties.
-    pub const WANT_DRAIN: u8 = 2;
+    pub const WANT_DRAIN: u16 = 2;
     /// `on_close` has been called (or the connection never opened).
-    pub const CLOSE_REPORTED: u8 = 4;
+    pub const CLOSE_REPORTED: u16 = 4;
     /// We sent a ping and have not seen traffic since.
-    pub const PING_OUTSTANDING: u8 = 8;
+    pub const PING_OUTSTANDING: u16 = 8;
     /// Our write side is shut down.
-    pub const WRITE_SHUT: u8 = 16;
+    pub const WRITE_SHUT: u16 = 16;
     /// permessage-deflate was negotiated.
-    pub const DEFLATE: u8 = 32;
+    pub const DEFLATE: u16 = 32;
     /// A PROXY protocol header is expected before the request.
-    pub const PROXY_PENDING: u8 = 64;
+    pub const PROXY_PENDING: u16 = 64;
     /// Counted in the per-IP table (released when the connection ends).
-    pub const IP_COUNTED: u8 = 128;
+    pub const IP_COUNTED: u16 = 128;
+    /// A fragmented message is being sent (`Extra::fragmenting` is set, whole messages are held
+    /// back): mirrored here so that a fan-out's short path need not look into `Extra`.
+    pub const FRAGMENTING: u16 = 256;
 }
 
 /// A connection's inbound token buckets (`Config::message_rate`, `Config::byte_rate`).
@@ -177,7 +180,7 @@ pub(crate) struct ConnCore {
     /// Private: read through [`ConnCore::phase`] and the predicates, changed by
     /// [`ConnCore::enter`] only.
     phase: Phase,
-    pub flags: u8,
+    pub flags: u16,
     /// The length of the last frame if it was large (64 KiB to 1 MiB) and this connection had
     /// no partial frame when it began, else 0: the next read then goes straight into a frame
     /// buffer of that size (`worker/inbound.rs`). In what was padding: `ConnCore` does not grow.
@@ -273,17 +276,17 @@ impl ConnCore {
     }
 
     #[inline]
-    pub fn has(&self, f: u8) -> bool {
+    pub fn has(&self, f: u16) -> bool {
         self.flags & f != 0
     }
 
     #[inline]
-    pub fn set(&mut self, f: u8) {
+    pub fn set(&mut self, f: u16) {
         self.flags |= f;
     }
 
     #[inline]
-    pub fn clear(&mut self, f: u8) {
+    pub fn clear(&mut self, f: u16) {
         self.flags &= !f;
     }
 

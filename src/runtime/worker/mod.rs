@@ -34,6 +34,7 @@ use crate::runtime::Delivery;
 use crate::runtime::{Command, Shared, ShutdownPlan};
 
 mod chunks;
+mod fan_out;
 mod handoff;
 mod handshake;
 mod inbound;
@@ -358,27 +359,38 @@ impl<F: Factory> Worker<F> {
 
     // ---- pub/sub ---------------------------------------------------------------------------
 
+    /// Queue `frame` for this worker's subscribers of `topic`, straight from the topic's list:
+    /// the short path inline, the connections that need the long one (deflate, TLS, a full
+    /// queue...) gathered and served after the loop, which holds the topic list borrowed.
+    #[inline(never)]
     fn fan_out_local(&mut self, topic: &str, frame: &SharedFrame, skip: Option<ConnId>) {
         if users::is_disconnect(topic) {
             return self.disconnect_local(topic, frame);
         }
-        let mut subs = std::mem::take(&mut self.scratch);
-        subs.clear();
-        subs.extend(self.state.topics.subscribers(topic));
-        for &slot in &subs {
+        let mut fan = self.state.fan_out(frame);
+        let mut long = std::mem::take(&mut self.scratch);
+        long.clear();
+        let id = self.state.id;
+        for slot in self.state.topics.subscribers(topic) {
             let Some(conn) = self.conns.get_mut(slot as usize) else {
                 continue;
             };
             if skip.is_some_and(|s| {
-                s.slot() == slot
-                    && s.generation() == conn.core.generation
-                    && s.worker() == self.state.id
+                s.slot() == slot && s.generation() == conn.core.generation && s.worker() == id
             }) {
                 continue;
             }
-            let _ = self.state.send_shared(&mut conn.core, frame);
+            if !fan.plain_to(&mut conn.core, &mut self.state.dirty) {
+                long.push(slot);
+            }
         }
-        self.scratch = subs;
+        for &slot in &long {
+            if let Some(conn) = self.conns.get_mut(slot as usize) {
+                self.state.fan_out_long(&mut conn.core, frame);
+            }
+        }
+        self.state.fan_out_end(fan);
+        self.scratch = long;
     }
 
     /// A user's disconnect (`ServerHandle::disconnect_user`): its connections here are closed.
@@ -429,6 +441,7 @@ impl<F: Factory> Worker<F> {
 
     fn broadcast_local(&mut self, frame: &SharedFrame, skip: Option<ConnId>) {
         let id = self.state.id;
+        let mut fan = self.state.fan_out(frame);
         for (slot, conn) in self.conns.iter_mut() {
             if !conn.core.is_open() {
                 continue;
@@ -440,8 +453,9 @@ impl<F: Factory> Worker<F> {
             }) {
                 continue;
             }
-            let _ = self.state.send_shared(&mut conn.core, frame);
+            self.state.fan_out_to(&mut fan, &mut conn.core);
         }
+        self.state.fan_out_end(fan);
     }
 
     fn deliver_local(&mut self, d: &Delivery) {

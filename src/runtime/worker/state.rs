@@ -51,6 +51,15 @@ pub(crate) enum Action {
     TopicEvent(Arc<str>, bool),
 }
 
+/// Put `core` in the worker's `dirty` list (flushed at the end of the loop turn), once.
+#[inline]
+pub(super) fn mark_dirty(dirty: &mut Vec<u32>, core: &mut ConnCore) {
+    if !core.has(flags::DIRTY) {
+        core.set(flags::DIRTY);
+        dirty.push(core.slot);
+    }
+}
+
 /// The part of a worker a [`Context`] may touch while a handler runs.
 #[derive(Debug)]
 pub(crate) struct WorkerState {
@@ -152,6 +161,7 @@ impl WorkerState {
         self.enqueue(core, header);
         self.enqueue(core, payload);
         if fin {
+            core.clear(flags::FRAGMENTING);
             if let Some(f) = core.extra.as_mut().and_then(|x| x.fragmenting.take()) {
                 for b in f.held {
                     core.push(b);
@@ -163,6 +173,7 @@ impl WorkerState {
                 bump(&st.text_messages_out, 1);
             }
         } else if opcode != OpCode::Continuation {
+            core.set(flags::FRAGMENTING);
             core.extra().fragmenting = Some(Box::new(Fragmenting {
                 text,
                 compressed,
@@ -218,10 +229,7 @@ impl WorkerState {
 
     #[inline]
     pub fn mark_dirty(&mut self, core: &mut ConnCore) {
-        if !core.has(flags::DIRTY) {
-            core.set(flags::DIRTY);
-            self.dirty.push(core.slot);
-        }
+        mark_dirty(&mut self.dirty, core);
     }
 
     pub(super) fn ms_at(&self, t: Instant) -> u32 {
@@ -268,7 +276,8 @@ impl WorkerState {
         }
     }
 
-    /// Queue a pre-encoded shared frame (publish, broadcast).
+    /// Queue a pre-encoded shared frame (publish, broadcast; a stream's recovery), the long
+    /// way: every check for this connection (a fan-out's short path is `FanOut::plain_to`).
     pub fn send_shared(&mut self, core: &mut ConnCore, frame: &SharedFrame) -> Result<(), Error> {
         if !core.is_open() {
             return Err(Error::Closed);
@@ -589,5 +598,134 @@ mod tests {
     fn timer_slot_size() {
         assert_eq!(std::mem::size_of::<TimerEntry>(), 24);
         assert_eq!(TimerWheel::<TimerEntry>::SLOT_BYTES, 48);
+    }
+
+    /// A worker's state on its own (no threads, no listener), with `max_outbound_bytes` `max`.
+    fn state(max: usize) -> WorkerState {
+        let config = crate::Config::default().max_outbound_bytes(max);
+        let now = Instant::now();
+        let shared = Shared {
+            ip_limits: None,
+            remotes: Vec::new(),
+            stats: vec![WorkerStats::default()].into(),
+            conn_count: Default::default(),
+            stopping: Default::default(),
+            stop_accepting: Default::default(),
+            topics: Default::default(),
+            local_addr: ([127, 0, 0, 1], 0).into(),
+            local_addrs: Vec::new(),
+            #[cfg(feature = "tls")]
+            tls: Vec::new(),
+            acceptor_waker: None,
+            #[cfg(feature = "metrics")]
+            histograms: vec![Default::default()].into(),
+            #[cfg(feature = "metrics")]
+            metrics_path: None,
+            bridge: None,
+            bridge_stats: Default::default(),
+            streams: Default::default(),
+            workers_running: Default::default(),
+            stopped: Default::default(),
+            config,
+        };
+        WorkerState {
+            id: 0,
+            reader_cfg: ReaderConfig {
+                role: crate::protocol::reader::Role::Server,
+                max_frame_size: shared.config.max_frame_size,
+                max_message_size: shared.config.max_message_size,
+            },
+            deflate: WorkerDeflate::new(&shared.config),
+            shared: Arc::new(shared),
+            timers: TimerWheel::new(Duration::from_millis(10), now),
+            topics: Topics::default(),
+            actions: Vec::new(),
+            dirty: Vec::new(),
+            epoch: now,
+            now,
+            now_ms: 0,
+            arena: FrameArena::default(),
+            stream_skips: Vec::new(),
+        }
+    }
+
+    /// A connection over loopback in `slot` (and its peer, kept open and unread).
+    fn conn(slot: u32) -> (ConnCore, std::net::TcpStream) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, addr) = l.accept().unwrap();
+        s.set_nonblocking(true).unwrap();
+        let core = ConnCore::new(mio::net::TcpStream::from_std(s), addr, slot, 1, 0);
+        (core, peer)
+    }
+
+    /// What a send left on a connection: its queue, flags and held-back frames.
+    fn outcome(core: &ConnCore) -> (Vec<Bytes>, u16, Option<Vec<Bytes>>) {
+        let held = core.extra.as_ref().and_then(|x| x.fragmenting.as_ref());
+        (
+            core.out.iter().cloned().collect(),
+            core.flags,
+            held.map(|f| f.held.clone()),
+        )
+    }
+
+    /// A fan-out's delivery, short path or long, leaves every kind of connection, the dirty
+    /// list and the statistics exactly as `send_shared` does.
+    #[test]
+    fn fan_out_does_what_send_shared_does() {
+        let max = 4096;
+        let open = |c: &mut ConnCore| c.enter(Phase::Open);
+        type Setup = fn(&mut ConnCore);
+        let cases: [(&str, Setup); 7] = [
+            ("open", open),
+            ("handshaking", |_| {}),
+            ("already dirty", |c| {
+                c.enter(Phase::Open);
+                c.set(flags::DIRTY);
+            }),
+            ("queue at the limit (the socket takes it)", |c| {
+                c.enter(Phase::Open);
+                c.push(Bytes::from(vec![7; 4090]));
+            }),
+            ("fragmented message under way", |c| {
+                c.enter(Phase::Open);
+                c.set(flags::FRAGMENTING);
+                c.extra().fragmenting = Some(Box::default());
+            }),
+            ("deflate negotiated", |c| {
+                c.enter(Phase::Open);
+                c.set(flags::DEFLATE);
+            }),
+            ("closing", |c| {
+                c.enter(Phase::Open);
+                c.enter(Phase::Closing);
+            }),
+        ];
+        for msg in [Message::text("hello"), Message::binary(vec![1u8; 2000])] {
+            let frame = SharedFrame::encode(&msg, Compress::Auto);
+            let (mut long, mut short) = (state(max), state(max));
+            for (slot, (what, setup)) in cases.iter().enumerate() {
+                let (mut a, _pa) = conn(slot as u32);
+                let (mut b, _pb) = conn(slot as u32);
+                setup(&mut a);
+                setup(&mut b);
+                let _ = long.send_shared(&mut a, &frame);
+                let mut fan = short.fan_out(&frame);
+                short.fan_out_to(&mut fan, &mut b);
+                short.fan_out_end(fan);
+                assert_eq!(outcome(&a), outcome(&b), "{what}");
+                assert_eq!(long.dirty, short.dirty, "{what}");
+                let (mut sa, mut sb) = (crate::Stats::default(), crate::Stats::default());
+                sa.add(long.stats());
+                sb.add(short.stats());
+                assert_eq!(sa, sb, "{what}");
+            }
+            assert!(
+                long.stats()
+                    .messages_out
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    >= 4
+            );
+        }
     }
 }
