@@ -1,11 +1,14 @@
-//! Command-line parsing: subcommands, flags, durations and sizes. Hand-rolled so every rule is
-//! unit-tested here and the binary carries no argument-parsing dependency.
+//! Command-line parsing: subcommands, flags and their defaults (the values themselves:
+//! `values.rs`). Hand-rolled so every rule is unit-tested here and the binary carries no
+//! argument-parsing dependency.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::target::{parse_sources, parse_url, WsUrl};
+pub use crate::values::{parse_duration, parse_size};
+use crate::values::{parse_num, parse_rate};
 
 /// Longest `--duration` accepted: runs are bounded.
 pub const MAX_DURATION: Duration = Duration::from_secs(600);
@@ -186,63 +189,6 @@ BROADCAST:
 
 Durations: 500ms, 5s, 2m, or plain seconds. Sizes: 32, 4k, 4KiB, 1m.
 ";
-
-/// Parse a duration: `500ms`, `5s`, `1.5s`, `2m`, or plain (fractional) seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 1e-3)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (s, 1.0)
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("bad duration {s:?}"))?;
-    if !v.is_finite() || v < 0.0 {
-        return Err(format!("bad duration {s:?}"));
-    }
-    let secs = v * scale;
-    if secs > 86_400.0 {
-        return Err(format!("duration {s:?} is too long"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-/// Parse a size: `32`, `4k`, `4K`, `4KiB`, `4kb`, `1m`, `1MiB` (binary multiples).
-pub fn parse_size(s: &str) -> Result<usize, String> {
-    let t = s.trim();
-    let lower = t.to_ascii_lowercase();
-    let stripped = lower.trim_end_matches("ib").trim_end_matches('b');
-    let (num, mult) = if let Some(n) = stripped.strip_suffix('k') {
-        (n, 1usize << 10)
-    } else if let Some(n) = stripped.strip_suffix('m') {
-        (n, 1 << 20)
-    } else {
-        (stripped, 1)
-    };
-    let v: usize = num.trim().parse().map_err(|_| format!("bad size {s:?}"))?;
-    v.checked_mul(mult)
-        .ok_or_else(|| format!("size {s:?} overflows"))
-}
-
-fn parse_num<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
-    v.trim()
-        .parse()
-        .map_err(|_| format!("{flag}: bad number {v:?}"))
-}
-
-fn parse_rate(flag: &str, v: &str) -> Result<f64, String> {
-    let r: f64 = parse_num(flag, v)?;
-    if !r.is_finite() || r < 0.0 {
-        return Err(format!("{flag}: must be >= 0"));
-    }
-    Ok(r)
-}
 
 /// Parse the arguments after the program name.
 pub fn parse_args<I, S>(args: I) -> Result<Command, String>

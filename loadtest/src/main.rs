@@ -12,6 +12,7 @@ mod procstat;
 mod report;
 mod table;
 mod target;
+mod values;
 
 use std::path::Path;
 use std::process::ExitCode;
