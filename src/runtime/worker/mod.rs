@@ -18,17 +18,14 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::protocol::close::{CloseCode, CloseFrame};
-use crate::protocol::reader::{ReaderConfig, Role};
 use crate::runtime::accept::MAX_LISTENERS;
-use crate::runtime::buffers::{FrameArena, FramePool, ReadBlock};
-use crate::runtime::compress::WorkerDeflate;
+use crate::runtime::buffers::{FramePool, ReadBlock};
 use crate::runtime::connection::{flags, ConnCore};
 use crate::runtime::context::Context;
 use crate::runtime::handle::{ConnId, ServerHandle};
 use crate::runtime::handler::{Factory, Handler};
-use crate::runtime::pubsub::{SharedFrame, Topics};
+use crate::runtime::pubsub::SharedFrame;
 use crate::runtime::stats::{bump, close_counter, drop_one};
-use crate::runtime::timer::TimerWheel;
 use crate::runtime::users;
 use crate::runtime::Delivery;
 use crate::runtime::{Command, Shared, ShutdownPlan};
@@ -117,14 +114,8 @@ impl<F: Factory> Worker<F> {
         }
         let now = Instant::now();
         let cfg = &shared.config;
-        let reader_cfg = ReaderConfig {
-            role: Role::Server,
-            max_frame_size: cfg.max_frame_size,
-            max_message_size: cfg.max_message_size,
-        };
         let workers = shared.remotes.len();
         let block = ReadBlock::new(cfg.read_buffer_size);
-        let deflate = WorkerDeflate::new(cfg);
         Ok(Worker {
             poll,
             events: Events::with_capacity(1024),
@@ -133,21 +124,7 @@ impl<F: Factory> Worker<F> {
             factory,
             server: ServerHandle::from_shared(shared.clone()),
             conns: Slab::new(),
-            state: WorkerState {
-                id,
-                shared,
-                timers: TimerWheel::new(TICK, now),
-                topics: Topics::default(),
-                actions: Vec::new(),
-                dirty: Vec::new(),
-                epoch: now,
-                now,
-                now_ms: 0,
-                reader_cfg,
-                deflate,
-                arena: FrameArena::default(),
-                stream_skips: Vec::new(),
-            },
+            state: WorkerState::new(id, shared, now),
             block,
             frame_pool: FramePool::default(),
             next_generation: 0,

@@ -81,6 +81,30 @@ pub(crate) struct WorkerState {
 }
 
 impl WorkerState {
+    /// Worker `id`'s state, its clock starting at `now`.
+    pub fn new(id: u16, shared: Arc<Shared>, now: Instant) -> Self {
+        let cfg = &shared.config;
+        WorkerState {
+            id,
+            reader_cfg: ReaderConfig {
+                role: crate::protocol::reader::Role::Server,
+                max_frame_size: cfg.max_frame_size,
+                max_message_size: cfg.max_message_size,
+            },
+            deflate: WorkerDeflate::new(cfg),
+            shared,
+            timers: TimerWheel::new(super::TICK, now),
+            topics: Topics::default(),
+            actions: Vec::new(),
+            dirty: Vec::new(),
+            epoch: now,
+            now,
+            now_ms: 0,
+            arena: FrameArena::default(),
+            stream_skips: Vec::new(),
+        }
+    }
+
     /// Queue bytes for `core` (every frame and HTTP answer goes through here, so the statistics
     /// know what is queued); the caller marks the connection dirty.
     #[inline]
@@ -628,25 +652,7 @@ mod tests {
             stopped: Default::default(),
             config,
         };
-        WorkerState {
-            id: 0,
-            reader_cfg: ReaderConfig {
-                role: crate::protocol::reader::Role::Server,
-                max_frame_size: shared.config.max_frame_size,
-                max_message_size: shared.config.max_message_size,
-            },
-            deflate: WorkerDeflate::new(&shared.config),
-            shared: Arc::new(shared),
-            timers: TimerWheel::new(Duration::from_millis(10), now),
-            topics: Topics::default(),
-            actions: Vec::new(),
-            dirty: Vec::new(),
-            epoch: now,
-            now,
-            now_ms: 0,
-            arena: FrameArena::default(),
-            stream_skips: Vec::new(),
-        }
+        WorkerState::new(0, Arc::new(shared), now)
     }
 
     /// A connection over loopback in `slot` (and its peer, kept open and unread).
