@@ -396,6 +396,7 @@ impl<F: Factory> Worker<F> {
         if !skips.iter().any(|s| s.topic == *topic) {
             return self.fan_out_local(topic, frame, None);
         }
+        let mut fan = self.state.fan_out(frame);
         let mut subs = std::mem::take(&mut self.scratch);
         subs.clear();
         subs.extend(self.state.topics.subscribers(topic));
@@ -410,9 +411,10 @@ impl<F: Factory> Worker<F> {
                 .iter()
                 .any(|s| s.slot == slot && s.generation == generation && s.topic == *topic);
             if !sent {
-                let _ = self.state.send_shared(&mut conn.core, frame);
+                self.state.fan_out_to(&mut fan, &mut conn.core);
             }
         }
+        self.state.fan_out_end(fan);
         self.scratch = subs;
     }
 
