@@ -50,8 +50,6 @@ pub(crate) const LISTENER: usize = usize::MAX - 1;
 /// Replies of at least this many bytes are written right after the read that caused them
 /// (`Worker::flush_replies`).
 const EARLY_FLUSH: usize = 8 << 10;
-/// Timer wheel granularity.
-pub(crate) const TICK: Duration = Duration::from_millis(10);
 /// One connection: its I/O state and, once upgraded, its handler.
 pub(crate) struct Conn<H> {
     pub core: ConnCore,

@@ -28,6 +28,9 @@ static EMPTY_PING: [u8; 2] = empty_control_frame(OpCode::Ping);
 use crate::config::{BackpressurePolicy, Compress, Rate};
 use crate::runtime::handle::{ConnId, ConnLabel};
 
+/// Timer wheel granularity.
+pub(crate) const TICK: Duration = Duration::from_millis(10);
+
 /// Payloads up to this size are copied next to their header (one buffer, one iovec); larger ones
 /// are queued as a separate, shared `Bytes`.
 const COPY_THRESHOLD: usize = 1024;
@@ -93,7 +96,7 @@ impl WorkerState {
             },
             deflate: WorkerDeflate::new(cfg),
             shared,
-            timers: TimerWheel::new(super::TICK, now),
+            timers: TimerWheel::new(TICK, now),
             topics: Topics::default(),
             actions: Vec::new(),
             dirty: Vec::new(),
